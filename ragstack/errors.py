@@ -1,0 +1,64 @@
+"""Errors ragstack raises on purpose. The CLI maps them to exit codes and the API to HTTP
+statuses, each in one place; anything else is a bug and is reported without its message.
+
+    RagstackError                   base; ``code`` is a stable machine-readable string
+    ├── ConfigError                 settings that cannot work (bad path, unknown backend)
+    ├── NotFoundError               a collection, document, job or key that does not exist
+    │                               (also what a caller sees for things its ACL hides)
+    ├── ConflictError               already exists, or a pinned embedder does not match
+    ├── InputError                  a request or document that cannot be processed
+    │   ├── UnsupportedDocumentError   a file type we do not parse (audio, images without OCR)
+    │   ├── DocumentTooLargeError      over the configured size limit
+    │   └── ParseError                 corrupt, protected, or empty after parsing
+    ├── PermissionDeniedError       the caller's role does not allow the action
+    ├── UnavailableError            a dependency is down (generator server, database)
+    └── IndexIntegrityError         SQL and an index disagree (``ragstack index check``)
+"""
+
+from __future__ import annotations
+
+
+class RagstackError(Exception):
+    """Base of every deliberate ragstack error."""
+
+    code = "error"
+
+
+class ConfigError(RagstackError):
+    code = "config_error"
+
+
+class NotFoundError(RagstackError):
+    code = "not_found"
+
+
+class ConflictError(RagstackError):
+    code = "conflict"
+
+
+class InputError(RagstackError, ValueError):
+    code = "invalid_input"
+
+
+class UnsupportedDocumentError(InputError):
+    code = "unsupported_document"
+
+
+class DocumentTooLargeError(InputError):
+    code = "document_too_large"
+
+
+class ParseError(InputError):
+    code = "parse_error"
+
+
+class PermissionDeniedError(RagstackError):
+    code = "permission_denied"
+
+
+class UnavailableError(RagstackError):
+    code = "unavailable"
+
+
+class IndexIntegrityError(RagstackError):
+    code = "index_integrity"
