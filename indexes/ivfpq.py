@@ -51,7 +51,7 @@ def default_m(dim: int) -> int:
 
 
 def default_nlist(n: int) -> int:
-    return int(min(65536, max(16, round(2 * math.sqrt(n)))))
+    return int(min(65536, max(16, round(math.sqrt(n)))))
 
 
 class IvfPqIndex:
@@ -68,7 +68,7 @@ class IvfPqIndex:
         nprobe: int | None = None,
         train_threshold: int = 10_000,
         rescore: bool = True,
-        rescore_factor: int = 10,
+        rescore_factor: int = 20,
         exact_limit: int = 4096,
         seed: int = 1234,
     ) -> None:
@@ -157,7 +157,9 @@ class IvfPqIndex:
         self._ivf = ivf
 
     def _nprobe(self, nlist: int) -> int:
-        return min(nlist, self.nprobe or max(8, nlist // 16))
+        # Real sentence embeddings are weakly clustered: probing a third of the lists and
+        # re-scoring 20x top_k keeps recall@10 ~0.97 on SciFact (evals/bench_indexes.py).
+        return min(nlist, self.nprobe or max(16, round(nlist / 3)))
 
     # -- search -----------------------------------------------------------------------------
 
@@ -273,7 +275,7 @@ class IvfPqIndex:
             nprobe=opt_int("nprobe"),
             train_threshold=int(p.get("train_threshold") or 10_000),
             rescore=bool(p.get("rescore", True)),
-            rescore_factor=int(p.get("rescore_factor") or 10),
+            rescore_factor=int(p.get("rescore_factor") or 20),
             exact_limit=int(p.get("exact_limit") or 4096),
             seed=int(p.get("seed") or 1234),
         )

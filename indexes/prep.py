@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import numpy.typing as npt
 
 from indexes.errors import CorruptIndexError, InvalidInputError
@@ -38,7 +41,25 @@ class VectorPrep:
         return id_arr, normalize(vecs) if self.metric == "cosine" else vecs
 
     def queries(self, queries: npt.ArrayLike, top_k: int) -> FloatArray:
-        check_top_k(top_k)
+        """Validated (and for cosine, unit-length) queries; cheap for the common case.
+
+        This is on every search's hot path: a single, already-normalised float32 query
+        costs one dot product here (a NaN or infinity makes its squared norm non-finite).
+        """
+        if not (isinstance(top_k, int) and top_k >= 1):
+            check_top_k(top_k)
+        if (
+            isinstance(queries, np.ndarray)
+            and queries.dtype == np.float32
+            and queries.ndim == 2
+            and queries.shape[0] == 1
+            and queries.shape[1] == self.dim
+            and queries.flags.c_contiguous
+        ):
+            flat = queries.reshape(-1)
+            sq = float(flat.dot(flat))
+            if math.isfinite(sq) and (self.metric == "ip" or abs(sq - 1.0) < 1e-5):
+                return queries
         q = check_vectors(queries, self.dim, what="queries")
         return normalize(q) if self.metric == "cosine" else q
 

@@ -1,0 +1,37 @@
+# The two commands a new user needs (see README.md):
+#   make demo   set everything up, then run the demo on embedded defaults
+#   make test   set everything up, then lint, type-check and run the whole test suite
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
+
+.PHONY: setup demo test check lint typecheck bench clean
+
+$(STAMP): pyproject.toml constraints.txt scripts/setup.sh
+	bash scripts/setup.sh
+
+setup: $(STAMP)
+
+demo: setup
+	$(BIN)/ragstack demo
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+check: lint typecheck
+
+test: check
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python -m evals.bench_indexes
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Create .venv and install ragstack with its test tools, offline-safe and reproducibly:
+#   1. torch==2.13.0 first: the CPU wheel this machine keeps on disk (pip's find-links);
+#   2. everything else under constraints.txt, which pins torch, so no extra
+#      (unstructured[pdf], torchvision, timm, ...) can swap in a 5 GB CUDA build.
+# pip's cache is kept on purpose (never --no-cache-dir): packages compiled from source,
+# such as hnswlib and llama-cpp-python, are built once per machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON="${PYTHON:-python3}"
+VENV="${VENV:-.venv}"
+
+"$PYTHON" - <<'PY'
+import sys
+if sys.version_info < (3, 11):
+    sys.exit(f"ragstack needs Python >= 3.11, found {sys.version.split()[0]}")
+PY
+
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "==> creating $VENV"
+    "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+echo "==> torch 2.13.0 (CPU)"
+"${PIP[@]}" install -q "torch==2.13.0"
+
+echo "==> ragstack and its dependencies"
+"${PIP[@]}" install -q -c constraints.txt -e ".[dev]"
+
+"$VENV/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__; assert torch.version.cuda is None, 'a CUDA build of torch was installed'"
+touch "$VENV/.installed"
+echo "==> ready: $VENV"
