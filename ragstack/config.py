@@ -1,0 +1,109 @@
+"""All settings in one place: ``RAGSTACK_*`` environment variables, or an optional env file.
+
+Nothing else reads the environment. Every field has a default that runs on one laptop with
+no services; ``docs_table()`` renders this class as the settings table of the README (a test
+keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PiiMode = Literal["mask", "pseudonym", "off"]
+VectorBackend = Literal["hnsw", "ivfpq", "exact"]
+EmbedderBackend = Literal["sentence-transformers", "onnx", "hashing"]
+
+
+def _default_principal() -> str:
+    try:
+        return f"user:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (containers)
+        return "user:local"
+
+
+class Settings(BaseSettings):
+    """ragstack's configuration (environment prefix ``RAGSTACK_``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAGSTACK_",
+        env_file=None,
+        extra="forbid",
+        validate_default=True,
+    )
+
+    data_dir: Path = Field(
+        Path("data"), description="Where the SQLite database and index files live."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default: SQLite at <data_dir>/ragstack.db."
+    )
+    principal: str = Field(
+        default_factory=_default_principal,
+        description="Who the CLI acts as (`user:NAME`); owns what it ingests by default.",
+    )
+    embedder: EmbedderBackend = Field(
+        "sentence-transformers", description="Embedding backend for new collections."
+    )
+    embedder_model_path: Path | None = Field(
+        None,
+        description="Local sentence-transformers model dir; default: packaged all-MiniLM-L6-v2.",
+    )
+    embed_batch_size: int = Field(64, ge=1, le=4096, description="Chunks per embedding batch.")
+    vector_backend: VectorBackend = Field("hnsw", description="Dense index for new collections.")
+    chunk_max_tokens: int = Field(
+        256, ge=32, le=8192, description="Chunk size bound in the embedder's own tokens."
+    )
+    chunk_overlap_tokens: int = Field(
+        32,
+        ge=0,
+        le=1024,
+        description="Tokens of the previous chunk repeated at the start of the next.",
+    )
+    max_file_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Larger source files are rejected with a clear message."
+    )
+    pii_mode: PiiMode = Field("mask", description="Default redaction mode for new collections.")
+    pii_ner: bool = Field(
+        False, description="Also redact person names and locations (spaCy NER) in new collections."
+    )
+    index_save_interval_s: float = Field(
+        30.0, ge=0, description="During an ingest, save indexes at least this often (seconds)."
+    )
+
+    @field_validator("principal")
+    @classmethod
+    def _principal_shape(cls, value: str) -> str:
+        kind, _, name = value.partition(":")
+        if kind not in ("user", "group") or not name:
+            raise ValueError("principal must look like 'user:NAME' or 'group:NAME'")
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_below_half(self) -> Settings:
+        if self.chunk_overlap_tokens * 2 > self.chunk_max_tokens:
+            raise ValueError("chunk_overlap_tokens must be at most half of chunk_max_tokens")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ragstack.db').resolve()}"
+
+    @property
+    def collections_dir(self) -> Path:
+        return self.data_dir / "collections"
+
+
+def docs_table() -> str:
+    """The settings as a Markdown table (environment variable, default, meaning)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        default = "(computed)" if field.default_factory else field.default
+        rows.append(f"| `RAGSTACK_{name.upper()}` | `{default}` | {field.description} |")
+    return "\n".join(rows)

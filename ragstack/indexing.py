@@ -1,0 +1,240 @@
+"""The dense and lexical indexes of one collection, kept in step with SQL.
+
+SQL is the source of truth and chunk ids are never reused, so the indexes agree with SQL
+exactly when their id sets equal the set of chunk ids SQL holds for the collection. Opening
+a collection reconciles: ids SQL has and an index lacks are added back from the vectors and
+texts stored in SQL (no re-embedding), ids an index has and SQL lacks are removed. An index
+directory that cannot be read is rebuilt from SQL. A crash at any point of an ingest
+therefore costs at most the work since the last save, never consistency.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from indexes import (
+    Bm25Index,
+    CorruptIndexError,
+    ExactIndex,
+    HnswIndex,
+    IdFilter,
+    IvfPqIndex,
+    ManifestMismatchError,
+    VectorIndex,
+    open_vector_index,
+)
+from ragstack.domain import CollectionInfo
+from ragstack.errors import ConflictError, UnavailableError
+from ragstack.store import Store
+
+log = logging.getLogger(__name__)
+I64 = npt.NDArray[np.int64]
+
+
+def new_vector_index(backend: str, dim: int) -> VectorIndex:
+    if backend == "hnsw":
+        return HnswIndex(dim)
+    if backend == "ivfpq":
+        return IvfPqIndex(dim)
+    if backend == "exact":
+        return ExactIndex(dim)
+    raise ConflictError(f"unknown vector backend {backend!r}")
+
+
+@dataclass
+class ReconcileReport:
+    dense_added: int = 0
+    dense_removed: int = 0
+    lexical_added: int = 0
+    lexical_removed: int = 0
+    rebuilt: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.dense_added
+            or self.dense_removed
+            or self.lexical_added
+            or self.lexical_removed
+            or self.rebuilt
+        )
+
+
+@dataclass
+class CheckReport:
+    collection: str
+    sql_chunks: int
+    dense_count: int
+    lexical_count: int
+    missing_dense: list[int]
+    extra_dense: list[int]
+    missing_lexical: list[int]
+    extra_lexical: list[int]
+    vector_mismatches: list[int]
+    sampled: int
+    recovered: ReconcileReport
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.missing_dense
+            or self.extra_dense
+            or self.missing_lexical
+            or self.extra_lexical
+            or self.vector_mismatches
+        )
+
+
+@contextmanager
+def writer_lock(root: Path) -> Iterator[None]:
+    """One writer per collection across processes (released by the OS if the process dies)."""
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UnavailableError(
+                f"another process is writing to this collection ({root}); try again when it ends"
+            ) from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+class CollectionIndexes:
+    def __init__(
+        self, root: Path, info: CollectionInfo, dense: VectorIndex, lexical: Bm25Index
+    ) -> None:
+        self.root = root
+        self.info = info
+        self.dense = dense
+        self.lexical = lexical
+
+    @property
+    def dense_dir(self) -> Path:
+        return self.root / "dense"
+
+    @property
+    def lexical_dir(self) -> Path:
+        return self.root / "bm25"
+
+    @classmethod
+    def open(
+        cls, root: Path, info: CollectionInfo, store: Store
+    ) -> tuple[CollectionIndexes, ReconcileReport]:
+        report = ReconcileReport()
+        dense_dir, lexical_dir = root / "dense", root / "bm25"
+        dense: VectorIndex
+        try:
+            dense = open_vector_index(dense_dir, dim=info.dim, metric="cosine")
+            if dense.backend != info.vector_backend:
+                raise ManifestMismatchError(
+                    "backend", info.vector_backend, dense.backend, str(dense_dir)
+                )
+        except CorruptIndexError:
+            if dense_dir.exists():
+                report.rebuilt.append("dense")
+                log.warning("dense index of %s unreadable: rebuilding from SQL", info.name)
+            dense = new_vector_index(info.vector_backend, info.dim)
+        except ManifestMismatchError as exc:
+            raise ConflictError(f"collection {info.name!r}: {exc}") from exc
+        try:
+            lexical = Bm25Index.load(lexical_dir)
+        except CorruptIndexError:
+            if lexical_dir.exists():
+                report.rebuilt.append("bm25")
+                log.warning("BM25 index of %s unreadable: rebuilding from SQL", info.name)
+            lexical = Bm25Index()
+        indexes = cls(root, info, dense, lexical)
+        indexes.reconcile(store, report)
+        if report.changed:
+            indexes.save()
+        return indexes, report
+
+    def reconcile(self, store: Store, report: ReconcileReport) -> None:
+        sql_ids = store.live_chunk_ids(self.info.id)
+        d_missing, d_extra = _diff(sql_ids, self.dense.ids())
+        l_missing, l_extra = _diff(sql_ids, self.lexical.ids())
+        report.dense_removed += self.dense.remove(d_extra)
+        report.lexical_removed += self.lexical.remove(l_extra)
+        need = np.union1d(d_missing, l_missing)
+        for start in range(0, need.size, 5000):
+            ids, vectors, texts = store.chunk_payloads(
+                need[start : start + 5000].tolist(), self.info.dim
+            )
+            dense_mask = np.isin(ids, d_missing)
+            if dense_mask.any():
+                self.dense.add(ids[dense_mask], vectors[dense_mask])
+                report.dense_added += int(dense_mask.sum())
+            lex_mask = np.isin(ids, l_missing)
+            if lex_mask.any():
+                self.lexical.add(
+                    ids[lex_mask], [t for t, m in zip(texts, lex_mask, strict=True) if m]
+                )
+                report.lexical_added += int(lex_mask.sum())
+
+    def apply(
+        self, removed: I64, added: I64, vectors: npt.NDArray[np.float32], texts: Sequence[str]
+    ) -> None:
+        """Mirror one committed SQL write: drop ``removed`` ids, index ``added`` ones."""
+        if removed.size:
+            self.dense.remove(removed)
+            self.lexical.remove(removed)
+        if added.size:
+            self.dense.add(added, vectors)
+            self.lexical.add(added, texts)
+
+    def save(self) -> None:
+        self.dense.save(self.dense_dir)
+        self.lexical.save(self.lexical_dir)
+
+    def check(self, store: Store, recovered: ReconcileReport, sample: int = 200) -> CheckReport:
+        """Compare id sets with SQL and, on a sample, the stored vectors with what the
+        dense index returns as each vector's own nearest neighbour."""
+        sql_ids = store.live_chunk_ids(self.info.id)
+        d_missing, d_extra = _diff(sql_ids, self.dense.ids())
+        l_missing, l_extra = _diff(sql_ids, self.lexical.ids())
+        rng = np.random.default_rng(0)
+        picked = (
+            rng.choice(sql_ids, size=min(sample, sql_ids.size), replace=False)
+            if sql_ids.size
+            else sql_ids
+        )
+        mismatches: list[int] = []
+        if picked.size and not d_missing.size:
+            ids, vectors, _texts = store.chunk_payloads(picked.tolist(), self.info.dim)
+            for cid, vec in zip(ids.tolist(), vectors, strict=True):
+                res = self.dense.search(vec[None, :], 1, IdFilter([cid]))
+                if int(res.ids[0, 0]) != cid or float(res.scores[0, 0]) < 0.999:
+                    mismatches.append(cid)
+        return CheckReport(
+            collection=self.info.name,
+            sql_chunks=int(sql_ids.size),
+            dense_count=len(self.dense),
+            lexical_count=len(self.lexical),
+            missing_dense=d_missing.tolist()[:20],
+            extra_dense=d_extra.tolist()[:20],
+            missing_lexical=l_missing.tolist()[:20],
+            extra_lexical=l_extra.tolist()[:20],
+            vector_mismatches=mismatches[:20],
+            sampled=int(picked.size),
+            recovered=recovered,
+        )
+
+
+def _diff(sql_ids: I64, index_ids: I64) -> tuple[I64, I64]:
+    """(ids SQL has and the index lacks, ids the index has and SQL lacks)."""
+    return (
+        np.setdiff1d(sql_ids, index_ids, assume_unique=True),
+        np.setdiff1d(index_ids, sql_ids, assume_unique=True),
+    )

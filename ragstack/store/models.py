@@ -1,0 +1,123 @@
+"""SQL tables: the source of truth. Indexes hold only chunk ids and can be rebuilt from here.
+
+Chunk ids come from an AUTOINCREMENT key (a PostgreSQL sequence later), so an id is never
+reused: a changed document gets new chunks and new ids, and a chunk's text and vector
+never change under its id. That is what lets the store and the indexes be reconciled by
+comparing id sets alone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class CollectionRow(SQLModel, table=True):
+    __tablename__ = "collections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    tenant: str | None = None
+    owner: str
+    embedder_id: str
+    dim: int
+    vector_backend: str
+    pii_mode: str
+    pii_ner: bool = False
+    pii_salt: str
+    default_acl: str = "[]"  # JSON list of principals given to documents without an ACL
+    generation: int = 0  # bumped by every committed change; cache entries die with it
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class DocumentRow(SQLModel, table=True):
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("collection_id", "source", "uri", name="uq_document_uri"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    collection_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("collections.id", ondelete="CASCADE"), index=True, nullable=False
+        )
+    )
+    source: str
+    uri: str
+    version: str
+    title: str = ""
+    mime: str = ""
+    meta: str = "{}"  # JSON object
+    tenant: str | None = None
+    text: str = Field(default="", sa_column=Column(Text, nullable=False))  # redacted parsed text
+    size_bytes: int = 0
+    chunk_count: int = 0
+    flagged_chunks: int = 0
+    pii_counts: str = "{}"  # JSON object type -> count
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class ChunkRow(SQLModel, table=True):
+    __tablename__ = "chunks"
+    __table_args__ = (
+        Index("ix_chunks_collection_hash", "collection_id", "text_hash"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    collection_id: int = Field(index=True)
+    document_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("documents.id", ondelete="CASCADE"), index=True, nullable=False
+        )
+    )
+    ordinal: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    text_hash: str  # of the text as embedded (section context + body)
+    section: str = ""
+    page: int | None = None
+    char_start: int
+    char_end: int
+    token_count: int
+    instruction_like: bool = False
+    embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, normalised
+
+
+class AclRow(SQLModel, table=True):
+    __tablename__ = "acl_entries"
+
+    document_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+    )
+    principal: str = Field(primary_key=True, index=True)
+
+
+class IngestRunRow(SQLModel, table=True):
+    __tablename__ = "ingest_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    collection_id: int = Field(index=True)
+    principal: str
+    sources: str = "[]"
+    status: str = "running"  # running | completed | failed | interrupted
+    counts: str = "{}"
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
+
+
+class IngestErrorRow(SQLModel, table=True):
+    __tablename__ = "ingest_errors"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: int = Field(index=True)
+    collection_id: int = Field(index=True)
+    uri: str
+    kind: str  # unsupported | too_large | parse_error | fetch_error | ...
+    reason: str
+    at: datetime = Field(default_factory=utcnow)

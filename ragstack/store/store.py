@@ -1,0 +1,494 @@
+"""``Store``: every read and write of the SQL source of truth goes through here.
+
+Each write that changes what a collection holds runs in one transaction and bumps the
+collection's ``generation``; the indexes follow from the ids the write returns and are
+reconciled against ``live_chunk_ids`` whenever a collection is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, col
+
+from ragstack.domain import (
+    CollectionInfo,
+    DocumentDraft,
+    DocumentInfo,
+    Principal,
+    WriteResult,
+)
+from ragstack.errors import ConflictError, NotFoundError
+from ragstack.store.models import (
+    AclRow,
+    ChunkRow,
+    CollectionRow,
+    DocumentRow,
+    IngestErrorRow,
+    IngestRunRow,
+    utcnow,
+)
+
+I64 = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+            cur.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _collection_info(row: CollectionRow) -> CollectionInfo:
+    assert row.id is not None
+    return CollectionInfo(
+        id=row.id,
+        name=row.name,
+        tenant=row.tenant,
+        owner=row.owner,
+        embedder_id=row.embedder_id,
+        dim=row.dim,
+        vector_backend=row.vector_backend,
+        pii_mode=row.pii_mode,
+        pii_ner=row.pii_ner,
+        default_acl=tuple(json.loads(row.default_acl)),
+        generation=row.generation,
+        created_at=row.created_at,
+    )
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    def create_schema(self) -> None:
+        SQLModel.metadata.create_all(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- collections ------------------------------------------------------------------------
+
+    def create_collection(
+        self,
+        *,
+        name: str,
+        owner: Principal,
+        tenant: str | None,
+        embedder_id: str,
+        dim: int,
+        vector_backend: str,
+        pii_mode: str,
+        pii_ner: bool,
+        default_acl: Sequence[Principal],
+    ) -> CollectionInfo:
+        row = CollectionRow(
+            name=name,
+            owner=owner,
+            tenant=tenant,
+            embedder_id=embedder_id,
+            dim=dim,
+            vector_backend=vector_backend,
+            pii_mode=pii_mode,
+            pii_ner=pii_ner,
+            pii_salt=secrets.token_hex(16),
+            default_acl=json.dumps(sorted(set(default_acl))),
+        )
+        with self.session() as s:
+            s.add(row)
+            try:
+                s.commit()
+            except IntegrityError as exc:
+                raise ConflictError(f"collection {name!r} already exists") from exc
+            return _collection_info(row)
+
+    def _collection_row(self, s: Session, name: str) -> CollectionRow:
+        row = s.scalars(select(CollectionRow).where(col(CollectionRow.name) == name)).first()
+        if row is None:
+            raise NotFoundError(f"no collection named {name!r}")
+        return row
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        with self.session() as s:
+            return _collection_info(self._collection_row(s, name))
+
+    def pii_salt(self, name: str) -> str:
+        with self.session() as s:
+            return self._collection_row(s, name).pii_salt
+
+    def list_collections(self) -> list[CollectionInfo]:
+        with self.session() as s:
+            rows = s.scalars(select(CollectionRow).order_by(col(CollectionRow.name))).all()
+            return [_collection_info(r) for r in rows]
+
+    def delete_collection(self, name: str) -> None:
+        with self.session() as s:
+            row = self._collection_row(s, name)
+            cid = row.id
+            doc_ids = select(col(DocumentRow.id)).where(col(DocumentRow.collection_id) == cid)
+            s.execute(delete(AclRow).where(col(AclRow.document_id).in_(doc_ids)))
+            s.execute(delete(ChunkRow).where(col(ChunkRow.collection_id) == cid))
+            s.execute(delete(DocumentRow).where(col(DocumentRow.collection_id) == cid))
+            s.execute(delete(IngestErrorRow).where(col(IngestErrorRow.collection_id) == cid))
+            s.execute(delete(IngestRunRow).where(col(IngestRunRow.collection_id) == cid))
+            s.delete(row)
+            s.commit()
+
+    # -- documents --------------------------------------------------------------------------
+
+    def document_versions(self, collection_id: int, source: str) -> dict[str, tuple[int, str]]:
+        """``uri -> (document id, version)`` of every document a source has in a collection."""
+        with self.session() as s:
+            rows = s.execute(
+                select(col(DocumentRow.uri), col(DocumentRow.id), col(DocumentRow.version)).where(
+                    col(DocumentRow.collection_id) == collection_id,
+                    col(DocumentRow.source) == source,
+                )
+            ).all()
+        return {uri: (int(i), v) for uri, i, v in rows}
+
+    def vectors_for_hashes(self, collection_id: int, hashes: Iterable[str]) -> dict[str, bytes]:
+        """Stored vectors of chunks whose embedded text hashes to one of ``hashes``."""
+        wanted = list(set(hashes))
+        out: dict[str, bytes] = {}
+        with self.session() as s:
+            for i in range(0, len(wanted), 500):
+                rows = s.execute(
+                    select(col(ChunkRow.text_hash), col(ChunkRow.embedding)).where(
+                        col(ChunkRow.collection_id) == collection_id,
+                        col(ChunkRow.text_hash).in_(wanted[i : i + 500]),
+                    )
+                ).all()
+                out.update({h: e for h, e in rows})
+        return out
+
+    def write_documents(
+        self, collection_id: int, drafts: Sequence[DocumentDraft]
+    ) -> list[WriteResult]:
+        """Insert or replace documents with their chunks and ACLs, in one transaction."""
+        results = []
+        with self.session() as s:
+            for d in drafts:
+                results.append(self._write_one(s, collection_id, d))
+            if drafts:
+                s.execute(
+                    update(CollectionRow)
+                    .where(col(CollectionRow.id) == collection_id)
+                    .values(generation=col(CollectionRow.generation) + 1, updated_at=utcnow())
+                )
+            s.commit()
+        return results
+
+    def _write_one(self, s: Session, collection_id: int, d: DocumentDraft) -> WriteResult:
+        existing = s.execute(
+            select(col(DocumentRow.id)).where(
+                col(DocumentRow.collection_id) == collection_id,
+                col(DocumentRow.source) == d.source,
+                col(DocumentRow.uri) == d.uri,
+            )
+        ).scalar_one_or_none()
+        removed = np.empty(0, dtype=np.int64)
+        values = dict(
+            collection_id=collection_id,
+            source=d.source,
+            uri=d.uri,
+            version=d.version,
+            title=d.title,
+            mime=d.mime,
+            meta=json.dumps(d.meta, sort_keys=True),
+            tenant=d.tenant,
+            text=d.text,
+            size_bytes=d.size_bytes,
+            chunk_count=len(d.chunks),
+            flagged_chunks=sum(c.instruction_like for c in d.chunks),
+            pii_counts=json.dumps(d.pii_counts, sort_keys=True),
+            updated_at=utcnow(),
+        )
+        if existing is None:
+            doc_id = int(
+                s.execute(
+                    insert(DocumentRow).values(**values).returning(col(DocumentRow.id))
+                ).scalar_one()
+            )
+        else:
+            doc_id = int(existing)
+            removed = np.array(
+                s.execute(select(col(ChunkRow.id)).where(col(ChunkRow.document_id) == doc_id))
+                .scalars()
+                .all(),
+                dtype=np.int64,
+            )
+            s.execute(delete(ChunkRow).where(col(ChunkRow.document_id) == doc_id))
+            s.execute(delete(AclRow).where(col(AclRow.document_id) == doc_id))
+            s.execute(update(DocumentRow).where(col(DocumentRow.id) == doc_id).values(**values))
+        if d.principals:
+            s.execute(
+                insert(AclRow),
+                [{"document_id": doc_id, "principal": p} for p in sorted(d.principals)],
+            )
+        added = np.empty(0, dtype=np.int64)
+        if d.chunks:
+            rows = [
+                {
+                    "collection_id": collection_id,
+                    "document_id": doc_id,
+                    "ordinal": c.ordinal,
+                    "text": c.text,
+                    "text_hash": c.text_hash,
+                    "section": c.section,
+                    "page": c.page,
+                    "char_start": c.char_start,
+                    "char_end": c.char_end,
+                    "token_count": c.token_count,
+                    "instruction_like": c.instruction_like,
+                    "embedding": np.ascontiguousarray(c.embedding, dtype=np.float32).tobytes(),
+                }
+                for c in d.chunks
+            ]
+            ids = (
+                s.execute(
+                    insert(ChunkRow).returning(col(ChunkRow.id), sort_by_parameter_order=True), rows
+                )
+                .scalars()
+                .all()
+            )
+            added = np.array(ids, dtype=np.int64)
+        return WriteResult(doc_id, added, removed)
+
+    def delete_documents(self, collection_id: int, document_ids: Sequence[int]) -> I64:
+        """Delete documents (and their chunks and ACLs); returns the removed chunk ids."""
+        if not document_ids:
+            return np.empty(0, dtype=np.int64)
+        with self.session() as s:
+            removed: list[int] = []
+            ids = list(document_ids)
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                removed += (
+                    s.execute(select(col(ChunkRow.id)).where(col(ChunkRow.document_id).in_(part)))
+                    .scalars()
+                    .all()
+                )
+                s.execute(delete(ChunkRow).where(col(ChunkRow.document_id).in_(part)))
+                s.execute(delete(AclRow).where(col(AclRow.document_id).in_(part)))
+                s.execute(
+                    delete(DocumentRow).where(
+                        col(DocumentRow.collection_id) == collection_id,
+                        col(DocumentRow.id).in_(part),
+                    )
+                )
+            s.execute(
+                update(CollectionRow)
+                .where(col(CollectionRow.id) == collection_id)
+                .values(generation=col(CollectionRow.generation) + 1, updated_at=utcnow())
+            )
+            s.commit()
+        return np.array(removed, dtype=np.int64)
+
+    def list_documents(
+        self, collection_id: int, *, limit: int = 100, offset: int = 0
+    ) -> list[DocumentInfo]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(DocumentRow)
+                .where(col(DocumentRow.collection_id) == collection_id)
+                .order_by(col(DocumentRow.id))
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            acl = self._principals(s, [r.id for r in rows if r.id is not None])
+            coll = s.get(CollectionRow, collection_id)
+            name = coll.name if coll else ""
+            return [self._doc_info(r, name, acl.get(r.id or 0, ())) for r in rows]
+
+    def get_document(self, collection_id: int, document_id: int) -> DocumentInfo:
+        with self.session() as s:
+            row = s.get(DocumentRow, document_id)
+            if row is None or row.collection_id != collection_id:
+                raise NotFoundError(f"no document {document_id} in this collection")
+            coll = s.get(CollectionRow, collection_id)
+            return self._doc_info(
+                row,
+                coll.name if coll else "",
+                self._principals(s, [document_id]).get(document_id, ()),
+            )
+
+    @staticmethod
+    def _principals(s: Session, doc_ids: Sequence[int]) -> dict[int, tuple[str, ...]]:
+        out: dict[int, list[str]] = {}
+        for i in range(0, len(doc_ids), 500):
+            for doc_id, p in s.execute(
+                select(col(AclRow.document_id), col(AclRow.principal)).where(
+                    col(AclRow.document_id).in_(doc_ids[i : i + 500])
+                )
+            ).all():
+                out.setdefault(int(doc_id), []).append(p)
+        return {k: tuple(sorted(v)) for k, v in out.items()}
+
+    @staticmethod
+    def _doc_info(r: DocumentRow, collection: str, principals: tuple[str, ...]) -> DocumentInfo:
+        assert r.id is not None
+        return DocumentInfo(
+            id=r.id,
+            collection=collection,
+            source=r.source,
+            uri=r.uri,
+            version=r.version,
+            title=r.title,
+            mime=r.mime,
+            chunk_count=r.chunk_count,
+            size_bytes=r.size_bytes,
+            principals=principals,
+            pii_counts=json.loads(r.pii_counts),
+            updated_at=r.updated_at,
+        )
+
+    def count_documents(self, collection_id: int) -> tuple[int, int]:
+        """``(documents, chunks)`` of a collection."""
+        with self.session() as s:
+            docs = s.execute(
+                select(func.count())
+                .select_from(DocumentRow)
+                .where(col(DocumentRow.collection_id) == collection_id)
+            ).scalar_one()
+            chunks = s.execute(
+                select(func.count())
+                .select_from(ChunkRow)
+                .where(col(ChunkRow.collection_id) == collection_id)
+            ).scalar_one()
+        return int(docs), int(chunks)
+
+    # -- chunks for the indexes ---------------------------------------------------------------
+
+    def live_chunk_ids(self, collection_id: int) -> I64:
+        with self.session() as s:
+            ids = (
+                s.execute(
+                    select(col(ChunkRow.id))
+                    .where(col(ChunkRow.collection_id) == collection_id)
+                    .order_by(col(ChunkRow.id))
+                )
+                .scalars()
+                .all()
+            )
+        return np.array(ids, dtype=np.int64)
+
+    def chunk_payloads(self, ids: Sequence[int], dim: int) -> tuple[I64, F32, list[str]]:
+        """``(ids, vectors, texts as indexed)`` of existing chunks, in id order."""
+        out_ids: list[int] = []
+        vecs: list[bytes] = []
+        texts: list[str] = []
+        id_list = sorted(int(i) for i in ids)
+        with self.session() as s:
+            for i in range(0, len(id_list), 500):
+                rows = s.execute(
+                    select(
+                        col(ChunkRow.id),
+                        col(ChunkRow.embedding),
+                        col(ChunkRow.section),
+                        col(ChunkRow.text),
+                    )
+                    .where(col(ChunkRow.id).in_(id_list[i : i + 500]))
+                    .order_by(col(ChunkRow.id))
+                ).all()
+                for cid, emb, section, text in rows:
+                    out_ids.append(int(cid))
+                    vecs.append(emb)
+                    texts.append(index_text(section, text))
+        matrix = (
+            np.frombuffer(b"".join(vecs), dtype=np.float32).reshape(-1, dim)
+            if vecs
+            else np.empty((0, dim), dtype=np.float32)
+        )
+        return np.array(out_ids, dtype=np.int64), matrix, texts
+
+    # -- ingest runs --------------------------------------------------------------------------
+
+    def start_run(self, collection_id: int, principal: str, sources: Sequence[str]) -> int:
+        with self.session() as s:
+            row = IngestRunRow(
+                collection_id=collection_id, principal=principal, sources=json.dumps(list(sources))
+            )
+            s.add(row)
+            s.commit()
+            assert row.id is not None
+            return row.id
+
+    def finish_run(self, run_id: int, status: str, counts: dict[str, int]) -> None:
+        with self.session() as s:
+            s.execute(
+                update(IngestRunRow)
+                .where(col(IngestRunRow.id) == run_id)
+                .values(
+                    status=status, counts=json.dumps(counts, sort_keys=True), finished_at=utcnow()
+                )
+            )
+            s.commit()
+
+    def mark_interrupted_runs(self, collection_id: int) -> int:
+        """Runs still 'running' when a new one starts were killed: say so."""
+        with self.session() as s:
+            stale = s.scalars(
+                select(col(IngestRunRow.id)).where(
+                    col(IngestRunRow.collection_id) == collection_id,
+                    col(IngestRunRow.status) == "running",
+                )
+            ).all()
+            if stale:
+                s.execute(
+                    update(IngestRunRow)
+                    .where(col(IngestRunRow.id).in_(stale))
+                    .values(status="interrupted", finished_at=utcnow())
+                )
+                s.commit()
+        return len(stale)
+
+    def record_errors(
+        self, run_id: int, collection_id: int, errors: Sequence[tuple[str, str, str]]
+    ) -> None:
+        if not errors:
+            return
+        with self.session() as s:
+            s.execute(
+                insert(IngestErrorRow),
+                [
+                    {
+                        "run_id": run_id,
+                        "collection_id": collection_id,
+                        "uri": u,
+                        "kind": k,
+                        "reason": r,
+                    }
+                    for u, k, r in errors
+                ],
+            )
+            s.commit()
+
+
+def index_text(section: str, text: str) -> str:
+    """What the lexical index and the embedder see for a chunk: its section path, then its text."""
+    return f"{section}\n{text}" if section else text
