@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -87,6 +87,420 @@ def demo(
         for h in hits:
             table.add_row(h.mode, str(h.rank), f"{h.score:.3f}", h.passage.doc, h.passage.section)
         console.print(table)
+
+
+# -- shared plumbing ----------------------------------------------------------------------------
+
+
+def _service() -> Any:
+    from ragstack.app import build
+    from ragstack.config import Settings
+
+    return build(Settings())
+
+
+def _principal(as_principal: str | None) -> str:
+    from ragstack.config import Settings
+
+    return as_principal or Settings().principal
+
+
+def _emit(as_json: bool, payload: object) -> None:
+    if as_json:
+        print(json.dumps(payload, indent=2, default=str))
+
+
+class _RichProgress:
+    """Documents and chunks with rate and ETA on a terminal; silent otherwise."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._progress: Any = None
+        self._task: Any = None
+        self.chunks = 0
+
+    def start(self, total: int | None) -> None:
+        if not self.enabled:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self._progress = Progress(
+            TextColumn("[bold]ingest"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("docs  {task.fields[chunks]} chunks  {task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        )
+        self._progress.start()
+        self._task = self._progress.add_task("ingest", total=total, chunks=0, rate="")
+
+    def advance(self, documents: int, chunks: int) -> None:
+        if self._progress is None:
+            return
+        self.chunks += chunks
+        task = self._progress.tasks[0]
+        rate = f"{task.speed:,.1f} docs/s" if task.speed else ""
+        self._progress.update(self._task, advance=documents, chunks=self.chunks, rate=rate)
+
+    def finish(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+
+@app.command()
+def ingest(
+    sources: Annotated[
+        list[str],
+        typer.Argument(
+            help="Files, folders, URLs or sitemap.xml URLs, "
+            "or BEIR corpus folders/corpus.jsonl files."
+        ),
+    ],
+    collection: Annotated[
+        str, typer.Option("--collection", "-c", help="Target collection (created if missing).")
+    ],
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Principal allowed to "
+            "read what has no ACL of its own (user:NAME, group:NAME); repeatable.",
+        ),
+    ] = None,
+    public: Annotated[
+        bool, typer.Option("--public", help="Make documents without an ACL readable by everyone.")
+    ] = False,
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="Glob of files to take from folders; repeatable."),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None, typer.Option("--exclude", help="Glob of files to leave out; repeatable.")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant the documents belong to.")] = None,
+    keep_missing: Annotated[
+        bool,
+        typer.Option(
+            "--keep-missing", help="Do not delete documents that disappeared from the sources."
+        ),
+    ] = False,
+    as_principal: Annotated[
+        str | None, typer.Option("--as", help="Act as this principal (default RAGSTACK_PRINCIPAL).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary.")] = False,
+) -> None:
+    """Ingest documents: parse, redact PII, chunk, embed, index. Incremental and crash-safe."""
+    from ragstack.service import IngestRequest, SourceSpec
+
+    if public and allow:
+        raise typer.BadParameter("use --public or --allow, not both")
+    svc = _service()
+    request = IngestRequest(
+        collection=collection,
+        sources=[SourceSpec(s, tuple(include or ()), tuple(exclude or ())) for s in sources],
+        allow=tuple(allow or ()),
+        public=public,
+        tenant=tenant,
+        delete_missing=not keep_missing,
+    )
+    progress = _RichProgress(enabled=not as_json and console.is_terminal)
+    summary = svc.ingest(request, principal=_principal(as_principal), progress=progress)
+    payload = {
+        "run_id": summary.run_id,
+        "collection": summary.collection,
+        **summary.counts(),
+        "seconds": round(summary.seconds, 3),
+        "recovered": summary.recovered,
+        "problems": [{"uri": p.uri, "kind": p.kind, "reason": p.reason} for p in summary.problems],
+    }
+    if as_json:
+        _emit(True, payload)
+        return
+    table = Table(
+        title=f"ingest run {summary.run_id} into {summary.collection!r} ({summary.seconds:.1f} s)",
+        title_justify="left",
+    )
+    for col in ("ingested", "updated", "unchanged", "deleted", "skipped", "failed", "chunks"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        *(
+            str(payload[c])
+            for c in ("ingested", "updated", "unchanged", "deleted", "skipped", "failed", "chunks")
+        )
+    )
+    console.print(table)
+    if summary.problems:
+        problems = Table(title="not ingested", title_justify="left")
+        for col in ("file", "kind", "reason"):
+            problems.add_column(col, overflow="fold")
+        for p in summary.problems:
+            problems.add_row(p.uri, p.kind, p.reason)
+        console.print(problems)
+
+
+# -- collections --------------------------------------------------------------------------------
+
+collections_app = typer.Typer(help="List, create and delete collections.", no_args_is_help=True)
+app.add_typer(collections_app, name="collections")
+
+
+def _collection_dict(c: Any) -> dict[str, Any]:
+    return {
+        "name": c.name,
+        "owner": c.owner,
+        "tenant": c.tenant,
+        "embedder": c.embedder_id,
+        "dim": c.dim,
+        "vector_backend": c.vector_backend,
+        "pii_mode": c.pii_mode,
+        "pii_ner": c.pii_ner,
+        "default_acl": list(c.default_acl),
+        "generation": c.generation,
+        "created_at": c.created_at.isoformat(),
+    }
+
+
+@collections_app.command("list")
+def collections_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List collections with their document and chunk counts."""
+    svc = _service()
+    rows = []
+    for c in svc.collections():
+        docs, chunks = svc.store.count_documents(c.id)
+        rows.append({**_collection_dict(c), "documents": docs, "chunks": chunks})
+    if as_json:
+        _emit(True, rows)
+        return
+    table = Table(title="collections", title_justify="left")
+    for col in ("name", "documents", "chunks", "owner", "embedder", "vector_backend", "pii_mode"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            *(
+                str(r[c])
+                for c in (
+                    "name",
+                    "documents",
+                    "chunks",
+                    "owner",
+                    "embedder",
+                    "vector_backend",
+                    "pii_mode",
+                )
+            )
+        )
+    console.print(table)
+
+
+@collections_app.command("create")
+def collections_create(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    allow: Annotated[list[str] | None, typer.Option("--allow", help="Default readers.")] = None,
+    public: Annotated[bool, typer.Option("--public", help="Readable by everyone.")] = False,
+    tenant: Annotated[str | None, typer.Option(help="Tenant.")] = None,
+    vector_backend: Annotated[str | None, typer.Option(help="hnsw, ivfpq or exact.")] = None,
+    pii_mode: Annotated[str | None, typer.Option(help="mask, pseudonym or off.")] = None,
+    pii_ner: Annotated[
+        bool | None, typer.Option("--pii-ner/--no-pii-ner", help="Redact names and places too.")
+    ] = None,
+    as_principal: Annotated[str | None, typer.Option("--as", help="Owner.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an empty collection (ingest creates one on first use, too)."""
+    if vector_backend not in (None, "hnsw", "ivfpq", "exact"):
+        raise typer.BadParameter("vector backend must be hnsw, ivfpq or exact")
+    if pii_mode not in (None, "mask", "pseudonym", "off"):
+        raise typer.BadParameter("pii mode must be mask, pseudonym or off")
+    info = _service().create_collection(
+        name,
+        owner=_principal(as_principal),
+        public=public,
+        allow=tuple(allow or ()),
+        tenant=tenant,
+        vector_backend=vector_backend,
+        pii_mode=pii_mode,
+        pii_ner=pii_ner,
+    )
+    _emit(as_json, _collection_dict(info))
+    if not as_json:
+        console.print(
+            f"created collection [bold]{info.name}[/] (readers: {', '.join(info.default_acl)})"
+        )
+
+
+@collections_app.command("delete")
+def collections_delete(
+    name: Annotated[str, typer.Argument(help="Collection name.")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a collection with all its documents and indexes."""
+    if not yes and not typer.confirm(f"delete collection {name!r} and everything in it?"):
+        raise typer.Exit(1)
+    _service().delete_collection(name)
+    console.print(f"deleted collection [bold]{name}[/]")
+
+
+# -- documents ----------------------------------------------------------------------------------
+
+documents_app = typer.Typer(help="List, show and delete documents.", no_args_is_help=True)
+app.add_typer(documents_app, name="documents")
+
+
+def _document_dict(d: Any) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "uri": d.uri,
+        "title": d.title,
+        "mime": d.mime,
+        "version": d.version,
+        "chunks": d.chunk_count,
+        "bytes": d.size_bytes,
+        "principals": list(d.principals),
+        "pii": d.pii_counts,
+        "updated_at": d.updated_at.isoformat(),
+    }
+
+
+@documents_app.command("list")
+def documents_list(
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection.")],
+    limit: Annotated[int, typer.Option(help="At most this many.")] = 100,
+    offset: Annotated[int, typer.Option(help="Skip this many.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the documents of a collection."""
+    docs = [_document_dict(d) for d in _service().documents(collection, limit=limit, offset=offset)]
+    if as_json:
+        _emit(True, docs)
+        return
+    table = Table(title=f"documents in {collection!r}", title_justify="left")
+    for col in ("id", "uri", "chunks", "principals", "pii"):
+        table.add_column(col, overflow="fold")
+    for d in docs:
+        table.add_row(
+            str(d["id"]),
+            d["uri"],
+            str(d["chunks"]),
+            ", ".join(d["principals"]),
+            ", ".join(f"{k}={v}" for k, v in d["pii"].items()),
+        )
+    console.print(table)
+
+
+@documents_app.command("show")
+def documents_show(
+    document_id: Annotated[int, typer.Argument(help="Document id.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show one document with its chunks."""
+    svc = _service()
+    doc = _document_dict(svc.document(collection, document_id))
+    doc["chunk_list"] = [
+        {
+            "id": c.id,
+            "ordinal": c.ordinal,
+            "section": c.section,
+            "page": c.page,
+            "span": [c.char_start, c.char_end],
+            "tokens": c.token_count,
+            "instruction_like": c.instruction_like,
+            "text": c.text,
+        }
+        for c in svc.chunks(collection, document_id)
+    ]
+    if as_json:
+        _emit(True, doc)
+        return
+    console.print_json(json.dumps(doc, default=str))
+
+
+@documents_app.command("delete")
+def documents_delete(
+    document_id: Annotated[int, typer.Argument(help="Document id.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection.")],
+) -> None:
+    """Delete a document from SQL and every index."""
+    removed = _service().delete_document(collection, document_id)
+    console.print(f"deleted document {document_id} ({removed} chunks)")
+
+
+# -- index --------------------------------------------------------------------------------------
+
+index_app = typer.Typer(help="Index health.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@index_app.command("check")
+def index_check(
+    collection: Annotated[
+        list[str] | None,
+        typer.Option("--collection", "-c", help="Collection(s) to check; default all."),
+    ] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair/--no-repair", help="Recover indexes from SQL first, as every open does."
+        ),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Prove SQL and every index agree; exit code 3 when they do not."""
+    svc = _service()
+    names = collection or [c.name for c in svc.collections()]
+    reports = [svc.check_index(n, repair=repair) for n in names]
+    payload = [
+        {
+            "collection": r.collection,
+            "ok": r.ok,
+            "sql_chunks": r.sql_chunks,
+            "dense": r.dense_count,
+            "bm25": r.lexical_count,
+            "missing_dense": r.missing_dense,
+            "extra_dense": r.extra_dense,
+            "missing_bm25": r.missing_lexical,
+            "extra_bm25": r.extra_lexical,
+            "vector_mismatches": r.vector_mismatches,
+            "sampled": r.sampled,
+            "recovered": vars(r.recovered),
+        }
+        for r in reports
+    ]
+    if as_json:
+        _emit(True, payload)
+    else:
+        table = Table(title="index check", title_justify="left")
+        for col in ("collection", "ok", "sql chunks", "dense", "bm25", "recovered"):
+            table.add_column(col)
+        for p in payload:
+            rec = p["recovered"]
+            rec_text = ", ".join(f"{k}={v}" for k, v in rec.items() if v) or "-"
+            table.add_row(
+                p["collection"],
+                "yes" if p["ok"] else "[red]NO[/]",
+                str(p["sql_chunks"]),
+                str(p["dense"]),
+                str(p["bm25"]),
+                rec_text,
+            )
+        console.print(table)
+    if not all(r.ok for r in reports):
+        raise typer.Exit(3)
 
 
 def main() -> None:

@@ -91,3 +91,17 @@ class WriteResult:
     document_id: int
     added: npt.NDArray[np.int64]
     removed: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class ChunkInfo:
+    id: int
+    document_id: int
+    ordinal: int
+    text: str
+    section: str
+    page: int | None
+    char_start: int
+    char_end: int
+    token_count: int
+    instruction_like: bool

@@ -9,6 +9,7 @@ deterministic fake for plumbing tests (it has no notion of meaning).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -91,16 +92,36 @@ class SentenceTransformerEmbedder:
             torch.set_num_threads(self.threads)
         self._model = SentenceTransformer(str(self.model_path), device="cpu")
 
+    def _config(self, name: str) -> dict[str, Any]:
+        path = self.model_path / name
+        if not path.is_file():
+            return {}
+        loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        return loaded
+
     @property
     def dim(self) -> int:
+        """From the model's pooling config, so that asking does not load torch."""
+        if self._model is None:
+            pooled = self._config("1_Pooling/config.json").get("word_embedding_dimension")
+            if isinstance(pooled, int):
+                return pooled
         self.warm_up()
-        dim = self._model.get_embedding_dimension()
-        return int(dim)
+        return int(self._model.get_embedding_dimension())
 
     @property
     def max_tokens(self) -> int:
+        """The model's input window (tokens, special tokens included)."""
+        configured = self._config("sentence_bert_config.json").get("max_seq_length")
+        if isinstance(configured, int):
+            return configured
         self.warm_up()
         return int(self._model.max_seq_length)
+
+    @property
+    def tokenizer_file(self) -> Path | None:
+        path = self.model_path / "tokenizer.json"
+        return path if path.is_file() else None
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text under the model's own tokenizer (special tokens included)."""

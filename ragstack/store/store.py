@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col
 
 from ragstack.domain import (
+    ChunkInfo,
     CollectionInfo,
     DocumentDraft,
     DocumentInfo,
@@ -366,6 +367,29 @@ class Store:
             pii_counts=json.loads(r.pii_counts),
             updated_at=r.updated_at,
         )
+
+    def list_chunks(self, document_id: int) -> list[ChunkInfo]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(ChunkRow)
+                .where(col(ChunkRow.document_id) == document_id)
+                .order_by(col(ChunkRow.ordinal))
+            ).all()
+            return [
+                ChunkInfo(
+                    id=r.id or 0,
+                    document_id=r.document_id,
+                    ordinal=r.ordinal,
+                    text=r.text,
+                    section=r.section,
+                    page=r.page,
+                    char_start=r.char_start,
+                    char_end=r.char_end,
+                    token_count=r.token_count,
+                    instruction_like=r.instruction_like,
+                )
+                for r in rows
+            ]
 
     def count_documents(self, collection_id: int) -> tuple[int, int]:
         """``(documents, chunks)`` of a collection."""

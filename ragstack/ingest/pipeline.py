@@ -1,0 +1,483 @@
+"""The write path: source items -> parsed, redacted, chunked, embedded -> SQL + indexes.
+
+Two stages overlap: a producer thread reads, parses, redacts and chunks documents while the
+calling thread embeds batches of chunks (torch releases the GIL while it computes) and
+commits them. Each commit is one SQL transaction per batch of documents, mirrored into
+the indexes right after; the indexes are saved every ``index_save_interval_s`` and at the
+end. A kill at any point loses at most the uncommitted batch: SQL stays consistent, and
+the next open of the collection brings the indexes back in step with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ragstack.domain import PUBLIC, ChunkDraft, CollectionInfo, DocumentDraft, MetaValue
+from ragstack.embedding import Embedder
+from ragstack.errors import (
+    DocumentTooLargeError,
+    InputError,
+    ParseError,
+    RagstackError,
+    UnsupportedDocumentError,
+)
+from ragstack.indexing import CollectionIndexes
+from ragstack.ingest.chunking import Block, Chunker
+from ragstack.ingest.safety import looks_like_instructions
+from ragstack.store import Store, index_text
+
+F32 = npt.NDArray[np.float32]
+
+
+# -- what the pipeline consumes -----------------------------------------------------------------
+
+
+class AclLike(Protocol):
+    @property
+    def tenant(self) -> str | None: ...
+
+    @property
+    def principals(self) -> frozenset[str]: ...
+
+
+class ItemLike(Protocol):
+    """A connector's source item, as the pipeline uses it."""
+
+    @property
+    def source(self) -> str: ...
+
+    @property
+    def uri(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
+
+    @property
+    def mime(self) -> str: ...
+
+    @property
+    def metadata(self) -> Mapping[str, MetaValue]: ...
+
+    @property
+    def acl(self) -> AclLike | None: ...
+
+    @property
+    def size(self) -> int | None: ...
+
+    def read(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class ItemError:
+    """A per-item problem reported by a connector (the scan goes on)."""
+
+    uri: str
+    kind: str
+    reason: str
+
+
+class Parser(Protocol):
+    def parse(self, data: bytes, *, filename: str, mime: str | None) -> tuple[str, list[Block]]:
+        """``(title, blocks)``; raises ``UnsupportedDocumentError`` or ``ParseError``."""
+        ...
+
+
+class Redactor(Protocol):
+    def redact(self, text: str) -> tuple[str, dict[str, int]]:
+        """``(redacted text, counts per PII type)``."""
+        ...
+
+
+# -- results ------------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestSummary:
+    run_id: int
+    collection: str
+    ingested: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    chunks: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    seconds: float = 0.0
+    problems: list[ItemError] = field(default_factory=list)
+    recovered: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "ingested",
+                "updated",
+                "unchanged",
+                "deleted",
+                "skipped",
+                "failed",
+                "chunks",
+                "chunks_embedded",
+                "chunks_reused",
+            )
+        }
+
+
+class Progress(Protocol):
+    def start(self, total: int | None) -> None: ...
+
+    def advance(self, documents: int, chunks: int) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    def start(self, total: int | None) -> None:
+        pass
+
+    def advance(self, documents: int, chunks: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+# -- the pipeline -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Prepared:
+    item_uri: str
+    draft_fields: dict[str, object]
+    chunks: list[tuple[int, str, str, int | None, int, int, int, bool]]
+    embed_texts: list[str]
+    hashes: list[str]
+    is_update: bool
+    vectors: list[F32 | None] = field(default_factory=list)
+
+
+_SKIP_KINDS = ("unsupported", "empty")
+_DONE = object()
+
+
+def _kind(exc: RagstackError) -> str:
+    if isinstance(exc, UnsupportedDocumentError):
+        return "unsupported"
+    if isinstance(exc, DocumentTooLargeError):
+        return "too_large"
+    if isinstance(exc, ParseError) and "empty" in str(exc).lower():
+        return "empty"
+    if isinstance(exc, ParseError):
+        return "parse_error"
+    return exc.code
+
+
+@dataclass
+class IngestOptions:
+    principals: frozenset[str]  # ACL for items whose source says nothing
+    tenant: str | None
+    max_file_bytes: int
+    batch_chunks: int = 256
+    save_interval_s: float = 30.0
+    delete_missing: bool = True
+
+
+class Ingestor:
+    """Runs one ingest of source items into one collection (the caller holds the writer lock)."""
+
+    def __init__(
+        self,
+        store: Store,
+        info: CollectionInfo,
+        indexes: CollectionIndexes,
+        embedder: Embedder,
+        chunker: Chunker,
+        parser: Parser,
+        redactor: Redactor,
+        options: IngestOptions,
+    ) -> None:
+        self.store = store
+        self.info = info
+        self.indexes = indexes
+        self.embedder = embedder
+        self.chunker = chunker
+        self.parser = parser
+        self.redactor = redactor
+        self.options = options
+
+    # producer side ----------------------------------------------------------------------------
+
+    def _prepare(self, item: ItemLike, is_update: bool) -> _Prepared:
+        if item.size is not None and item.size > self.options.max_file_bytes:
+            raise DocumentTooLargeError(
+                f"{item.size:,} bytes is over the {self.options.max_file_bytes:,}-byte limit "
+                "(RAGSTACK_MAX_FILE_BYTES)"
+            )
+        data = item.read()
+        if len(data) > self.options.max_file_bytes:
+            raise DocumentTooLargeError(
+                f"{len(data):,} bytes is over the {self.options.max_file_bytes:,}-byte limit "
+                "(RAGSTACK_MAX_FILE_BYTES)"
+            )
+        title, blocks = self.parser.parse(
+            data, filename=item.uri.rsplit("/", 1)[-1], mime=item.mime or None
+        )
+        counts: dict[str, int] = {}
+        clean = []
+        for b in blocks:
+            text, found = self.redactor.redact(b.text)
+            for k, v in found.items():
+                counts[k] = counts.get(k, 0) + v
+            section = tuple(self.redactor.redact(s)[0] for s in b.section)
+            clean.append(Block(text, b.kind, b.page, section))
+        doc_text, chunks = self.chunker.chunk(clean)
+        if not chunks:
+            raise ParseError("empty: no text left after parsing")
+        embed_texts = [index_text(c.section, c.text) for c in chunks]
+        acl = item.acl
+        principals = (
+            acl.principals if acl is not None and acl.principals else self.options.principals
+        )
+        tenant = (acl.tenant if acl is not None and acl.tenant else None) or self.options.tenant
+        return _Prepared(
+            item_uri=item.uri,
+            draft_fields={
+                "source": item.source,
+                "uri": item.uri,
+                "version": item.version,
+                "title": self.redactor.redact(item.title or title)[0],
+                "mime": item.mime,
+                "meta": dict(item.metadata),
+                "tenant": tenant,
+                "principals": frozenset(principals),
+                "text": doc_text,
+                "size_bytes": len(data),
+                "pii_counts": counts,
+            },
+            chunks=[
+                (
+                    c.ordinal,
+                    c.text,
+                    c.section,
+                    c.page,
+                    c.char_start,
+                    c.char_end,
+                    c.token_count,
+                    looks_like_instructions(c.text),
+                )
+                for c in chunks
+            ],
+            embed_texts=embed_texts,
+            hashes=[
+                hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in embed_texts
+            ],
+            is_update=is_update,
+        )
+
+    def _produce(
+        self,
+        items: Iterable[ItemLike | ItemError],
+        known: dict[str, tuple[int, str]],
+        out: queue.Queue[object],
+        seen: set[str],
+        stop: threading.Event,
+    ) -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                if isinstance(item, ItemError):
+                    seen.add(item.uri)
+                    out.put(item)
+                    continue
+                seen.add(item.uri)
+                prior = known.get(item.uri)
+                if prior is not None and prior[1] == item.version:
+                    out.put(("unchanged", item.uri))
+                    continue
+                try:
+                    out.put(self._prepare(item, prior is not None))
+                except RagstackError as exc:
+                    out.put(ItemError(item.uri, _kind(exc), str(exc)))
+                except (OSError, ValueError, UnicodeError) as exc:
+                    out.put(ItemError(item.uri, "read_error", f"{type(exc).__name__}: {exc}"))
+        except BaseException as exc:  # a connector failed as a whole: stop, keep what we have
+            out.put(exc)
+        finally:
+            out.put(_DONE)
+
+    # consumer side ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        items: Iterable[ItemLike | ItemError],
+        source_ids: Sequence[str],
+        run_id: int,
+        progress: Progress,
+        total: int | None = None,
+    ) -> IngestSummary:
+        started = time.perf_counter()
+        summary = IngestSummary(run_id=run_id, collection=self.info.name)
+        known: dict[str, tuple[int, str]] = {}
+        for sid in source_ids:
+            known.update(self.store.document_versions(self.info.id, sid))
+        seen: set[str] = set()
+        q: queue.Queue[object] = queue.Queue(maxsize=64)
+        stop = threading.Event()
+        producer = threading.Thread(
+            target=self._produce,
+            args=(items, known, q, seen, stop),
+            name="ragstack-ingest-producer",
+            daemon=True,
+        )
+        progress.start(total)
+        producer.start()
+        scan_failed: BaseException | None = None
+        try:
+            scan_failed = self._consume(q, summary, progress)
+            if scan_failed is None and self.options.delete_missing:
+                self._delete_missing(known, seen, summary)
+        finally:
+            stop.set()
+            self.indexes.save()
+            progress.finish()
+            summary.seconds = time.perf_counter() - started
+        if scan_failed is not None:
+            if isinstance(scan_failed, RagstackError):
+                raise scan_failed
+            raise InputError(f"reading the source failed: {scan_failed}") from scan_failed
+        return summary
+
+    def _consume(
+        self, q: queue.Queue[object], summary: IngestSummary, progress: Progress
+    ) -> BaseException | None:
+        """Drain the producer: embed and commit in batches; returns a whole-scan failure."""
+        pending: list[_Prepared] = []
+        pending_chunks = 0
+        last_save = time.monotonic()
+        scan_failed: BaseException | None = None
+        while True:
+            msg = q.get()
+            if msg is _DONE:
+                break
+            if isinstance(msg, BaseException):
+                scan_failed = msg
+            elif isinstance(msg, ItemError):
+                self._record_problem(summary, msg)
+                progress.advance(1, 0)
+            elif isinstance(msg, tuple):
+                summary.unchanged += 1
+                progress.advance(1, 0)
+            elif isinstance(msg, _Prepared):
+                pending.append(msg)
+                pending_chunks += len(msg.chunks)
+            if pending_chunks >= self.options.batch_chunks or (pending and q.empty()):
+                self._commit(pending, summary, progress)
+                pending, pending_chunks = [], 0
+            if time.monotonic() - last_save >= self.options.save_interval_s:
+                self.indexes.save()
+                last_save = time.monotonic()
+        if pending:
+            self._commit(pending, summary, progress)
+        return scan_failed
+
+    def _delete_missing(
+        self, known: dict[str, tuple[int, str]], seen: set[str], summary: IngestSummary
+    ) -> None:
+        """Documents the sources no longer have leave SQL and every index."""
+        gone = [doc_id for uri, (doc_id, _v) in known.items() if uri not in seen]
+        if gone:
+            removed = self.store.delete_documents(self.info.id, gone)
+            self.indexes.apply(
+                removed, np.empty(0, np.int64), np.empty((0, self.info.dim), np.float32), []
+            )
+            summary.deleted = len(gone)
+
+    def _record_problem(self, summary: IngestSummary, err: ItemError) -> None:
+        summary.problems.append(err)
+        if err.kind in _SKIP_KINDS:
+            summary.skipped += 1
+        else:
+            summary.failed += 1
+
+    def _embed(self, batch: list[_Prepared], summary: IngestSummary) -> None:
+        hashes = {h for p in batch for h in p.hashes}
+        stored = self.store.vectors_for_hashes(self.info.id, hashes)
+        known: dict[str, F32] = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
+        todo: dict[str, str] = {}
+        for p in batch:
+            for h, t in zip(p.hashes, p.embed_texts, strict=True):
+                if h not in known:
+                    todo.setdefault(h, t)
+        if todo:
+            vectors = self.embedder.embed(list(todo.values()))
+            known.update(zip(todo.keys(), vectors, strict=True))
+        summary.chunks_embedded += len(todo)
+        summary.chunks_reused += sum(len(p.hashes) for p in batch) - len(todo)
+        for p in batch:
+            p.vectors = [known[h] for h in p.hashes]
+
+    def _commit(self, batch: list[_Prepared], summary: IngestSummary, progress: Progress) -> None:
+        self._embed(batch, summary)
+        drafts = []
+        for p in batch:
+            chunks = [
+                ChunkDraft(
+                    ordinal=o,
+                    text=t,
+                    text_hash=h,
+                    section=s,
+                    page=pg,
+                    char_start=a,
+                    char_end=b,
+                    token_count=n,
+                    instruction_like=flag,
+                    embedding=np.asarray(v, dtype=np.float32),
+                )
+                for (o, t, s, pg, a, b, n, flag), h, v in zip(
+                    p.chunks, p.hashes, p.vectors, strict=True
+                )
+            ]
+            drafts.append(DocumentDraft(**p.draft_fields, chunks=chunks))  # type: ignore[arg-type]
+        results = self.store.write_documents(self.info.id, drafts)
+        removed = np.concatenate([r.removed for r in results])
+        added = np.concatenate([r.added for r in results])
+        vectors = np.stack([c.embedding for d in drafts for c in d.chunks])
+        texts = [t for p in batch for t in p.embed_texts]
+        self.indexes.apply(removed, added, vectors, texts)
+        for p in batch:
+            if p.is_update:
+                summary.updated += 1
+            else:
+                summary.ingested += 1
+            summary.chunks += len(p.chunks)
+        progress.advance(len(batch), sum(len(p.chunks) for p in batch))
+
+
+def default_principals(
+    owner: str, *, public: bool, allow: Sequence[str], collection_default: Sequence[str]
+) -> frozenset[str]:
+    """The ACL for items whose source gives none: ``--public``, ``--allow``, else the
+    collection's default (private to its owner)."""
+    if public:
+        return frozenset({PUBLIC})
+    if allow:
+        return frozenset(allow)
+    return frozenset(collection_default or (owner,))
+
+
+ParserFactory = Callable[[], Parser]

@@ -1,0 +1,294 @@
+"""``Ragstack``: the one service layer. The CLI, the API, the admin page and the evals call it
+with domain types; it never sees a request object, an HTTP status or a CLI exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ragstack.config import Settings
+from ragstack.domain import ChunkInfo, CollectionInfo, DocumentInfo, check_principal
+from ragstack.embedding import Embedder
+from ragstack.errors import ConflictError, InputError, NotFoundError
+from ragstack.indexing import CheckReport, CollectionIndexes, ReconcileReport, writer_lock
+from ragstack.ingest.chunking import Chunker
+from ragstack.ingest.pipeline import (
+    IngestOptions,
+    Ingestor,
+    IngestSummary,
+    ItemError,
+    ItemLike,
+    NoProgress,
+    Parser,
+    Progress,
+    Redactor,
+    default_principals,
+)
+from ragstack.store import Store
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where to ingest from: a path, a URL, or a BEIR corpus; globs apply to file trees."""
+
+    location: str
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ResolvedSource:
+    source_id: str
+    items: Iterable[ItemLike | ItemError]
+    total: int | None
+
+
+SourceResolver = Callable[[SourceSpec, int], ResolvedSource]
+
+
+@dataclass(frozen=True)
+class IngestRequest:
+    collection: str
+    sources: Sequence[SourceSpec]
+    allow: Sequence[str] = ()
+    public: bool = False
+    tenant: str | None = None
+    delete_missing: bool = True
+
+
+@dataclass
+class Components:
+    """What the composition root builds for the service."""
+
+    embedder: Embedder
+    chunker: Chunker
+    parser: Parser
+    redactor_for: Callable[[CollectionInfo, str], Redactor]  # (collection, salt) -> redactor
+    resolve_source: SourceResolver
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+class Ragstack:
+    def __init__(self, settings: Settings, store: Store, components: Components) -> None:
+        self.settings = settings
+        self.store = store
+        self.c = components
+
+    # -- collections ------------------------------------------------------------------------
+
+    def collection_dir(self, info: CollectionInfo) -> Path:
+        return self.settings.collections_dir / f"{info.id:06d}-{info.name}"
+
+    def create_collection(
+        self,
+        name: str,
+        *,
+        owner: str,
+        public: bool = False,
+        allow: Sequence[str] = (),
+        tenant: str | None = None,
+        vector_backend: str | None = None,
+        pii_mode: str | None = None,
+        pii_ner: bool | None = None,
+    ) -> CollectionInfo:
+        _check_name(name)
+        check_principal(owner)
+        for p in allow:
+            check_principal(p)
+        embedder = self.c.embedder
+        return self.store.create_collection(
+            name=name,
+            owner=owner,
+            tenant=tenant,
+            embedder_id=embedder.model_id,
+            dim=embedder.dim,
+            vector_backend=vector_backend or self.settings.vector_backend,
+            pii_mode=pii_mode or self.settings.pii_mode,
+            pii_ner=self.settings.pii_ner if pii_ner is None else pii_ner,
+            default_acl=sorted(
+                default_principals(owner, public=public, allow=allow, collection_default=())
+            ),
+        )
+
+    def collections(self) -> list[CollectionInfo]:
+        return self.store.list_collections()
+
+    def collection(self, name: str) -> CollectionInfo:
+        return self.store.get_collection(name)
+
+    def delete_collection(self, name: str) -> None:
+        import shutil
+
+        info = self.store.get_collection(name)
+        root = self.collection_dir(info)
+        with writer_lock(root):
+            self.store.delete_collection(name)
+            shutil.rmtree(root / "dense", ignore_errors=True)
+            shutil.rmtree(root / "bm25", ignore_errors=True)
+        (root / ".lock").unlink(missing_ok=True)
+        root.rmdir() if root.exists() and not any(root.iterdir()) else None
+
+    def _check_embedder(self, info: CollectionInfo) -> None:
+        e = self.c.embedder
+        if info.embedder_id != e.model_id or info.dim != e.dim:
+            raise ConflictError(
+                f"collection {info.name!r} is pinned to embedder {info.embedder_id} "
+                f"(dim {info.dim}); this ragstack is configured with {e.model_id} (dim {e.dim}). "
+                "Use the same embedder, or re-create the collection."
+            )
+
+    def open_indexes(self, info: CollectionInfo) -> tuple[CollectionIndexes, ReconcileReport]:
+        return CollectionIndexes.open(self.collection_dir(info), info, self.store)
+
+    # -- ingest -----------------------------------------------------------------------------
+
+    def ingest(
+        self, request: IngestRequest, *, principal: str, progress: Progress | None = None
+    ) -> IngestSummary:
+        check_principal(principal)
+        for p in request.allow:
+            check_principal(p)
+        if not request.sources:
+            raise InputError("nothing to ingest: give at least one path or URL")
+        try:
+            info = self.store.get_collection(request.collection)
+        except NotFoundError:
+            info = self.create_collection(
+                request.collection,
+                owner=principal,
+                public=request.public,
+                allow=request.allow,
+                tenant=request.tenant,
+            )
+        self._check_embedder(info)
+        root = self.collection_dir(info)
+        with writer_lock(root):
+            self.store.mark_interrupted_runs(info.id)
+            indexes, recovered = self.open_indexes(info)
+            resolved = [
+                self.c.resolve_source(s, self.settings.max_file_bytes) for s in request.sources
+            ]
+            run_id = self.store.start_run(info.id, principal, [r.source_id for r in resolved])
+            principals = (
+                default_principals(
+                    principal, public=request.public, allow=request.allow, collection_default=()
+                )
+                if (request.public or request.allow)
+                else frozenset(info.default_acl)
+            )
+            ingestor = Ingestor(
+                self.store,
+                info,
+                indexes,
+                self.c.embedder,
+                self.c.chunker,
+                self.c.parser,
+                self.c.redactor_for(info, self.store.pii_salt(info.name)),
+                IngestOptions(
+                    principals=principals,
+                    tenant=request.tenant or info.tenant,
+                    max_file_bytes=self.settings.max_file_bytes,
+                    batch_chunks=max(self.settings.embed_batch_size * 4, 64),
+                    save_interval_s=self.settings.index_save_interval_s,
+                    delete_missing=request.delete_missing,
+                ),
+            )
+            total = (
+                sum(r.total for r in resolved if r.total is not None)
+                if all(r.total is not None for r in resolved)
+                else None
+            )
+            items = _chain(r.items for r in resolved)
+            try:
+                summary = ingestor.run(
+                    items, [r.source_id for r in resolved], run_id, progress or NoProgress(), total
+                )
+            except BaseException:
+                self.store.finish_run(run_id, "failed", {})
+                raise
+            summary.recovered = {
+                "dense_added": recovered.dense_added,
+                "dense_removed": recovered.dense_removed,
+                "lexical_added": recovered.lexical_added,
+                "lexical_removed": recovered.lexical_removed,
+            }
+            self.store.record_errors(
+                run_id, info.id, [(p.uri, p.kind, p.reason) for p in summary.problems]
+            )
+            self.store.finish_run(run_id, "completed", summary.counts())
+        return summary
+
+    # -- documents --------------------------------------------------------------------------
+
+    def documents(
+        self, collection: str, *, limit: int = 100, offset: int = 0
+    ) -> list[DocumentInfo]:
+        info = self.store.get_collection(collection)
+        return self.store.list_documents(info.id, limit=limit, offset=offset)
+
+    def document(self, collection: str, document_id: int) -> DocumentInfo:
+        info = self.store.get_collection(collection)
+        return self.store.get_document(info.id, document_id)
+
+    def chunks(self, collection: str, document_id: int) -> list[ChunkInfo]:
+        info = self.store.get_collection(collection)
+        self.store.get_document(info.id, document_id)
+        return self.store.list_chunks(document_id)
+
+    def delete_document(self, collection: str, document_id: int) -> int:
+        info = self.store.get_collection(collection)
+        self.store.get_document(info.id, document_id)
+        with writer_lock(self.collection_dir(info)):
+            indexes, _ = self.open_indexes(info)
+            removed = self.store.delete_documents(info.id, [document_id])
+            import numpy as np
+
+            indexes.apply(removed, np.empty(0, np.int64), np.empty((0, info.dim), np.float32), [])
+            indexes.save()
+        return int(removed.size)
+
+    # -- index health -----------------------------------------------------------------------
+
+    def check_index(self, collection: str, *, repair: bool = True) -> CheckReport:
+        """Prove SQL and every index of a collection agree (after the recovery any open does,
+        unless ``repair`` is off)."""
+        info = self.store.get_collection(collection)
+        root = self.collection_dir(info)
+        with writer_lock(root):
+            if repair:
+                indexes, recovered = self.open_indexes(info)
+            else:
+                indexes = _load_without_repair(root, info)
+                recovered = ReconcileReport()
+            return indexes.check(self.store, recovered)
+
+
+def _load_without_repair(root: Path, info: CollectionInfo) -> CollectionIndexes:
+    from indexes import Bm25Index, CorruptIndexError, open_vector_index
+    from ragstack.indexing import new_vector_index
+
+    try:
+        dense = open_vector_index(root / "dense", dim=info.dim, metric="cosine")
+    except CorruptIndexError:
+        dense = new_vector_index(info.vector_backend, info.dim)
+    try:
+        lexical = Bm25Index.load(root / "bm25")
+    except CorruptIndexError:
+        lexical = Bm25Index()
+    return CollectionIndexes(root, info, dense, lexical)
+
+
+def _chain(parts: Iterable[Iterable[ItemLike | ItemError]]) -> Iterable[ItemLike | ItemError]:
+    for part in parts:
+        yield from part
+
+
+def _check_name(name: str) -> None:
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}", name):
+        raise InputError(
+            f"bad collection name {name!r}: use 1-63 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
