@@ -62,23 +62,20 @@ def rate(fn: Callable[[int], object], n: int) -> float:
 
 
 def paired_rates(
-    a: Callable[[int], object], b: Callable[[int], object], n: int, rounds: int = 3
+    a: Callable[[int], object], b: Callable[[int], object], n: int, rounds: int = 7
 ) -> tuple[float, float]:
-    """Rates of two callables timed call by call, alternating on the same inputs, so drift
-    and noise on a shared machine hit both alike; the best of ``rounds`` passes each."""
-    clock = time.perf_counter
+    """Best-of-``rounds`` rates of two callables over the same ``n`` inputs, in whole passes
+    whose order alternates round by round, so machine noise and warm caches favour neither.
+    (Timing them call by call in pairs is worse: the second call of a pair runs on caches
+    the first one warmed for the same query.)"""
     best_a = best_b = 0.0
-    for _ in range(rounds):
-        ta = tb = 0.0
-        for i in range(n):
-            t0 = clock()
-            a(i)
-            t1 = clock()
-            b(i)
-            t2 = clock()
-            ta += t1 - t0
-            tb += t2 - t1
-        best_a, best_b = max(best_a, n / ta), max(best_b, n / tb)
+    for r in range(rounds):
+        if r % 2 == 0:
+            best_a = max(best_a, rate(a, n))
+            best_b = max(best_b, rate(b, n))
+        else:
+            best_b = max(best_b, rate(b, n))
+            best_a = max(best_a, rate(a, n))
     return best_a, best_b
 
 

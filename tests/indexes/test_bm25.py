@@ -19,11 +19,37 @@ from indexes import (
     ManifestMismatchError,
 )
 
-WORDS = (
-    "cell gene protein cancer tumor immune response therapy patient trial dose risk "
-    "blood brain heart liver virus infection vaccine model mouse study result effect "
-    "increase decrease signal pathway receptor"
-).split()
+WORDS = [
+    "cell",
+    "gene",
+    "protein",
+    "cancer",
+    "tumor",
+    "immune",
+    "response",
+    "therapy",
+    "patient",
+    "trial",
+    "dose",
+    "risk",
+    "blood",
+    "brain",
+    "heart",
+    "liver",
+    "virus",
+    "infection",
+    "vaccine",
+    "model",
+    "mouse",
+    "study",
+    "result",
+    "effect",
+    "increase",
+    "decrease",
+    "signal",
+    "pathway",
+    "receptor",
+]
 
 
 def corpus(n: int, seed: int = 0) -> list[str]:

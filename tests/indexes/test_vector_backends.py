@@ -35,7 +35,8 @@ def clustered(n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     centers = rng.standard_normal((40, DIM))
     x = centers[rng.integers(0, 40, n)] + 0.5 * rng.standard_normal((n, DIM))
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    out: np.ndarray = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return out
 
 
 Factory = Callable[[], VectorIndex]
