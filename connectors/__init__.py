@@ -1,0 +1,27 @@
+"""``connectors``: sources -> ``SourceItem`` streams. Imports nothing from ``ragstack``."""
+
+from connectors.base import (
+    Acl,
+    Connector,
+    ConnectorError,
+    ScanError,
+    SourceItem,
+    SourceUnavailableError,
+    content_version,
+    guess_mime,
+)
+from connectors.beir import BeirConnector
+from connectors.filesystem import FilesystemConnector
+
+__all__ = [
+    "Acl",
+    "BeirConnector",
+    "Connector",
+    "ConnectorError",
+    "FilesystemConnector",
+    "ScanError",
+    "SourceItem",
+    "SourceUnavailableError",
+    "content_version",
+    "guess_mime",
+]
