@@ -37,6 +37,12 @@ def decode_text(data: bytes) -> str:
     best = from_bytes(data).best()
     if best is None:
         raise ParseError("corrupt: not text in any known encoding")
+    if best.encoding.startswith(("cp125", "iso8859", "latin", "mac_")):
+        # Short Western text is often mistaken for a neighbouring code page (cp1250 for
+        # latin-1 "crème"); when cp1252 reads it about as cleanly, it is the likelier one.
+        western = from_bytes(data, cp_isolation=["cp1252"]).best()
+        if western is not None and western.chaos <= best.chaos + 0.05:
+            best = western
     return str(best)
 
 

@@ -1,0 +1,5 @@
+"""``python -m ragstack``: the CLI."""
+
+from ragstack.cli import main
+
+main()

@@ -1,0 +1,199 @@
+"""The write path through the service layer, on real SQLite and real indexes."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexes import IdFilter
+from ragstack.errors import ConflictError, InputError
+from ragstack.service import IngestRequest, Ragstack, SourceSpec
+from tests.ragstack.conftest import Factory
+
+HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
+
+
+def ingest(svc: Ragstack, folder: Path, collection: str = "docs", **kw: object) -> dict[str, int]:
+    summary = svc.ingest(
+        IngestRequest(collection, [SourceSpec(str(folder))], **kw),  # type: ignore[arg-type]
+        principal="user:alice",
+    )
+    counts = summary.counts()
+    counts["problems"] = len(summary.problems)
+    return counts
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def all_stored_text(db: Path) -> str:
+    con = sqlite3.connect(db)
+    try:
+        parts = [r[0] for r in con.execute("SELECT text FROM chunks")]
+        parts += [r[0] for r in con.execute("SELECT text || title FROM documents")]
+    finally:
+        con.close()
+    return "\n".join(parts)
+
+
+def test_ingest_incremental_update_delete(make_service: Factory, tmp_path: Path) -> None:
+    svc = make_service()
+    docs = tmp_path / "docs"
+    for i in range(6):
+        write(docs, f"note{i}.md", f"# Note {i}\n\n## Part\nSome text about topic {i}. " * 20)
+    first = ingest(svc, docs)
+    assert first["ingested"] == 6 and first["chunks"] > 6 and first["failed"] == 0
+    again = ingest(svc, docs)
+    assert again["unchanged"] == 6 and again["ingested"] == again["updated"] == 0
+    write(docs, "note2.md", "# Note 2\n\nCompletely new text about gardening.")
+    (docs / "note5.md").unlink()
+    third = ingest(svc, docs)
+    assert (third["updated"], third["deleted"], third["unchanged"]) == (1, 1, 4)
+    info = svc.collection("docs")
+    indexes, _ = svc.open_indexes(info)
+    hits = indexes.lexical.search("gardening", 5)
+    assert hits.ids.size == 1
+    sql_ids = svc.store.live_chunk_ids(info.id)
+    assert np.array_equal(np.sort(indexes.dense.ids()), sql_ids)
+    assert np.array_equal(indexes.lexical.ids(), sql_ids)
+    assert svc.check_index("docs").ok
+    assert len(svc.documents("docs")) == 5
+
+
+def test_pii_never_stored(make_service: Factory, tmp_path: Path) -> None:
+    svc = make_service()
+    docs = tmp_path / "docs"
+    write(
+        docs,
+        "ticket.txt",
+        "Customer jane.roe@example.org called from +1 415 555 0199 "
+        "about card 4111 1111 1111 1111 and IBAN GB82 WEST 1234 5698 7654 32.",
+    )
+    counts = ingest(svc, docs)
+    assert counts["ingested"] == 1
+    stored = all_stored_text(svc.settings.data_dir / "ragstack.db")
+    for secret in ("jane.roe", "555 0199", "4111 1111", "GB82"):
+        assert secret not in stored
+    assert "<EMAIL>" in stored and "<CREDIT_CARD>" in stored
+    doc = svc.documents("docs")[0]
+    assert doc.pii_counts == {"EMAIL": 1, "PHONE": 1, "CREDIT_CARD": 1, "IBAN": 1}
+    info = svc.collection("docs")
+    indexes, _ = svc.open_indexes(info)
+    assert indexes.lexical.search("jane roe example", 5).ids.size == 0
+
+
+def test_acls(make_service: Factory, tmp_path: Path) -> None:
+    svc = make_service()
+    docs = tmp_path / "docs"
+    write(docs, "open.md", "# Open\n\nEveryone may read this.")
+    write(docs, "hr/salaries.md", "# Salaries\n\nConfidential numbers.")
+    write(docs, "hr/.acl.json", '{"allow": ["group:hr"], "tenant": "acme"}')
+    write(docs, "board.md", "# Board\n\nMinutes.")
+    write(docs, "board.md.acl.json", '{"allow": ["user:ceo", "group:board"]}')
+    ingest(svc, docs)
+    acl = {Path(d.uri).name: d.principals for d in svc.documents("docs")}
+    assert acl == {
+        "open.md": ("user:alice",),
+        "salaries.md": ("group:hr",),
+        "board.md": ("group:board", "user:ceo"),
+    }, "private to the ingester by default"
+    pub = make_service(data_dir=tmp_path / "pub")
+    ingest(pub, docs, "pubdocs", public=True)
+    acl = {Path(d.uri).name: d.principals for d in pub.documents("pubdocs")}
+    assert acl["open.md"] == ("public",) and acl["salaries.md"] == ("group:hr",)
+    grp = make_service(data_dir=tmp_path / "grp")
+    ingest(grp, docs, "eng", allow=("group:eng",))
+    assert {d.principals for d in grp.documents("eng")} >= {("group:eng",)}
+    with pytest.raises(InputError):
+        ingest(grp, docs, "bad", allow=("alice",))
+
+
+def test_bad_inputs_are_reported_and_lose_nothing(make_service: Factory, tmp_path: Path) -> None:
+    svc = make_service(max_file_bytes=2000)
+    docs = tmp_path / "docs"
+    write(docs, "good.md", "# Good\n\nA fine document.")
+    (docs / "latin1.txt").write_bytes("Café crème, déjà vu à la carte.".encode("latin-1"))
+    (docs / "utf16.txt").write_bytes("Grüße aus Köln".encode("utf-16"))
+    (docs / "empty.txt").write_bytes(b"")
+    (docs / "blank.md").write_text("   \n\n  ")
+    (docs / "binary.txt").write_bytes(b"\x00\x01\x02garbage" * 10)
+    (docs / "song.mp3").write_bytes(b"ID3" + b"\x00" * 100)
+    (docs / "big.txt").write_text("word " * 1000)
+    write(docs, "copy1.md", "# Same\n\nIdentical duplicate content here.")
+    write(docs, "copy2.md", "# Same\n\nIdentical duplicate content here.")
+    (docs / "loop").symlink_to(docs)
+    summary = svc.ingest(IngestRequest("docs", [SourceSpec(str(docs))]), principal="user:alice")
+    problems = {Path(p.uri).name: (p.kind, p.reason) for p in summary.problems}
+    assert summary.ingested == 5  # good, latin1, utf16, copy1, copy2
+    assert problems["empty.txt"][0] == "empty" and problems["blank.md"][0] == "empty"
+    assert problems["binary.txt"][0] == "parse_error"
+    assert problems["song.mp3"][0] == "unsupported"
+    assert problems["big.txt"][0] == "too_large" and "2,000-byte limit" in problems["big.txt"][1]
+    assert summary.chunks_reused >= 1, "the duplicate's chunk reuses the stored vector"
+    texts = {Path(d.uri).name: d for d in svc.documents("docs")}
+    latin = svc.chunks("docs", texts["latin1.txt"].id)[0].text
+    assert "Café crème" in latin
+    assert "Grüße" in svc.chunks("docs", texts["utf16.txt"].id)[0].text
+    assert svc.check_index("docs").ok
+
+
+def test_embedder_pinned(make_service: Factory, tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    write(docs, "a.md", "# A\n\ntext")
+    ingest(make_service(), docs)
+    st = make_service(embedder="sentence-transformers")
+    with pytest.raises(ConflictError, match="pinned to embedder hashing-64"):
+        ingest(st, docs)
+
+
+def test_chunks_know_their_place(make_service: Factory, tmp_path: Path) -> None:
+    svc = make_service()
+    docs = tmp_path / "docs"
+    body = " ".join(f"Sentence number {i} says something." for i in range(60))
+    write(docs, "long.md", f"# Guide\n\n## Setup\n{body}\n\n## Usage\nShort usage notes.")
+    ingest(svc, docs)
+    doc = svc.documents("docs")[0]
+    chunks = svc.chunks("docs", doc.id)
+    assert len(chunks) >= 3
+    assert chunks[0].section == "Guide > Setup" and chunks[-1].section == "Guide > Usage"
+    assert all(c.token_count <= 64 for c in chunks)
+    info = svc.collection("docs")
+    with svc.store.session() as s:
+        from ragstack.store.models import DocumentRow
+
+        row = s.get(DocumentRow, doc.id)
+        assert row is not None
+        for c in chunks:
+            assert row.text[c.char_start : c.char_end] == c.text
+    indexes, _ = svc.open_indexes(info)
+    hits = indexes.lexical.search("usage notes", 1, IdFilter([c.id for c in chunks]))
+    assert hits.ids[0] == chunks[-1].id
+
+
+@pytest.mark.slow
+def test_real_model_handbook(make_service: Factory, tmp_path: Path) -> None:
+    svc = make_service(
+        embedder="sentence-transformers", chunk_max_tokens=256, chunk_overlap_tokens=32
+    )
+    counts = ingest(svc, HANDBOOK)
+    assert counts["ingested"] == 10 and counts["failed"] == 0
+    info = svc.collection("docs")
+    assert info.embedder_id.endswith("all-MiniLM-L6-v2") and info.dim == 384
+    indexes, _ = svc.open_indexes(info)
+    q = svc.c.embedder.embed(["how many vacation days can I carry over"])
+    best = int(indexes.dense.search(q, 1).ids[0, 0])
+    with svc.store.session() as s:
+        from ragstack.store.models import ChunkRow, DocumentRow
+
+        chunk = s.get(ChunkRow, best)
+        assert chunk is not None
+        doc = s.get(DocumentRow, chunk.document_id)
+        assert doc is not None and doc.uri.endswith("vacation-policy.md")
+        assert "carried over" in chunk.text
