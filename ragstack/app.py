@@ -15,10 +15,6 @@ def make_embedder(settings: Settings) -> tuple[Embedder, TokenCounter, int]:
     """``(embedder, its token counter, its input window in tokens)``."""
     if settings.embedder == "hashing":
         return HashingEmbedder(64), WordCounter(), 10_000
-    if settings.embedder == "onnx":
-        from ragstack.errors import ConfigError
-
-        raise ConfigError("RAGSTACK_EMBEDDER=onnx is not available yet; use sentence-transformers")
     st = SentenceTransformerEmbedder(
         settings.embedder_model_path, batch_size=settings.embed_batch_size
     )

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -49,44 +49,60 @@ def version() -> None:
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
-    """Build the indexes over the bundled handbook and run a few searches (no setup needed)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    """Ingest the bundled handbook and search it as two principals (no setup needed)."""
     from ragstack.demo import run_demo
-    from ragstack.embedding import SentenceTransformerEmbedder
 
-    with console.status("loading the packaged MiniLM embedder and building indexes..."):
-        passages, results, timings = run_demo(SentenceTransformerEmbedder())
-    if as_json:
-        payload = {
-            "passages": len(passages),
-            "timings": timings,
-            "results": {
-                q: [
+    svc = _service()
+    principal = _principal(None)
+    result = run_demo(svc, principal, _RichProgress(enabled=not as_json and console.is_terminal))
+    s = result.summary
+    payload = {
+        "data_dir": str(svc.settings.data_dir.resolve()),
+        "collection": s.collection,
+        "ingest": {**s.counts(), "seconds": round(s.seconds, 2)},
+        "searches": [
+            {
+                "query": q,
+                "as": list(who),
+                "hits": [
                     {
-                        "mode": h.mode,
-                        "rank": h.rank,
-                        "score": h.score,
-                        "doc": h.passage.doc,
-                        "section": h.passage.section,
+                        "score": round(h.score, 4),
+                        "uri": h.uri,
+                        "section": h.section,
+                        "text": h.text[:200],
                     }
                     for h in hits
-                ]
-                for q, hits in results.items()
-            },
-        }
-        print(json.dumps(payload, indent=2))
+                ],
+            }
+            for q, who, hits in result.searches
+        ],
+    }
+    if as_json:
+        _emit(True, payload)
         return
     console.print(
-        f"Indexed [bold]{len(passages)}[/] passages from examples/handbook "
-        f"(embedding took {timings['embed_s']:.2f} s)."
+        f"Ingested examples/handbook into [bold]{s.collection}[/] at "
+        f"{payload['data_dir']}: {s.ingested} new, {s.updated} updated, "
+        f"{s.unchanged} unchanged, {s.chunks} chunks ({s.seconds:.1f} s)."
     )
-    for query, hits in results.items():
-        table = Table(title=f"“{query}”", title_justify="left", show_lines=False)
-        for col in ("mode", "#", "score", "document", "section"):
-            table.add_column(col)
+    for query, who, hits in result.searches:
+        table = Table(title=f"“{query}” as {' + '.join(who)}", title_justify="left")
+        for col in ("score", "document", "section", "text"):
+            table.add_column(col, overflow="fold")
         for h in hits:
-            table.add_row(h.mode, str(h.rank), f"{h.score:.3f}", h.passage.doc, h.passage.section)
+            table.add_row(
+                f"{h.score:.4f}",
+                Path(h.uri).name,
+                h.section,
+                h.text[:90] + ("…" if len(h.text) > 90 else ""),
+            )
+        if not hits:
+            table.add_row("-", "(nothing this principal may read)", "", "")
         console.print(table)
+    console.print(
+        "benefits.md is readable by group:hr only (examples/handbook/"
+        "benefits.md.acl.json): compare the last two searches."
+    )
 
 
 # -- shared plumbing ----------------------------------------------------------------------------

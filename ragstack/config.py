@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PiiMode = Literal["mask", "pseudonym", "off"]
 VectorBackend = Literal["hnsw", "ivfpq", "exact"]
-EmbedderBackend = Literal["sentence-transformers", "onnx", "hashing"]
+EmbedderBackend = Literal["sentence-transformers", "hashing"]
 
 
 def _default_principal() -> str:
@@ -47,7 +47,8 @@ class Settings(BaseSettings):
         description="Who the CLI acts as (`user:NAME`); owns what it ingests by default.",
     )
     embedder: EmbedderBackend = Field(
-        "sentence-transformers", description="Embedding backend for new collections."
+        "sentence-transformers",
+        description="`sentence-transformers` (MiniLM on torch) or `hashing` (fast fake, tests).",
     )
     embedder_model_path: Path | None = Field(
         None,
@@ -69,7 +70,8 @@ class Settings(BaseSettings):
     )
     pii_mode: PiiMode = Field("mask", description="Default redaction mode for new collections.")
     pii_ner: bool = Field(
-        False, description="Also redact person names and locations (spaCy NER) in new collections."
+        False,
+        description="Redact names and places too (NER): not in this build yet; true is refused.",
     )
     index_save_interval_s: float = Field(
         30.0, ge=0, description="During an ingest, save indexes at least this often (seconds)."
@@ -81,6 +83,13 @@ class Settings(BaseSettings):
         kind, _, name = value.partition(":")
         if kind not in ("user", "group") or not name:
             raise ValueError("principal must look like 'user:NAME' or 'group:NAME'")
+        return value
+
+    @field_validator("pii_ner")
+    @classmethod
+    def _ner_not_yet(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("NER redaction is not available in this build yet")
         return value
 
     @model_validator(mode="after")

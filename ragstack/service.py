@@ -25,6 +25,7 @@ from ragstack.ingest.pipeline import (
     Redactor,
     default_principals,
 )
+from ragstack.search import Hit, Mode, search
 from ragstack.store import Store
 
 
@@ -74,6 +75,7 @@ class Ragstack:
         self.settings = settings
         self.store = store
         self.c = components
+        self._readers: dict[int, tuple[int, CollectionIndexes]] = {}
 
     # -- collections ------------------------------------------------------------------------
 
@@ -247,6 +249,40 @@ class Ragstack:
             indexes.apply(removed, np.empty(0, np.int64), np.empty((0, info.dim), np.float32), [])
             indexes.save()
         return int(removed.size)
+
+    # -- search -----------------------------------------------------------------------------
+
+    def search(
+        self,
+        collection: str,
+        query: str,
+        *,
+        principals: Sequence[str],
+        mode: Mode = "hybrid",
+        top_k: int = 10,
+    ) -> list[Hit]:
+        """The best chunks for ``query`` among those ``principals`` may read."""
+        if mode not in ("bm25", "dense", "hybrid"):
+            raise InputError(f"mode must be bm25, dense or hybrid, not {mode!r}")
+        if not 1 <= top_k <= 1000:
+            raise InputError("top_k must be between 1 and 1000")
+        for p in principals:
+            check_principal(p)
+        info = self.store.get_collection(collection)
+        self._check_embedder(info)
+        indexes = self._readers.get(info.id)
+        if indexes is None or indexes[0] != info.generation:
+            indexes = (info.generation, self.open_indexes(info)[0])
+            self._readers[info.id] = indexes
+        return search(
+            self.store,
+            indexes[1],
+            self.c.embedder,
+            query,
+            principals=principals,
+            mode=mode,
+            top_k=top_k,
+        )
 
     # -- index health -----------------------------------------------------------------------
 
