@@ -11,6 +11,7 @@ the next open of the collection brings the indexes back in step with it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import queue
 import threading
 import time
@@ -36,6 +37,7 @@ from ragstack.ingest.safety import looks_like_instructions
 from ragstack.store import Store, index_text
 
 F32 = npt.NDArray[np.float32]
+log = logging.getLogger(__name__)
 
 
 # -- what the pipeline consumes -----------------------------------------------------------------
@@ -313,8 +315,17 @@ class Ingestor:
                     out.put(self._prepare(item, prior is not None))
                 except RagstackError as exc:
                     out.put(ItemError(item.uri, _kind(exc), str(exc)))
-                except (OSError, ValueError, UnicodeError) as exc:
+                except (OSError, UnicodeError) as exc:
                     out.put(ItemError(item.uri, "read_error", f"{type(exc).__name__}: {exc}"))
+                except Exception as exc:  # a parser bug on one file must not stop the run
+                    log.exception("unexpected error preparing %s", item.uri)
+                    out.put(
+                        ItemError(
+                            item.uri,
+                            "parse_error",
+                            f"could not be processed ({type(exc).__name__})",
+                        )
+                    )
         except BaseException as exc:  # a connector failed as a whole: stop, keep what we have
             out.put(exc)
         finally:
