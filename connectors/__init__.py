@@ -12,6 +12,7 @@ from connectors.base import (
 )
 from connectors.beir import BeirConnector
 from connectors.filesystem import FilesystemConnector
+from connectors.sql import SqlConnector
 
 __all__ = [
     "Acl",
@@ -22,6 +23,7 @@ __all__ = [
     "ScanError",
     "SourceItem",
     "SourceUnavailableError",
+    "SqlConnector",
     "content_version",
     "guess_mime",
 ]

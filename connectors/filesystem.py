@@ -78,7 +78,9 @@ class FilesystemConnector:
             try:
                 entries = sorted(os.scandir(folder), key=lambda e: e.name)
             except OSError as exc:
-                yield ScanError(str(folder), "unreadable", f"cannot list folder: {exc.strerror}")
+                yield ScanError(
+                    folder.absolute().as_uri(), "unreadable", f"cannot list folder: {exc.strerror}"
+                )
                 continue
             for entry in entries:
                 found = self._entry(entry)
@@ -94,7 +96,9 @@ class FilesystemConnector:
             try:
                 target = path.resolve(strict=True)
             except (OSError, RuntimeError):
-                return ScanError(str(path), "unreadable", "broken or looping symlink")
+                return ScanError(
+                    path.absolute().as_uri(), "unreadable", "broken or looping symlink"
+                )
             if not self._inside(target):
                 return ScanError(
                     str(path),
@@ -107,7 +111,7 @@ class FilesystemConnector:
             if entry.name.endswith(SIDECAR_SUFFIX) or entry.name == DIR_ACL:
                 return None
             return path
-        return ScanError(str(path), "unsupported", "not a regular file")
+        return ScanError(path.absolute().as_uri(), "unsupported", "not a regular file")
 
     def count(self) -> int:
         """How many files a scan will consider (no file is read)."""
@@ -132,7 +136,7 @@ class FilesystemConnector:
         try:
             return load_acl(path)
         except (OSError, ValueError) as exc:
-            return ScanError(str(path), "bad_acl", f"unreadable ACL sidecar: {exc}")
+            return ScanError(path.absolute().as_uri(), "bad_acl", f"unreadable ACL sidecar: {exc}")
 
     def scan(self) -> Iterator[SourceItem | ScanError]:
         for found in self.files():
@@ -145,12 +149,14 @@ class FilesystemConnector:
                 continue
             acl = self._acl_for(path)
             if isinstance(acl, ScanError):
-                yield ScanError(str(path), acl.kind, acl.reason)
+                yield ScanError(path.absolute().as_uri(), acl.kind, acl.reason)
                 continue
             try:
                 size = path.stat().st_size
             except OSError as exc:
-                yield ScanError(str(path), "unreadable", f"cannot stat: {exc.strerror}")
+                yield ScanError(
+                    path.absolute().as_uri(), "unreadable", f"cannot stat: {exc.strerror}"
+                )
                 continue
             if self.max_bytes is not None and size > self.max_bytes:
                 yield ScanError(
@@ -162,7 +168,9 @@ class FilesystemConnector:
             try:
                 data = path.read_bytes()
             except OSError as exc:
-                yield ScanError(str(path), "unreadable", f"cannot read: {exc.strerror}")
+                yield ScanError(
+                    path.absolute().as_uri(), "unreadable", f"cannot read: {exc.strerror}"
+                )
                 continue
             yield SourceItem(
                 source=self.name,
