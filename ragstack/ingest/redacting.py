@@ -46,12 +46,25 @@ def _card_ok(text: str) -> bool:
     return 13 <= len(digits) <= 19 and luhn_ok(digits)
 
 
-def _ip_ok(text: str) -> bool:
+def _ipv4_ok(text: str) -> str | None:
     try:
-        ipaddress.ip_address(text)
+        ipaddress.IPv4Address(text)
     except ValueError:
-        return False
-    return True
+        return None
+    return text
+
+
+def _ipv6_ok(text: str) -> str | None:
+    """The IPv6 address in a candidate, dropping a trailing ``:port`` (as logs write it)."""
+    for candidate in (text, text.rsplit(":", 1)[0]):
+        if candidate.count(":") < 2:
+            return None
+        try:
+            ipaddress.IPv6Address(candidate)
+        except ValueError:
+            continue
+        return candidate
+    return None
 
 
 def _ssn_ok(text: str) -> bool:
@@ -69,6 +82,7 @@ class _Pattern:
     kind: str
     regex: re.Pattern[str]
     valid: Callable[[str], bool] | None = None
+    trim: Callable[[str], str | None] | None = None  # the PII prefix of a match, or None
 
 
 _PATTERNS = (
@@ -81,16 +95,23 @@ _PATTERNS = (
     _Pattern(
         "IBAN", re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b"), iban_ok
     ),
-    _Pattern("CREDIT_CARD", re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])"), _card_ok),
+    # digits in groups; a decimal point before or after means a measurement, not a card
+    _Pattern(
+        "CREDIT_CARD", re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ -]?\d){12,18}(?!\d)(?!\.\d)"), _card_ok
+    ),
     _Pattern("US_SSN", re.compile(r"(?<![\d-])\d{3}[- ]\d{2}[- ]\d{4}(?![\d-])"), _ssn_ok),
     _Pattern(
         "IP_ADDRESS",
         re.compile(
-            r"(?<![\w.:])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-            r"(?![\w.])|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){2,7}(?::|[0-9A-Fa-f]{1,4})(?![\w:])"
-            r"|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}(?![\w:])"
+            r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}"
+            r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\w]|\.\d)"
         ),
-        _ip_ok,
+        trim=_ipv4_ok,
+    ),
+    _Pattern(
+        "IP_ADDRESS",
+        re.compile(r"(?<![\w:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,8}(?![\w:])"),
+        trim=_ipv6_ok,
     ),
     _Pattern(
         "PHONE",
@@ -100,7 +121,13 @@ _PATTERNS = (
         ),
         _phone_ok,
     ),
+    _Pattern(
+        "PHONE",
+        re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .-]\(?\d{1,5}\)?){2,4}(?![\w])(?![ .-]\d)"),
+        _phone_ok,
+    ),
 )
+PATTERN_TYPES = frozenset(p.kind for p in _PATTERNS)
 
 
 @dataclass(frozen=True)
@@ -117,7 +144,12 @@ def find_pii(text: str, kinds: frozenset[str] | None = None) -> list[Span]:
         if kinds is not None and p.kind not in kinds:
             continue
         for m in p.regex.finditer(text):
-            if p.valid is None or p.valid(m.group()):
+            value = m.group()
+            if p.trim is not None:
+                kept = p.trim(value)
+                if kept:
+                    found.append(Span(p.kind, m.start(), m.start() + len(kept)))
+            elif p.valid is None or p.valid(value):
                 found.append(Span(p.kind, m.start(), m.end()))
     found.sort(key=lambda s: (-(s.end - s.start), s.start))
     taken: list[Span] = []
