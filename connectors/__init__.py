@@ -13,6 +13,7 @@ from connectors.base import (
 from connectors.beir import BeirConnector
 from connectors.filesystem import FilesystemConnector
 from connectors.sql import SqlConnector
+from connectors.web import WebConnector
 
 __all__ = [
     "Acl",
@@ -24,6 +25,7 @@ __all__ = [
     "SourceItem",
     "SourceUnavailableError",
     "SqlConnector",
+    "WebConnector",
     "content_version",
     "guess_mime",
 ]

@@ -207,6 +207,12 @@ def ingest(
         list[str] | None, typer.Option("--exclude", help="Glob of files to leave out; repeatable.")
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant the documents belong to.")] = None,
+    crawl_depth: Annotated[
+        int,
+        typer.Option(
+            help="For URLs: follow same-site links this many clicks deep (robots.txt respected)."
+        ),
+    ] = 0,
     keep_missing: Annotated[
         bool,
         typer.Option(
@@ -226,7 +232,9 @@ def ingest(
     svc = _service()
     request = IngestRequest(
         collection=collection,
-        sources=[SourceSpec(s, tuple(include or ()), tuple(exclude or ())) for s in sources],
+        sources=[
+            SourceSpec(s, tuple(include or ()), tuple(exclude or ()), crawl_depth) for s in sources
+        ],
         allow=tuple(allow or ()),
         public=public,
         tenant=tenant,

@@ -36,6 +36,7 @@ class SourceSpec:
     location: str
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    crawl_depth: int = 0  # for URLs: how many links away from the start page to follow
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from connectors import (
     FilesystemConnector,
     ScanError,
     SourceItem,
+    WebConnector,
 )
 from ragstack.errors import InputError
 from ragstack.ingest.pipeline import ItemError, ItemLike
@@ -25,12 +26,30 @@ def _adapt(items: Iterable[SourceItem | ScanError]) -> Iterator[ItemLike | ItemE
             yield item
 
 
+def _oversize(
+    items: Iterable[SourceItem | ScanError], max_bytes: int
+) -> Iterator[SourceItem | ScanError]:
+    for item in items:
+        if isinstance(item, SourceItem) and item.size is not None and item.size > max_bytes:
+            yield ScanError(
+                item.uri, "too_large", f"{item.size:,} bytes is over the {max_bytes:,}-byte limit"
+            )
+        else:
+            yield item
+
+
 def resolve_source(spec: SourceSpec, max_bytes: int) -> ResolvedSource:
     location = spec.location
-    if location.startswith(("http://", "https://")):
-        raise InputError(f"{location}: web sources are not available in this build yet")
-    path = Path(location).expanduser()
     try:
+        if location.startswith(("http://", "https://")):
+            is_sitemap = location.rstrip("/").endswith(".xml")
+            web = WebConnector(
+                [] if is_sitemap else [location],
+                sitemap=location if is_sitemap else None,
+                max_depth=spec.crawl_depth,
+            )
+            return ResolvedSource(web.name, _adapt(_oversize(web.scan(), max_bytes)), None)
+        path = Path(location).expanduser()
         if path.name == "corpus.jsonl" or (
             path.is_dir() and (path / "corpus.jsonl").is_file() and not spec.include
         ):

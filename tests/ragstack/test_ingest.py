@@ -197,3 +197,39 @@ def test_real_model_handbook(make_service: Factory, tmp_path: Path) -> None:
         doc = s.get(DocumentRow, chunk.document_id)
         assert doc is not None and doc.uri.endswith("vacation-policy.md")
         assert "carried over" in chunk.text
+
+
+def test_ingest_from_a_web_site_on_loopback(make_service: Factory, tmp_path: Path) -> None:
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text(
+        "<html><title>Home</title><h1>Welcome</h1>"
+        "<p>Contact sales@example.com.</p><a href='faq.html'>FAQ</a>"
+        "</html>"
+    )
+    (site / "faq.html").write_text(
+        "<html><title>FAQ</title><h1>FAQ</h1><p>Refunds take five days.</p></html>"
+    )
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
+        svc = make_service()
+        summary = svc.ingest(
+            IngestRequest("web", [SourceSpec(url, crawl_depth=1)]), principal="user:alice"
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert summary.ingested == 2 and summary.failed == 0, summary.problems
+    stored = all_stored_text(svc.settings.data_dir / "ragstack.db")
+    assert "Refunds take five days." in stored and "sales@example.com" not in stored
