@@ -9,6 +9,7 @@ ratios hold on a noisy machine. The model is loaded before the clock starts for 
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import sqlite3
 import tempfile
@@ -38,6 +39,12 @@ def main(argv: list[str] | None = None) -> None:
         default=shared_data_dir() / "scifact",
         help="BEIR folder (default ../shared/data/scifact)",
     )
+    parser.add_argument(
+        "--raw-sample",
+        type=int,
+        default=2000,
+        help="stored chunk texts re-embedded for the raw baseline",
+    )
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
     rep = Reporter(args.json)
@@ -61,8 +68,9 @@ def main(argv: list[str] | None = None) -> None:
         con.close()
         texts = [index_text(section, text) for section, text in rows]
         redacted = sum(1 for _s, text in rows if PLACEHOLDER.search(text))
+        sample = random.Random(0).sample(texts, min(args.raw_sample, len(texts)))
         t0 = time.perf_counter()
-        embedder.embed(texts)
+        embedder.embed(sample)
         raw_s = time.perf_counter() - t0
 
     docs = first.ingested + first.updated
@@ -72,8 +80,9 @@ def main(argv: list[str] | None = None) -> None:
         "chunks": chunks,
         "docs_per_s": docs / first.seconds,
         "chunks_per_s": chunks / first.seconds,
-        "raw_embed_chunks_per_s": len(texts) / raw_s,
-        "ratio_to_raw_embed": (chunks / first.seconds) / (len(texts) / raw_s),
+        "raw_embed_chunks_per_s": len(sample) / raw_s,
+        "raw_embed_sample": len(sample),
+        "ratio_to_raw_embed": (chunks / first.seconds) / (len(sample) / raw_s),
         "ratio_to_raw_embed_with_ner": None,
         "ner_available": False,
         "first_ingest_s": first.seconds,
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
                 raw_s,
                 None,
                 result["raw_embed_chunks_per_s"],
-                "model.encode of the same chunk texts",
+                f"model.encode of {len(sample):,} of the stored chunk texts (seeded sample)",
             ],
             ["ratio", None, None, result["ratio_to_raw_embed"], "ingest / raw embedding"],
             [

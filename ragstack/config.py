@@ -54,7 +54,9 @@ class Settings(BaseSettings):
         None,
         description="Local sentence-transformers model dir; default: packaged all-MiniLM-L6-v2.",
     )
-    embed_batch_size: int = Field(64, ge=1, le=4096, description="Chunks per embedding batch.")
+    embed_batch_size: int = Field(
+        16, ge=1, le=4096, description="Chunks per model batch (16 measured fastest on CPU)."
+    )
     vector_backend: VectorBackend = Field("hnsw", description="Dense index for new collections.")
     chunk_max_tokens: int = Field(
         256, ge=32, le=8192, description="Chunk size bound in the embedder's own tokens."

@@ -293,7 +293,7 @@ class Ingestor:
     def _produce(
         self,
         items: Iterable[ItemLike | ItemError],
-        known: dict[str, tuple[int, str]],
+        known: dict[str, tuple[int, str, str]],
         out: queue.Queue[object],
         seen: set[str],
         stop: threading.Event,
@@ -343,9 +343,8 @@ class Ingestor:
     ) -> IngestSummary:
         started = time.perf_counter()
         summary = IngestSummary(run_id=run_id, collection=self.info.name)
-        known: dict[str, tuple[int, str]] = {}
-        for sid in source_ids:
-            known.update(self.store.document_versions(self.info.id, sid))
+        # a document is its URI within the collection, whichever source found it first
+        known = self.store.document_versions(self.info.id)
         seen: set[str] = set()
         q: queue.Queue[object] = queue.Queue(maxsize=64)
         stop = threading.Event()
@@ -361,7 +360,7 @@ class Ingestor:
         try:
             scan_failed = self._consume(q, summary, progress)
             if scan_failed is None and self.options.delete_missing:
-                self._delete_missing(known, seen, summary)
+                self._delete_missing(known, set(source_ids), seen, summary)
         finally:
             stop.set()
             self.indexes.save()
@@ -407,10 +406,16 @@ class Ingestor:
         return scan_failed
 
     def _delete_missing(
-        self, known: dict[str, tuple[int, str]], seen: set[str], summary: IngestSummary
+        self,
+        known: dict[str, tuple[int, str, str]],
+        sources: set[str],
+        seen: set[str],
+        summary: IngestSummary,
     ) -> None:
-        """Documents the sources no longer have leave SQL and every index."""
-        gone = [doc_id for uri, (doc_id, _v) in known.items() if uri not in seen]
+        """Documents these sources gave before and no longer have leave SQL and every index."""
+        gone = [
+            doc_id for uri, (doc_id, _v, src) in known.items() if src in sources and uri not in seen
+        ]
         if gone:
             removed = self.store.delete_documents(self.info.id, gone)
             self.indexes.apply(

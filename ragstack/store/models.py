@@ -39,7 +39,7 @@ class CollectionRow(SQLModel, table=True):
 
 class DocumentRow(SQLModel, table=True):
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("collection_id", "source", "uri", name="uq_document_uri"),)
+    __table_args__ = (UniqueConstraint("collection_id", "uri", name="uq_document_uri"),)
 
     id: int | None = Field(default=None, primary_key=True)
     collection_id: int = Field(

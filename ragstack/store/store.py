@@ -161,16 +161,18 @@ class Store:
 
     # -- documents --------------------------------------------------------------------------
 
-    def document_versions(self, collection_id: int, source: str) -> dict[str, tuple[int, str]]:
-        """``uri -> (document id, version)`` of every document a source has in a collection."""
+    def document_versions(self, collection_id: int) -> dict[str, tuple[int, str, str]]:
+        """``uri -> (document id, version, source)`` of every document in a collection."""
         with self.session() as s:
             rows = s.execute(
-                select(col(DocumentRow.uri), col(DocumentRow.id), col(DocumentRow.version)).where(
-                    col(DocumentRow.collection_id) == collection_id,
-                    col(DocumentRow.source) == source,
-                )
+                select(
+                    col(DocumentRow.uri),
+                    col(DocumentRow.id),
+                    col(DocumentRow.version),
+                    col(DocumentRow.source),
+                ).where(col(DocumentRow.collection_id) == collection_id)
             ).all()
-        return {uri: (int(i), v) for uri, i, v in rows}
+        return {uri: (int(i), v, src) for uri, i, v, src in rows}
 
     def vectors_for_hashes(self, collection_id: int, hashes: Iterable[str]) -> dict[str, bytes]:
         """Stored vectors of chunks whose embedded text hashes to one of ``hashes``."""
@@ -207,9 +209,7 @@ class Store:
     def _write_one(self, s: Session, collection_id: int, d: DocumentDraft) -> WriteResult:
         existing = s.execute(
             select(col(DocumentRow.id)).where(
-                col(DocumentRow.collection_id) == collection_id,
-                col(DocumentRow.source) == d.source,
-                col(DocumentRow.uri) == d.uri,
+                col(DocumentRow.collection_id) == collection_id, col(DocumentRow.uri) == d.uri
             )
         ).scalar_one_or_none()
         removed = np.empty(0, dtype=np.int64)

@@ -233,3 +233,18 @@ def test_ingest_from_a_web_site_on_loopback(make_service: Factory, tmp_path: Pat
     assert summary.ingested == 2 and summary.failed == 0, summary.problems
     stored = all_stored_text(svc.settings.data_dir / "ragstack.db")
     assert "Refunds take five days." in stored and "sales@example.com" not in stored
+
+
+def test_overlapping_roots_never_duplicate(make_service: Factory, tmp_path: Path) -> None:
+    svc = make_service()
+    docs = tmp_path / "docs"
+    write(docs, "top.md", "# Top\n\nTop level.")
+    write(docs, "sub/inner.md", "# Inner\n\nInner text.")
+    assert ingest(svc, docs)["ingested"] == 2
+    again = ingest(svc, docs / "sub")
+    assert again["unchanged"] == 1 and again["ingested"] == 0
+    write(docs, "sub/inner.md", "# Inner\n\nChanged inner text.")
+    assert ingest(svc, docs / "sub")["updated"] == 1
+    assert ingest(svc, docs)["unchanged"] == 2
+    assert sorted(Path(d.uri).name for d in svc.documents("docs")) == ["inner.md", "top.md"]
+    assert svc.check_index("docs").ok
