@@ -1,14 +1,28 @@
-"""``connectors``: sources -> ``SourceItem`` streams. Imports nothing from ``ragstack``."""
+"""``connectors``: sources -> streams of ``SourceItem`` (or ``ScanError``). Imports nothing
+from ``ragstack``.
+
+Every connector has a ``name`` and a ``scan()`` yielding one ``SourceItem | ScanError`` per
+item currently in its source; see ``connectors.base`` for the item, the error kinds and the
+exception tree.
+"""
 
 from connectors.base import (
     Acl,
+    AclError,
+    ConfigError,
     Connector,
     ConnectorError,
+    ContentChangedError,
+    ErrorKind,
+    ItemReadError,
+    MetaValue,
     ScanError,
+    ScanResult,
     SourceItem,
     SourceUnavailableError,
     content_version,
     guess_mime,
+    partition,
 )
 from connectors.beir import BeirConnector
 from connectors.filesystem import FilesystemConnector
@@ -17,15 +31,23 @@ from connectors.web import WebConnector
 
 __all__ = [
     "Acl",
+    "AclError",
     "BeirConnector",
+    "ConfigError",
     "Connector",
     "ConnectorError",
+    "ContentChangedError",
+    "ErrorKind",
     "FilesystemConnector",
+    "ItemReadError",
+    "MetaValue",
     "ScanError",
+    "ScanResult",
     "SourceItem",
     "SourceUnavailableError",
     "SqlConnector",
     "WebConnector",
     "content_version",
     "guess_mime",
+    "partition",
 ]

@@ -62,7 +62,7 @@ def rate(fn: Callable[[int], object], n: int) -> float:
 
 
 def paired_rates(
-    a: Callable[[int], object], b: Callable[[int], object], n: int, rounds: int = 7
+    a: Callable[[int], object], b: Callable[[int], object], n: int, rounds: int = 15
 ) -> tuple[float, float]:
     """Best-of-``rounds`` rates of two callables over the same ``n`` inputs, in whole passes
     whose order alternates round by round, so machine noise and warm caches favour neither.
@@ -358,7 +358,10 @@ def main(argv: list[str] | None = None) -> None:
             "recall_at_10": min(sci["hnsw"]["recall_at_10"], syn["hnsw"]["recall_at_10"]),
             "qps": syn["hnsw"]["qps"],
             "raw_hnswlib_qps": syn["hnsw"]["raw_hnswlib_qps"],
-            "ratio_to_raw": min(sci["hnsw"]["ratio_to_raw"], syn["hnsw"]["ratio_to_raw"]),
+            # qps and raw qps above are the 100k set's; so is this ratio. SciFact's (a 5k index
+            # whose ~65 us queries make our ~8 us of validation weigh more) is reported too.
+            "ratio_to_raw": syn["hnsw"]["ratio_to_raw"],
+            "ratio_to_raw_scifact": sci["hnsw"]["ratio_to_raw"],
         },
         "ivfpq": {
             "recall_at_10": syn["ivfpq"]["recall_at_10"],

@@ -19,6 +19,8 @@ from indexes.types import (
     normalize,
 )
 
+_F32 = np.dtype(np.float32)
+
 
 class VectorPrep:
     """Checks ids, vectors and queries against one index's dimension and metric."""
@@ -30,6 +32,7 @@ class VectorPrep:
             raise InvalidInputError(f"dim must be a positive integer, got {dim!r}")
         self.dim = dim
         self.metric: Metric = metric
+        self._one_shape = (1, dim)
 
     def vectors(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> tuple[IdArray, FloatArray]:
         id_arr = check_ids(ids)
@@ -46,15 +49,12 @@ class VectorPrep:
         This is on every search's hot path: a single, already-normalised float32 query
         costs one dot product here (a NaN or infinity makes its squared norm non-finite).
         """
-        if not (isinstance(top_k, int) and top_k >= 1):
+        if not (type(top_k) is int and top_k >= 1):
             check_top_k(top_k)
         if (
-            isinstance(queries, np.ndarray)
-            and queries.dtype == np.float32
-            and queries.ndim == 2
-            and queries.shape[0] == 1
-            and queries.shape[1] == self.dim
-            and queries.flags.c_contiguous
+            type(queries) is np.ndarray
+            and queries.dtype is _F32
+            and queries.shape == self._one_shape
         ):
             flat = queries.reshape(-1)
             sq = float(flat.dot(flat))
