@@ -1,7 +1,9 @@
 """BEIR corpora: ``corpus.jsonl``, one ``{"_id", "title", "text"}`` JSON object a line.
 
-One document per line: ``uri = beir://<dataset>/<_id>``, mime ``text/plain``, the bytes are
-``title + "\\n\\n" + text`` (just ``text`` without a title), ``version`` their SHA-256.
+One document per line: ``uri = beir://<dataset>/<_id>``, mime ``text/markdown``, the bytes are
+``"# " + title + "\\n\\n" + text`` (just ``text`` without a title), ``version`` their SHA-256.
+The title is a Markdown heading so that every chunk of a long record carries it as its section
+context (what retrieval sees), not only the first one.
 Scalar values of an optional ``metadata`` object become item metadata. A line that is not
 valid UTF-8 or JSON, lacks ``_id``/``text`` or repeats an ``_id`` becomes a ``bad_record``
 ScanError naming the line number (its URI is the document's when the ``_id`` could be read,
@@ -69,13 +71,13 @@ class BeirConnector:
                     )
                     continue
                 first_line[doc_id] = lineno
-                data = (f"{title}\n\n{text}" if title else text).encode("utf-8")
+                data = (f"# {title}\n\n{text}" if title else text).encode("utf-8")
                 yield SourceItem(
                     source=self.name,
                     uri=self._uri(doc_id),
                     version=content_version(data),
                     title=title,
-                    mime="text/plain",
+                    mime="text/markdown",
                     reader=InMemory(data),
                     metadata={**meta, "beir_id": doc_id},
                     size=len(data),

@@ -70,6 +70,17 @@ def normalize(url: str) -> str:
     )
 
 
+def resolve(base: str, href: str) -> str | None:
+    """``href`` against ``base``, normalized; ``None`` when malformed or not http(s)."""
+    try:
+        url = normalize(urljoin(base, href))
+        parts = urlsplit(url)
+        _ = parts.port  # raises ValueError for a malformed port
+    except ValueError:
+        return None
+    return url if parts.scheme in ("http", "https") and parts.hostname else None
+
+
 def site_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
@@ -171,7 +182,7 @@ class WebConnector:
         if not urls and not sitemap:
             raise ConfigError("give at least one URL or a sitemap")
         for u in [*urls, *([sitemap] if sitemap else [])]:
-            if urlsplit(u).scheme.lower() not in ("http", "https") or not urlsplit(u).netloc:
+            if resolve(u, "") is None:
                 raise ConfigError(f"not an http(s) URL: {u}")
         if max_depth < 0 or max_pages < 1 or retries < 0 or timeout <= 0 or backoff < 0:
             raise ConfigError("need max_depth >= 0, max_pages >= 1, retries >= 0, timeout > 0")
@@ -264,7 +275,11 @@ class _Crawl:
                 raise _FetchError(
                     ErrorKind.FETCH_ERROR, f"HTTP {response.status} without a Location"
                 )
-            target = normalize(urljoin(current, location))
+            target = resolve(current, location)
+            if target is None:
+                raise _FetchError(
+                    ErrorKind.FETCH_ERROR, f"redirected to a malformed or non-http URL: {location}"
+                )
             if not _may_redirect(current, target):
                 raise _FetchError(
                     ErrorKind.OFF_SITE, f"redirected to {target}, another site: not followed"
@@ -336,10 +351,16 @@ class _Crawl:
                     raise SourceUnavailableError(f"sitemap {url}: {exc.reason}") from exc
                 errors.append(ScanError(url, exc.kind, f"sitemap: {exc.reason}"))
                 continue
+            good = [u for u in (resolve(url, loc) for loc in locs) if u is not None]
+            if len(good) < len(locs):
+                bad = len(locs) - len(good)
+                errors.append(
+                    ScanError(url, ErrorKind.BAD_RECORD, f"sitemap lists {bad} malformed URL(s)")
+                )
             if not is_index:
-                urls.extend(normalize(u) for u in locs)
+                urls.extend(good)
             elif level < MAX_SITEMAP_DEPTH:
-                pending.extend((normalize(u), level + 1) for u in locs)
+                pending.extend((u, level + 1) for u in good)
             else:
                 errors.append(
                     ScanError(
@@ -357,7 +378,7 @@ class _Crawl:
         if self.conf.sitemap:
             listed, errors = self._sitemap(self.conf.sitemap)
             yield from errors
-            yield from (u for u in listed if urlsplit(u).scheme in ("http", "https"))
+            yield from listed
 
     def run(self) -> Iterator[SourceItem | ScanError]:
         queue: deque[tuple[str, int]] = deque()
@@ -411,11 +432,8 @@ class _Crawl:
             parser.feed(r.body.decode(_charset(content_type), "replace"))
             parser.close()
             title = parser.title
-            base = urljoin(r.url, parser.base) if parser.base else r.url
-            for href in parser.links:
-                link = normalize(urljoin(base, href))
-                if urlsplit(link).scheme in ("http", "https"):
-                    links.append(link)
+            base = (resolve(r.url, parser.base) if parser.base else None) or r.url
+            links = [u for u in (resolve(base, h) for h in parser.links) if u is not None]
         etag = r.headers.get("etag")
         meta: dict[str, MetaValue] = {"status": r.status}
         if content_type:

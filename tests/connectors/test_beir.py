@@ -32,9 +32,9 @@ def test_lines_become_documents_and_bad_lines_errors(tmp_path: Path) -> None:
     items, errors = partition(conn.scan())
     assert [i.uri for i in items] == ["beir://mini/d1", "beir://mini/7", "beir://mini/a%2Fb"]
     d1 = items[0]
-    assert d1.read() == b"Title\n\nBody one." and d1.title == "Title"
-    assert d1.mime == "text/plain" and d1.metadata == {"y": 1, "beir_id": "d1"}
-    assert d1.version == "sha256:" + hashlib.sha256(b"Title\n\nBody one.").hexdigest()
+    assert d1.read() == b"# Title\n\nBody one." and d1.title == "Title"
+    assert d1.mime == "text/markdown" and d1.metadata == {"y": 1, "beir_id": "d1"}
+    assert d1.version == "sha256:" + hashlib.sha256(b"# Title\n\nBody one.").hexdigest()
     assert items[1].read() == b"Integer id, no title." and items[1].title == ""
     assert all(e.kind == ErrorKind.BAD_RECORD for e in errors)
     got = {e.reason.split(":", 1)[0]: (e.uri, e.reason) for e in errors}
@@ -65,5 +65,5 @@ def test_real_scifact_corpus(shared_data: Path) -> None:
     assert len({i.uri for i in items}) == 5183 and len({i.version for i in items}) > 5100
     first = json.loads((shared_data / "scifact" / "corpus.jsonl").open().readline())
     assert items[0].uri == f"beir://scifact/{first['_id']}"
-    assert items[0].read() == f"{first['title']}\n\n{first['text']}".encode()
-    assert all(i.mime == "text/plain" and i.size and i.title for i in items)
+    assert items[0].read() == f"# {first['title']}\n\n{first['text']}".encode()
+    assert all(i.mime == "text/markdown" and i.size and i.title for i in items)

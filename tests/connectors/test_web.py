@@ -112,7 +112,8 @@ def test_same_site_crawl_to_depth(site: Site) -> None:
         "<html><head><title> Home \n page</title></head><body>"
         "<a href='/a'>a</a> <a href='b'>b</a> <a href='/a#section'>a again</a>"
         f"<a href='{site.other}/x'>other host</a> <a href='mailto:x@example.org'>mail</a>"
-        "<a href='https://127.0.0.1:1/other-scheme'>https</a></body></html>",
+        "<a href='https://127.0.0.1:1/other-scheme'>https</a>"
+        "<a href='http://[::1'>malformed</a><a href='http://h:port/'>bad port</a></body></html>",
     )
     site.page("/a", "<title>A</title><p>Alpha</p><a href='/deep'>deeper</a>")
     site.page("/b", "<title>B</title><a href='/'>home</a>")
@@ -230,7 +231,7 @@ def test_sitemap_index_with_gzip_and_a_broken_child(site: Site) -> None:
         f"<urlset {ns} xmlns:image='http://www.google.com/schemas/sitemap-image/1.1'>"
         f"<url><loc> {site.url('/a')} </loc>"
         f"<image:image><image:loc>{site.url('/pic.png')}</image:loc></image:image></url>"
-        f"<url><loc>{site.url('/b')}</loc></url></urlset>"
+        f"<url><loc>{site.url('/b')}</loc></url><url><loc>http://[bad</loc></url></urlset>"
     )
     site.routes["/pages.xml.gz"] = Route(
         gzip.compress(pages.encode()), content_type="application/gzip"
@@ -245,6 +246,7 @@ def test_sitemap_index_with_gzip_and_a_broken_child(site: Site) -> None:
     items, errors = crawl(WebConnector(sitemap=site.url("/sitemap.xml")))
     assert list(items) == [site.url("/a"), site.url("/b")]
     assert errors[site.url("/gone.xml")].reason == "sitemap: server answered HTTP 404"
+    assert errors[site.url("/pages.xml.gz")].reason == "sitemap lists 1 malformed URL(s)"
     assert "/pic.png" not in site.hits and "/c" not in site.hits
 
 
@@ -262,7 +264,8 @@ def test_redirects(site: Site) -> None:
     site.page("/away", "", status=302, headers={"Location": f"{site.other}/a"})
     site.page("/sneaky", "", status=302, headers={"Location": "/private/x"})
     site.page("/circle", "", status=302, headers={"Location": "/circle"})
-    urls = [site.url(p) for p in ("/old", "/a", "/away", "/sneaky", "/circle")]
+    site.page("/mangled", "", status=302, headers={"Location": "http://[::1/x"})
+    urls = [site.url(p) for p in ("/old", "/a", "/away", "/sneaky", "/circle", "/mangled")]
     items, errors = crawl(fast(urls))
     assert list(items) == [site.url("/a")], "the redirect target is the uri, taken once"
     assert site.hits["/a"] == 1
@@ -270,6 +273,8 @@ def test_redirects(site: Site) -> None:
     assert errors[site.url("/sneaky")].kind == ErrorKind.ROBOTS
     assert "/private/x" not in site.hits
     assert "more than 5 redirects" in errors[site.url("/circle")].reason
+    mangled = errors[site.url("/mangled")]  # httpx refuses the Location header itself
+    assert mangled.kind == ErrorKind.FETCH_ERROR and "location" in mangled.reason.lower()
 
 
 def test_page_and_size_limits(site: Site) -> None:
