@@ -43,7 +43,7 @@ import numpy.typing as npt
 from indexes.analysis import Analyzer
 from indexes.errors import CorruptIndexError, DuplicateIdError, InvalidInputError
 from indexes.persist import Manifest, read_manifest, write_index_dir
-from indexes.scoring import IDF_KINDS, IdfKind, idf_lucene, idf_robertson, tf_part
+from indexes.scoring import IDF_KINDS, IdfKind, idf_lucene, mean_idf_robertson, tf_part
 from indexes.types import IdArray, IdFilter, LexicalHits, check_ids, check_top_k, top_k_desc
 
 I64 = npt.NDArray[np.int64]
@@ -339,7 +339,7 @@ class Bm25Index:
             return float(idf_lucene(df, self._n_live)[0])
         if self._mean_idf is None:
             all_df = self._df[: len(self._vocab)].astype(np.float64)
-            self._mean_idf = float(idf_robertson(np.array([0.0]), self._n_live, all_df, 1.0)[0])
+            self._mean_idf = mean_idf_robertson(self._n_live, all_df)
         raw = float(np.log((self._n_live - df[0] + 0.5) / (df[0] + 0.5)))
         return raw if raw >= 0 else 0.25 * self._mean_idf
 
@@ -404,7 +404,9 @@ class Bm25Index:
     def term_stats(self, term: str) -> tuple[int, float]:
         """``(document frequency, idf)`` of an analysed term (diagnostics and tests)."""
         gid = self._vocab.get(term)
-        return (0, 0.0) if gid is None else (int(self._df[gid]), self._idf(gid))
+        if gid is None or self._df[gid] == 0:  # unknown, or every document using it removed
+            return (0, 0.0)
+        return (int(self._df[gid]), self._idf(gid))
 
     # -- persistence ------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import Self
 
 import numpy.typing as npt
 
+from indexes.errors import CorruptIndexError
 from indexes.persist import Manifest, load_array, read_manifest, save_array, write_index_dir
 from indexes.prep import VectorPrep
 from indexes.store import VectorStore
@@ -80,8 +81,9 @@ class ExactIndex:
         path = Path(path)
         m = read_manifest(path, backend=cls.backend, expect={"dim": dim, "metric": metric})
         index = cls(VectorPrep.manifest_dim(m), VectorPrep.manifest_metric(m))
-        index._store.load_rows(
-            load_array(path / m.files["ids"]).astype("int64"),
-            load_array(path / m.files["vectors"]).astype("float32"),
-        )
+        ids = load_array(path / m.files["ids"]).astype("int64")
+        vecs = load_array(path / m.files["vectors"]).astype("float32")
+        if ids.shape != (m.count,) or vecs.shape != (m.count, index.dim):
+            raise CorruptIndexError(f"index at {path}: data does not match its manifest")
+        index._store.load_rows(ids, vecs)
         return index

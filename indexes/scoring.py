@@ -25,9 +25,13 @@ def idf_robertson(df: F64, n_docs: int, all_df: F64, epsilon: float = 0.25) -> F
     """rank-bm25's ``BM25Okapi`` idf: ``log((N - df + 0.5) / (df + 0.5))``, negative values
     floored at ``epsilon`` times the mean idf over the vocabulary (``all_df``)."""
     idf = np.log((n_docs - df + 0.5) / (df + 0.5))
+    return np.where(idf < 0, epsilon * mean_idf_robertson(n_docs, all_df), idf)
+
+
+def mean_idf_robertson(n_docs: int, all_df: F64) -> float:
+    """rank-bm25's ``average_idf``: the mean raw (unfloored) idf over terms with ``df > 0``."""
     live = all_df[all_df > 0]
-    mean = float(np.log((n_docs - live + 0.5) / (live + 0.5)).mean()) if live.size else 0.0
-    return np.where(idf < 0, epsilon * mean, idf)
+    return float(np.log((n_docs - live + 0.5) / (live + 0.5)).mean()) if live.size else 0.0
 
 
 def tf_part(tf: F64, doc_len: F64, avgdl: float, k1: float, b: float) -> F64:

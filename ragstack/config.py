@@ -1,4 +1,5 @@
-"""All settings in one place: ``RAGSTACK_*`` environment variables, or an optional env file.
+"""All settings in one place: ``RAGSTACK_*`` environment variables, or the optional file
+``ragstack.env`` in the working directory (``KEY=value`` lines; the environment wins).
 
 Nothing else reads the environment. Every field has a default that runs on one laptop with
 no services; ``docs_table()`` renders this class as the settings table of the README (a test
@@ -31,7 +32,8 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="RAGSTACK_",
-        env_file=None,
+        env_file="ragstack.env",
+        env_file_encoding="utf-8",
         extra="forbid",
         validate_default=True,
     )
