@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import Stemmer
 
+from indexes.errors import InvalidInputError
+
 # The NLTK English stopword list (the set bm25s and most BEIR baselines use); a superset of
 # Lucene's 33-word EnglishAnalyzer set.
 ENGLISH_STOPWORDS = frozenset(
@@ -218,8 +220,13 @@ class Analyzer:
 
     def __post_init__(self) -> None:
         if self.stopwords not in ("english", "none"):
-            raise ValueError(f"stopwords must be 'english' or 'none', got {self.stopwords!r}")
-        stemmer = Stemmer.Stemmer(self.language) if self.language else None
+            raise InvalidInputError(
+                f"stopwords must be 'english' or 'none', got {self.stopwords!r}"
+            )
+        try:
+            stemmer = Stemmer.Stemmer(self.language) if self.language else None
+        except KeyError as exc:  # PyStemmer's answer to an unknown language
+            raise InvalidInputError(f"no Snowball stemmer for {self.language!r}") from exc
         object.__setattr__(self, "_stemmer", stemmer)
         stop = ENGLISH_STOPWORDS if self.stopwords == "english" else frozenset()
         object.__setattr__(self, "_stop", stop)

@@ -191,7 +191,12 @@ class HnswIndex:
                 metric=self.metric,
                 dim=self.dim,
                 count=len(self),
-                params=dict(self.params),
+                # the filtered-search limits too, so a loaded index searches as the saved one
+                params={
+                    **self.params,
+                    "exact_limit": self.exact_limit,
+                    "overfetch_limit": self.overfetch_limit,
+                },
                 files={
                     "graph": f"{gen.name}/graph.bin",
                     "ids": f"{gen.name}/ids.npy",
@@ -206,6 +211,11 @@ class HnswIndex:
         path = Path(path)
         m = read_manifest(path, backend=cls.backend, expect={"dim": dim, "metric": metric})
         p = m.params
+
+        def limit(key: str) -> int:
+            value = p.get(key)
+            return 4096 if value is None else int(value)
+
         index = cls(
             VectorPrep.manifest_dim(m),
             VectorPrep.manifest_metric(m),
@@ -213,6 +223,8 @@ class HnswIndex:
             ef_construction=int(p.get("ef_construction") or 200),
             ef_search=int(p.get("ef_search") or 64),
             seed=int(p.get("seed") or 100),
+            exact_limit=limit("exact_limit"),
+            overfetch_limit=limit("overfetch_limit"),
         )
         ids = load_array(path / m.files["ids"]).astype(np.int64)
         vecs = load_array(path / m.files["vectors"]).astype(np.float32)

@@ -173,24 +173,39 @@ class IvfPqIndex:
         fetch = top_k * self.rescore_factor if self.rescore else top_k
         if allow is None:
             scores, labels = self._ivf.search(q, fetch)
+            # The probed lists may hold fewer than ``fetch`` vectors (large top_k, small or
+            # unbalanced lists): those rows are searched again over more lists.
+            short = (labels >= 0).sum(axis=1) < min(fetch, len(self._store))
             return pad_result(
-                [self._finish(q[i], scores[i], labels[i], top_k) for i in range(q.shape[0])], top_k
+                [
+                    self._filtered(q[i], fetch, top_k, None)
+                    if short[i]
+                    else self._finish(q[i], scores[i], labels[i], top_k)
+                    for i in range(q.shape[0])
+                ],
+                top_k,
             )
         return pad_result(
             [self._filtered(q[i], fetch, top_k, allow) for i in range(q.shape[0])], top_k
         )
 
     def _filtered(
-        self, q: FloatArray, fetch: int, top_k: int, allow: IdFilter
+        self, q: FloatArray, fetch: int, top_k: int, allow: IdFilter | None
     ) -> tuple[FloatArray, IdArray]:
-        selector = faiss.IDSelectorBatch(allow.ids)
+        """Search with more and more lists probed until ``fetch`` (permitted) vectors turn up."""
+        selector = None if allow is None else faiss.IDSelectorBatch(allow.ids)
+        available = len(self._store) if allow is None else len(allow)
         nprobe = int(self._ivf.nprobe)
         while True:
             # faiss' bundled stubs omit the keyword constructor its SWIG wrapper accepts
-            params = faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
+            params = (
+                faiss.SearchParametersIVF(nprobe=nprobe)  # type: ignore[call-arg]
+                if selector is None
+                else faiss.SearchParametersIVF(sel=selector, nprobe=nprobe)  # type: ignore[call-arg]
+            )
             scores, labels = self._ivf.search(q[None, :], fetch, params=params)
             found = int((labels[0] >= 0).sum())
-            if found >= min(fetch, len(allow)) or nprobe >= self._ivf.nlist:
+            if found >= min(fetch, available) or nprobe >= self._ivf.nlist:
                 return self._finish(q, scores[0], labels[0], top_k)
             nprobe = min(self._ivf.nlist, nprobe * 4)
 

@@ -88,9 +88,26 @@ def _read_raw(path: Path) -> Manifest:
         raise CorruptIndexError(f"no index at {path}: {MANIFEST} is missing")
     try:
         raw = json.loads(mpath.read_text(encoding="utf-8"))
-        return Manifest(**raw)
+        manifest = Manifest(**raw)
     except (OSError, ValueError, TypeError) as exc:
         raise CorruptIndexError(f"index at {path}: unreadable {MANIFEST}: {exc}") from exc
+    if not _well_typed(manifest):
+        raise CorruptIndexError(f"index at {path}: {MANIFEST} has fields of the wrong type")
+    return manifest
+
+
+def _well_typed(m: Manifest) -> bool:
+    """Valid JSON is not yet a manifest: every field must have its declared type."""
+    return (
+        isinstance(m.backend, str)
+        and (m.metric is None or isinstance(m.metric, str))
+        and (m.dim is None or type(m.dim) is int)
+        and all(type(v) is int for v in (m.count, m.generation, m.format_version))
+        and isinstance(m.params, dict)
+        and isinstance(m.extra, dict)
+        and isinstance(m.files, dict)
+        and all(isinstance(rel, str) for rel in m.files.values())
+    )
 
 
 def read_manifest(
@@ -138,6 +155,9 @@ def write_index_dir(
     """
     try:
         path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # a file in the way, no permission, read-only file system
+        raise IndexStorageError(f"cannot save index to {path}: {exc}") from exc
+    try:
         previous = _read_raw(path).generation if (path / MANIFEST).is_file() else 0
     except CorruptIndexError:
         previous = max((_gen_number(p) for p in path.glob("gen-*")), default=0)
