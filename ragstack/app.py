@@ -34,9 +34,9 @@ def build(settings: Settings | None = None) -> Ragstack:
         max_tokens=min(settings.chunk_max_tokens, window),
         overlap_tokens=settings.chunk_overlap_tokens,
     )
-    from ragstack.ingest.parsing import DocumentParser
-    from ragstack.ingest.redacting import make_redactor
     from ragstack.ingest.sources import resolve_source
+    from ragstack.parsing import DocumentParser
+    from ragstack.redaction import make_redactor
 
     def redactor_for(info: CollectionInfo, salt: str) -> Redactor:
         return make_redactor(info.pii_mode, ner=info.pii_ner, salt=salt)
@@ -47,7 +47,7 @@ def build(settings: Settings | None = None) -> Ragstack:
         Components(
             embedder=embedder,
             chunker=chunker,
-            parser=DocumentParser(),
+            parser=DocumentParser(max_bytes=settings.max_file_bytes),
             redactor_for=redactor_for,
             resolve_source=resolve_source,
         ),

@@ -219,6 +219,17 @@ def ingest(
             "--keep-missing", help="Do not delete documents that disappeared from the sources."
         ),
     ] = False,
+    pii_mode: Annotated[
+        str | None,
+        typer.Option(help="New collection's PII mode: mask, pseudonym or off (RAGSTACK_PII_MODE)."),
+    ] = None,
+    pii_ner: Annotated[
+        bool | None,
+        typer.Option(
+            "--pii-ner/--no-pii-ner",
+            help="New collection: also redact person names and places (spaCy NER, slower).",
+        ),
+    ] = None,
     as_principal: Annotated[
         str | None, typer.Option("--as", help="Act as this principal (default RAGSTACK_PRINCIPAL).")
     ] = None,
@@ -239,6 +250,8 @@ def ingest(
         public=public,
         tenant=tenant,
         delete_missing=not keep_missing,
+        pii_mode=pii_mode,
+        pii_ner=pii_ner,
     )
     progress = _RichProgress(enabled=not as_json and console.is_terminal)
     summary = svc.ingest(request, principal=_principal(as_principal), progress=progress)

@@ -25,6 +25,7 @@ from ragstack.ingest.pipeline import (
     Redactor,
     default_principals,
 )
+from ragstack.redaction import MODES
 from ragstack.search import Hit, Mode, search
 from ragstack.store import Store
 
@@ -57,6 +58,8 @@ class IngestRequest:
     public: bool = False
     tenant: str | None = None
     delete_missing: bool = True
+    pii_mode: str | None = None  # for a collection this ingest creates
+    pii_ner: bool | None = None
 
 
 @dataclass
@@ -99,6 +102,8 @@ class Ragstack:
         check_principal(owner)
         for p in allow:
             check_principal(p)
+        if pii_mode is not None and pii_mode not in MODES:
+            raise InputError(f"unknown PII mode {pii_mode!r}: use one of {', '.join(MODES)}")
         embedder = self.c.embedder
         return self.store.create_collection(
             name=name,
@@ -163,6 +168,8 @@ class Ragstack:
                 public=request.public,
                 allow=request.allow,
                 tenant=request.tenant,
+                pii_mode=request.pii_mode,
+                pii_ner=request.pii_ner,
             )
         self._check_embedder(info)
         root = self.collection_dir(info)

@@ -134,9 +134,12 @@ class Chunker:
     def chunk(self, blocks: Sequence[Block]) -> tuple[str, list[Chunk]]:
         """The document text and its chunks."""
         text, spans = assemble(blocks)
+        # Headings stay in the document text but are not chunk bodies: each chunk under one
+        # carries it as section context (a document of headings alone is chunked as text).
+        bodies = any(b.kind != "title" and b.text.strip() for b in blocks)
         groups: list[tuple[tuple[str, ...], int | None, list[tuple[int, int]]]] = []
         for block, span in zip(blocks, spans, strict=True):
-            if not block.text.strip():
+            if not block.text.strip() or (bodies and block.kind == "title"):
                 continue
             if groups and groups[-1][0] == block.section:
                 groups[-1][2].append(span)

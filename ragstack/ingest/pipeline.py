@@ -34,6 +34,8 @@ from ragstack.errors import (
 from ragstack.indexing import CollectionIndexes
 from ragstack.ingest.chunking import Block, Chunker
 from ragstack.ingest.safety import looks_like_instructions
+from ragstack.parsing import ParsedDocument
+from ragstack.redaction import Redaction
 from ragstack.store import Store, index_text
 
 F32 = npt.NDArray[np.float32]
@@ -91,14 +93,14 @@ class ItemError:
 
 
 class Parser(Protocol):
-    def parse(self, data: bytes, *, filename: str, mime: str | None) -> tuple[str, list[Block]]:
-        """``(title, blocks)``; raises ``UnsupportedDocumentError`` or ``ParseError``."""
+    def parse(self, data: bytes, *, filename: str, mime: str | None) -> ParsedDocument:
+        """Raises ``UnsupportedDocumentError``, ``DocumentTooLargeError`` or ``ParseError``."""
         ...
 
 
 class Redactor(Protocol):
-    def redact(self, text: str) -> tuple[str, dict[str, int]]:
-        """``(redacted text, counts per PII type)``."""
+    def redact_many(self, texts: Sequence[str]) -> list[Redaction]:
+        """Each text redacted (one batch, so NER runs once per document)."""
         ...
 
 
@@ -223,6 +225,25 @@ class Ingestor:
 
     # producer side ----------------------------------------------------------------------------
 
+    def _redact(
+        self, parsed: ParsedDocument, title: str
+    ) -> tuple[list[Block], dict[str, int], str]:
+        """The document's blocks, section headings and title, redacted in one batch."""
+        sections = sorted({s for e in parsed.elements for s in e.section})
+        texts = [e.text for e in parsed.elements] + sections + [title]
+        done = self.redactor.redact_many(texts)
+        n = len(parsed.elements)
+        heading = {s: r.text for s, r in zip(sections, done[n:-1], strict=True)}
+        counts: dict[str, int] = {}
+        for r in done[:n]:
+            for kind, v in r.counts.items():
+                counts[kind] = counts.get(kind, 0) + v
+        blocks = [
+            Block(r.text, e.kind, e.page, tuple(heading[s] for s in e.section))
+            for e, r in zip(parsed.elements, done[:n], strict=True)
+        ]
+        return blocks, counts, done[-1].text
+
     def _prepare(self, item: ItemLike, is_update: bool) -> _Prepared:
         if item.size is not None and item.size > self.options.max_file_bytes:
             raise DocumentTooLargeError(
@@ -235,17 +256,10 @@ class Ingestor:
                 f"{len(data):,} bytes is over the {self.options.max_file_bytes:,}-byte limit "
                 "(RAGSTACK_MAX_FILE_BYTES)"
             )
-        title, blocks = self.parser.parse(
+        parsed = self.parser.parse(
             data, filename=item.uri.rsplit("/", 1)[-1], mime=item.mime or None
         )
-        counts: dict[str, int] = {}
-        clean = []
-        for b in blocks:
-            text, found = self.redactor.redact(b.text)
-            for k, v in found.items():
-                counts[k] = counts.get(k, 0) + v
-            section = tuple(self.redactor.redact(s)[0] for s in b.section)
-            clean.append(Block(text, b.kind, b.page, section))
+        clean, counts, title = self._redact(parsed, item.title or parsed.title)
         doc_text, chunks = self.chunker.chunk(clean)
         if not chunks:
             raise ParseError("empty: no text left after parsing")
@@ -261,7 +275,7 @@ class Ingestor:
                 "source": item.source,
                 "uri": item.uri,
                 "version": item.version,
-                "title": self.redactor.redact(item.title or title)[0],
+                "title": title,
                 "mime": item.mime,
                 "meta": dict(item.metadata),
                 "tenant": tenant,

@@ -28,7 +28,6 @@ def test_env_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         {"principal": "carol"},
         {"vector_backend": "annoy"},
         {"chunk_max_tokens": 64, "chunk_overlap_tokens": 40},
-        {"pii_ner": True},
         {"no_such_setting": 1},
     ],
 )

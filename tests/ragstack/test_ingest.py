@@ -89,6 +89,40 @@ def test_pii_never_stored(make_service: Factory, tmp_path: Path) -> None:
     assert indexes.lexical.search("jane roe example", 5).ids.size == 0
 
 
+def test_opt_in_ner_pseudonymises_names_everywhere(make_service: Factory, tmp_path: Path) -> None:
+    """NER is per collection; pseudonyms agree within one collection and differ across two."""
+    import re
+
+    svc = make_service()
+    docs = tmp_path / "docs"
+    write(
+        docs, "a.md", "# Visit by Margaret Thornton\n\nMargaret Thornton flew to Lisbon on Monday."
+    )
+    write(docs, "b.txt", "The invoice was approved by Margaret Thornton (margaret@example.org).")
+    assert ingest(svc, docs, pii_ner=True, pii_mode="pseudonym")["ingested"] == 2
+    assert ingest(svc, docs, "plain")["ingested"] == 2
+    stored = all_stored_text(svc.settings.data_dir / "ragstack.db")
+    assert "Thornton" in stored, "the collection without NER keeps names"
+    ner_docs = {Path(d.uri).name: d for d in svc.documents("docs")}
+    texts = {n: " ".join(c.text for c in svc.chunks("docs", d.id)) for n, d in ner_docs.items()}
+    for n, d in ner_docs.items():
+        assert "Thornton" not in texts[n] + d.title + "".join(
+            c.section for c in svc.chunks("docs", d.id)
+        )
+    assert "Lisbon" not in texts["a.md"] and ner_docs["a.md"].pii_counts["LOCATION"] == 1
+    tokens = {n: set(re.findall(r"<PERSON_[0-9a-f]{8}>", t)) for n, t in texts.items()}
+    assert len(tokens["a.md"]) == 1 and tokens["a.md"] == tokens["b.txt"], "same name, same token"
+    assert re.search(r"<EMAIL_[0-9a-f]{8}>", texts["b.txt"])
+    info = svc.collection("docs")
+    indexes, _ = svc.open_indexes(info)
+    assert indexes.lexical.search("thornton margaret", 5).ids.size == 0
+    other = make_service()
+    ingest(other, docs, "second", pii_ner=True, pii_mode="pseudonym")
+    second = next(d for d in other.documents("second") if d.uri.endswith("b.txt"))
+    again = set(re.findall(r"<PERSON_[0-9a-f]{8}>", other.chunks("second", second.id)[0].text))
+    assert again and again != tokens["b.txt"], "another collection has its own salt"
+
+
 def test_acls(make_service: Factory, tmp_path: Path) -> None:
     svc = make_service()
     docs = tmp_path / "docs"
