@@ -181,8 +181,8 @@ def ingest(
     sources: Annotated[
         list[str],
         typer.Argument(
-            help="Files, folders, URLs or sitemap.xml URLs, "
-            "or BEIR corpus folders/corpus.jsonl files."
+            help="Files, folders, URLs or sitemap.xml URLs, BEIR corpus folders/corpus.jsonl "
+            "files, or database URLs (with --sql-query)."
         ),
     ],
     collection: Annotated[
@@ -213,6 +213,47 @@ def ingest(
             help="For URLs: follow same-site links this many clicks deep (robots.txt respected)."
         ),
     ] = 0,
+    sql_query: Annotated[
+        str | None,
+        typer.Option(
+            help="For a database URL (sqlite:///crm.db, postgresql://...): one document per row "
+            "of this query.",
+            rich_help_panel="Database sources",
+        ),
+    ] = None,
+    sql_text: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Column(s) holding the text; repeatable.", rich_help_panel="Database sources"
+        ),
+    ] = None,
+    sql_id: Annotated[
+        str,
+        typer.Option(help="Column with each row's stable id.", rich_help_panel="Database sources"),
+    ] = "id",
+    sql_title: Annotated[
+        str | None, typer.Option(help="Column with the title.", rich_help_panel="Database sources")
+    ] = None,
+    sql_meta: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Columns kept as metadata; repeatable.", rich_help_panel="Database sources"
+        ),
+    ] = None,
+    sql_acl: Annotated[
+        str | None,
+        typer.Option(
+            help="Column with each row's ACL (JSON or comma-separated principals).",
+            rich_help_panel="Database sources",
+        ),
+    ] = None,
+    sql_name: Annotated[
+        str | None,
+        typer.Option(
+            help="Names the rows in their URIs (default: the table queried); keep it stable.",
+            rich_help_panel="Database sources",
+        ),
+    ] = None,
     keep_missing: Annotated[
         bool,
         typer.Option(
@@ -236,15 +277,29 @@ def ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary.")] = False,
 ) -> None:
     """Ingest documents: parse, redact PII, chunk, embed, index. Incremental and crash-safe."""
-    from ragstack.service import IngestRequest, SourceSpec
+    from ragstack.service import IngestRequest, SourceSpec, SqlQuery
 
     if public and allow:
         raise typer.BadParameter("use --public or --allow, not both")
+    sql = None
+    if sql_query is not None:
+        if not sql_text:
+            raise typer.BadParameter("--sql-query needs at least one --sql-text column")
+        sql = SqlQuery(
+            sql_query,
+            tuple(sql_text),
+            id_column=sql_id,
+            title_column=sql_title,
+            metadata_columns=tuple(sql_meta or ()),
+            acl_column=sql_acl,
+            name=sql_name,
+        )
     svc = _service()
     request = IngestRequest(
         collection=collection,
         sources=[
-            SourceSpec(s, tuple(include or ()), tuple(exclude or ()), crawl_depth) for s in sources
+            SourceSpec(s, tuple(include or ()), tuple(exclude or ()), crawl_depth, sql)
+            for s in sources
         ],
         allow=tuple(allow or ()),
         public=public,
@@ -401,6 +456,7 @@ app.add_typer(documents_app, name="documents")
 def _document_dict(d: Any) -> dict[str, Any]:
     return {
         "id": d.id,
+        "source": d.source,
         "uri": d.uri,
         "title": d.title,
         "mime": d.mime,

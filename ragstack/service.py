@@ -31,13 +31,28 @@ from ragstack.store import Store
 
 
 @dataclass(frozen=True)
+class SqlQuery:
+    """For a database source: one document per row of ``query``."""
+
+    query: str
+    text_columns: tuple[str, ...]
+    id_column: str = "id"
+    title_column: str | None = None
+    metadata_columns: tuple[str, ...] = ()
+    acl_column: str | None = None
+    name: str | None = None  # names the rows in their URIs; default: the table queried
+
+
+@dataclass(frozen=True)
 class SourceSpec:
-    """Where to ingest from: a path, a URL, or a BEIR corpus; globs apply to file trees."""
+    """Where to ingest from: a path, a web URL, a BEIR corpus, or a database URL with a
+    ``sql`` query; globs apply to file trees."""
 
     location: str
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     crawl_depth: int = 0  # for URLs: how many links away from the start page to follow
+    sql: SqlQuery | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -11,11 +12,12 @@ from connectors import (
     FilesystemConnector,
     ScanError,
     SourceItem,
+    SqlConnector,
     WebConnector,
 )
 from ragstack.errors import InputError
 from ragstack.ingest.pipeline import ItemError, ItemLike
-from ragstack.service import ResolvedSource, SourceSpec
+from ragstack.service import ResolvedSource, SourceSpec, SqlQuery
 
 
 def _adapt(items: Iterable[SourceItem | ScanError]) -> Iterator[ItemLike | ItemError]:
@@ -38,9 +40,45 @@ def _oversize(
             yield item
 
 
+_DATABASE_URL = re.compile(r"^[a-z][a-z0-9]*(\+[a-z0-9_]+)?://", re.IGNORECASE)
+_FROM_TABLE = re.compile(r"\bfrom\s+[\"`\[]?([A-Za-z_][\w.]*)", re.IGNORECASE)
+
+
+def is_database_url(location: str) -> bool:
+    return bool(_DATABASE_URL.match(location)) and not location.startswith(
+        ("http://", "https://", "file://")
+    )
+
+
+def _sql(location: str, sql: SqlQuery | None, max_bytes: int) -> ResolvedSource:
+    if sql is None:
+        raise InputError(
+            "a database URL needs a query: --sql-query 'SELECT ...' and --sql-text COLUMN "
+            "(see ragstack ingest --help)"
+        )
+    table = _FROM_TABLE.search(sql.query)
+    db = SqlConnector(
+        location,
+        sql.query,
+        name=sql.name or (table.group(1) if table else "rows"),
+        id_column=sql.id_column,
+        text_columns=sql.text_columns,
+        title_column=sql.title_column,
+        metadata_columns=sql.metadata_columns,
+        acl_column=sql.acl_column,
+    )
+    return ResolvedSource(db.name, _adapt(_oversize(db.scan(), max_bytes)), None)
+
+
 def resolve_source(spec: SourceSpec, max_bytes: int) -> ResolvedSource:
     location = spec.location
     try:
+        if is_database_url(location):
+            return _sql(location, spec.sql, max_bytes)
+        if spec.sql is not None:
+            raise InputError(
+                f"--sql-query needs a database URL (sqlite:///..., ...), not {location}"
+            )
         if location.startswith(("http://", "https://")):
             is_sitemap = location.rstrip("/").endswith(".xml")
             web = WebConnector(
