@@ -183,9 +183,11 @@ def _kind(exc: RagstackError) -> str:
         return "unsupported"
     if isinstance(exc, DocumentTooLargeError):
         return "too_large"
-    if isinstance(exc, ParseError) and "empty" in str(exc).lower():
-        return "empty"
     if isinstance(exc, ParseError):
+        # the parser states its reason first: "empty: ...", "password-protected: ...", ...
+        reason = str(exc).split(":", 1)[0].strip().lower()
+        if reason in ("empty", "corrupt", "password-protected"):
+            return reason.replace("-", "_")
         return "parse_error"
     return exc.code
 

@@ -118,6 +118,6 @@ class IngestErrorRow(SQLModel, table=True):
     run_id: int = Field(index=True)
     collection_id: int = Field(index=True)
     uri: str
-    kind: str  # unsupported | too_large | parse_error | fetch_error | ...
+    kind: str  # unsupported | too_large | empty | corrupt | password_protected | fetch_error | ...
     reason: str
     at: datetime = Field(default_factory=utcnow)

@@ -167,7 +167,7 @@ def test_bad_inputs_are_reported_and_lose_nothing(make_service: Factory, tmp_pat
     problems = {Path(p.uri).name: (p.kind, p.reason) for p in summary.problems}
     assert summary.ingested == 5  # good, latin1, utf16, copy1, copy2
     assert problems["empty.txt"][0] == "empty" and problems["blank.md"][0] == "empty"
-    assert problems["binary.txt"][0] == "parse_error"
+    assert problems["binary.txt"][0] == "corrupt"
     assert problems["song.mp3"][0] == "unsupported"
     assert problems["big.txt"][0] == "too_large" and "2,000-byte limit" in problems["big.txt"][1]
     assert summary.chunks_reused >= 1, "the duplicate's chunk reuses the stored vector"
