@@ -41,6 +41,6 @@ def run_demo(svc: Ragstack, principal: str, progress: Progress | None = None) ->
     searches = []
     for query, who in DEMO_QUERIES:
         principals: tuple[str, ...] = (principal,) if who == "user" else (principal, "group:hr")
-        hits = svc.search(COLLECTION, query, principals=principals, mode="hybrid", top_k=3)
+        hits = svc.search(COLLECTION, query, principals=principals, mode="hybrid", top_k=3).hits
         searches.append((query, principals, hits))
     return DemoResult(summary, searches)

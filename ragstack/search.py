@@ -1,29 +1,91 @@
-"""ACL-filtered retrieval over one collection: BM25, dense, or both fused with RRF.
+"""ACL-filtered retrieval over one collection: BM25, dense, or both fused.
 
-The caller's principals become an ``IdFilter`` of the chunk ids they may read, built from
-SQL, and every index search runs inside that filter: a chunk outside the caller's ACL is
-never scored, counted or returned.
+The caller's principals (and tenant, and any metadata filters) become an ``IdFilter`` of the
+chunk ids they may read, built from SQL, and every index search runs inside that filter: a
+chunk outside the caller's ACL is never scored, counted or returned, and ``top_k`` permitted
+results come back whenever that many exist.
+
+Fusion of the BM25 and dense rankings is reciprocal rank fusion by default
+(``score = sum 1 / (k + rank)``), or a weighted sum of min-max normalised scores; which one,
+and its parameters, is per collection and set from an eval set by ``ragstack tune``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel import col
 
 from indexes import IdFilter
-from ragstack.domain import PUBLIC
+from ragstack.domain import PUBLIC, MetaValue
 from ragstack.embedding import Embedder
+from ragstack.errors import InputError
 from ragstack.indexing import CollectionIndexes
 from ragstack.store import Store
 from ragstack.store.models import AclRow, ChunkRow, DocumentRow
 
 Mode = Literal["bm25", "dense", "hybrid"]
-RRF_K = 60
+MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
+FusionMethod = Literal["rrf", "weighted"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Restrictions on top of the ACL, all applied inside the index search.
+
+    ``meta`` matches documents whose metadata has each key with exactly that value.
+    """
+
+    sources: tuple[str, ...] = ()
+    uri_prefix: str | None = None
+    mime_types: tuple[str, ...] = ()
+    updated_after: datetime | None = None
+    updated_before: datetime | None = None
+    meta: tuple[tuple[str, MetaValue], ...] = ()
+    exclude_instruction_like: bool = False
+
+    @classmethod
+    def of(cls, meta: Mapping[str, MetaValue] | None = None, **kw: Any) -> Filters:
+        return cls(meta=tuple(sorted((meta or {}).items())), **kw)
+
+    @property
+    def empty(self) -> bool:
+        return self == Filters()
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How BM25 and dense rankings are combined in hybrid mode."""
+
+    method: FusionMethod = "rrf"
+    rrf_k: int = 60
+    dense_weight: float = 0.5  # weighted: dense share; BM25 gets the rest
+    candidates: int = 100  # per retriever, before fusion
+
+    def __post_init__(self) -> None:
+        if self.method not in ("rrf", "weighted"):
+            raise InputError(f"fusion must be rrf or weighted, not {self.method!r}")
+        if not 1 <= self.rrf_k <= 10_000 or not 0.0 <= self.dense_weight <= 1.0:
+            raise InputError("rrf_k must be in 1..10000 and dense_weight in 0..1")
+        if not 1 <= self.candidates <= 10_000:
+            raise InputError("candidates must be in 1..10000")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str | None) -> Fusion:
+        if not raw:
+            return cls()
+        data = json.loads(raw)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
 
 
 @dataclass(frozen=True)
@@ -38,26 +100,57 @@ class Hit:
     page: int | None
     char_start: int
     char_end: int
+    instruction_like: bool = False
+    ranks: dict[str, int] = field(default_factory=dict)  # 1-based rank per retriever
 
 
-def permitted_chunks(store: Store, collection_id: int, principals: Sequence[str]) -> IdFilter:
-    """Ids of the chunks readable by any of ``principals`` (``public`` always counts)."""
+def permitted_chunks(
+    store: Store,
+    collection_id: int,
+    principals: Sequence[str],
+    *,
+    tenant: str | None = None,
+    filters: Filters = Filters(),
+) -> IdFilter:
+    """Ids of the chunks readable by any of ``principals`` (``public`` always counts) that
+    pass ``filters``; with a ``tenant``, only documents of that tenant or of none."""
     who = sorted(set(principals) | {PUBLIC})
+    docs = (
+        select(col(AclRow.document_id))
+        .join(DocumentRow, col(DocumentRow.id) == col(AclRow.document_id))
+        .where(col(DocumentRow.collection_id) == collection_id, col(AclRow.principal).in_(who))
+    )
+    if tenant is not None:
+        docs = docs.where(or_(col(DocumentRow.tenant).is_(None), col(DocumentRow.tenant) == tenant))
+    if filters.sources:
+        docs = docs.where(col(DocumentRow.source).in_(filters.sources))
+    if filters.uri_prefix:
+        docs = docs.where(col(DocumentRow.uri).startswith(filters.uri_prefix, autoescape=True))
+    if filters.mime_types:
+        docs = docs.where(col(DocumentRow.mime).in_(filters.mime_types))
+    if filters.updated_after is not None:
+        docs = docs.where(col(DocumentRow.updated_at) >= filters.updated_after)
+    if filters.updated_before is not None:
+        docs = docs.where(col(DocumentRow.updated_at) < filters.updated_before)
     with store.session() as s:
-        ids = (
-            s.execute(
-                select(col(ChunkRow.id))
-                .join(AclRow, col(AclRow.document_id) == col(ChunkRow.document_id))
-                .where(col(ChunkRow.collection_id) == collection_id, col(AclRow.principal).in_(who))
-                .distinct()
-            )
-            .scalars()
-            .all()
-        )
+        if filters.meta:
+            rows = s.execute(docs.add_columns(col(DocumentRow.meta))).all()
+            wanted = dict(filters.meta)
+            doc_ids = [
+                d for d, raw in rows if all(json.loads(raw).get(k) == v for k, v in wanted.items())
+            ]
+        else:
+            doc_ids = list(s.execute(docs.distinct()).scalars().all())
+        if not doc_ids:
+            return IdFilter(np.zeros(0, dtype=np.int64))
+        chunks = select(col(ChunkRow.id)).where(col(ChunkRow.document_id).in_(doc_ids))
+        if filters.exclude_instruction_like:
+            chunks = chunks.where(col(ChunkRow.instruction_like).is_(False))
+        ids = s.execute(chunks).scalars().all()
     return IdFilter(np.array(ids, dtype=np.int64))
 
 
-def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, float]]:
+def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
     scores: dict[int, float] = {}
     for ranking in rankings:
         for rank, cid in enumerate(ranking):
@@ -65,42 +158,81 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = RRF_K) -> list[tuple[int, fl
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
-def search(
-    store: Store,
+def weighted(
+    lists: Sequence[Sequence[tuple[int, float]]], weights: Sequence[float]
+) -> list[tuple[int, float]]:
+    """Weighted sum of min-max normalised scores; absent from a list counts as its minimum."""
+    scores: dict[int, float] = {}
+    for hits, w in zip(lists, weights, strict=True):
+        if not hits or w == 0:
+            continue
+        values = [s for _, s in hits]
+        lo, hi = min(values), max(values)
+        span = hi - lo or 1.0
+        for cid, s in hits:
+            scores[cid] = scores.get(cid, 0.0) + w * (s - lo) / span
+    return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def fuse(
+    lexical: Sequence[tuple[int, float]],
+    dense: Sequence[tuple[int, float]],
+    fusion: Fusion,
+) -> list[tuple[int, float]]:
+    if fusion.method == "rrf":
+        return rrf([[i for i, _ in lexical], [i for i, _ in dense]], fusion.rrf_k)
+    return weighted([lexical, dense], [1.0 - fusion.dense_weight, fusion.dense_weight])
+
+
+@dataclass
+class Retrieved:
+    """Fused ``(chunk id, score)`` plus each retriever's own ranking (for tuning and traces)."""
+
+    ranked: list[tuple[int, float]]
+    lexical: list[tuple[int, float]]
+    dense: list[tuple[int, float]]
+
+
+def retrieve(
     indexes: CollectionIndexes,
     embedder: Embedder,
     query: str,
+    allow: IdFilter,
     *,
-    principals: Sequence[str],
     mode: Mode = "hybrid",
     top_k: int = 10,
-    candidates: int = 100,
-) -> list[Hit]:
-    allow = permitted_chunks(store, indexes.info.id, principals)
+    fusion: Fusion = Fusion(),
+    query_vector: np.ndarray[Any, np.dtype[np.float32]] | None = None,
+) -> Retrieved:
+    """Chunk ids only: the part of search that touches indexes, not SQL."""
     if len(allow) == 0:
-        return []
-    ranked: list[tuple[int, float]]
-    lexical = dense = None
+        return Retrieved([], [], [])
+    depth = max(top_k, fusion.candidates) if mode == "hybrid" else top_k
+    lexical: list[tuple[int, float]] = []
+    dense: list[tuple[int, float]] = []
     if mode in ("bm25", "hybrid"):
-        hits = indexes.lexical.search(query, candidates if mode == "hybrid" else top_k, allow)
+        hits = indexes.lexical.search(query, depth, allow)
         lexical = list(zip(hits.ids.tolist(), hits.scores.tolist(), strict=True))
     if mode in ("dense", "hybrid"):
-        q = embedder.embed([query])
-        res = indexes.dense.search(q, candidates if mode == "hybrid" else top_k, allow)
-        dense = res.hits(0)
+        q = embedder.embed([query]) if query_vector is None else query_vector.reshape(1, -1)
+        dense = indexes.dense.search(q, depth, allow).hits(0)
     if mode == "bm25":
-        ranked = lexical or []
+        ranked = lexical
     elif mode == "dense":
-        ranked = dense or []
+        ranked = dense
     else:
-        ranked = rrf([[i for i, _ in lexical or []], [i for i, _ in dense or []]])
-    return _hydrate(store, ranked[:top_k])
+        ranked = fuse(lexical, dense, fusion)
+    return Retrieved(ranked[:top_k], lexical, dense)
 
 
-def _hydrate(store: Store, ranked: list[tuple[int, float]]) -> list[Hit]:
+def hydrate(store: Store, retrieved: Retrieved) -> list[Hit]:
+    """The hits' chunk and document fields from SQL, in ranked order."""
+    ranked = retrieved.ranked
     if not ranked:
         return []
     ids = [cid for cid, _ in ranked]
+    lex_rank = {cid: r for r, (cid, _) in enumerate(retrieved.lexical, 1)}
+    dense_rank = {cid: r for r, (cid, _) in enumerate(retrieved.dense, 1)}
     with store.session() as s:
         rows = s.execute(
             select(ChunkRow, col(DocumentRow.uri), col(DocumentRow.title))
@@ -111,20 +243,28 @@ def _hydrate(store: Store, ranked: list[tuple[int, float]]) -> list[Hit]:
     out = []
     for cid, score in ranked:
         found = by_id.get(cid)
-        if found is not None:
-            c, uri, title = found
-            out.append(
-                Hit(
-                    cid,
-                    score,
-                    c.document_id,
-                    uri,
-                    title,
-                    c.section,
-                    c.text,
-                    c.page,
-                    c.char_start,
-                    c.char_end,
-                )
+        if found is None:
+            continue
+        c, uri, title = found
+        ranks = {}
+        if cid in lex_rank:
+            ranks["bm25"] = lex_rank[cid]
+        if cid in dense_rank:
+            ranks["dense"] = dense_rank[cid]
+        out.append(
+            Hit(
+                cid,
+                score,
+                c.document_id,
+                uri,
+                title,
+                c.section,
+                c.text,
+                c.page,
+                c.char_start,
+                c.char_end,
+                c.instruction_like,
+                ranks,
             )
+        )
     return out

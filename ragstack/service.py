@@ -3,10 +3,14 @@ with domain types; it never sees a request object, an HTTP status or a CLI exit 
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from indexes import IdFilter
 from ragstack.config import Settings
 from ragstack.domain import ChunkInfo, CollectionInfo, DocumentInfo, check_principal
 from ragstack.embedding import Embedder
@@ -25,8 +29,17 @@ from ragstack.ingest.pipeline import (
     Redactor,
     default_principals,
 )
-from ragstack.redaction import MODES
-from ragstack.search import Hit, Mode, search
+from ragstack.redaction import MODES as PII_MODES
+from ragstack.search import (
+    MODES,
+    Filters,
+    Fusion,
+    Hit,
+    Mode,
+    hydrate,
+    permitted_chunks,
+    retrieve,
+)
 from ragstack.store import Store
 
 
@@ -66,6 +79,15 @@ SourceResolver = Callable[[SourceSpec, int], ResolvedSource]
 
 
 @dataclass(frozen=True)
+class SearchResponse:
+    hits: list[Hit]
+    mode: Mode
+    fusion: Fusion
+    generation: int  # of the collection the hits come from
+    timings_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
 class IngestRequest:
     collection: str
     sources: Sequence[SourceSpec]
@@ -95,6 +117,8 @@ class Ragstack:
         self.store = store
         self.c = components
         self._readers: dict[int, tuple[int, CollectionIndexes]] = {}
+        self._allowed: OrderedDict[tuple[object, ...], IdFilter] = OrderedDict()
+        self._lock = threading.RLock()
 
     # -- collections ------------------------------------------------------------------------
 
@@ -117,8 +141,8 @@ class Ragstack:
         check_principal(owner)
         for p in allow:
             check_principal(p)
-        if pii_mode is not None and pii_mode not in MODES:
-            raise InputError(f"unknown PII mode {pii_mode!r}: use one of {', '.join(MODES)}")
+        if pii_mode is not None and pii_mode not in PII_MODES:
+            raise InputError(f"unknown PII mode {pii_mode!r}: use one of {', '.join(PII_MODES)}")
         embedder = self.c.embedder
         return self.store.create_collection(
             name=name,
@@ -275,37 +299,99 @@ class Ragstack:
 
     # -- search -----------------------------------------------------------------------------
 
+    def fusion(self, collection: str) -> Fusion:
+        """The collection's fusion settings (tuned by ``ragstack tune``, else the defaults)."""
+        info = self.store.get_collection(collection)
+        return Fusion.from_json(self.store.get_setting(info.id, "fusion"))
+
+    def set_fusion(self, collection: str, fusion: Fusion) -> None:
+        info = self.store.get_collection(collection)
+        self.store.set_setting(info.id, "fusion", fusion.to_json())
+
     def search(
         self,
         collection: str,
         query: str,
         *,
         principals: Sequence[str],
+        tenant: str | None = None,
         mode: Mode = "hybrid",
         top_k: int = 10,
-    ) -> list[Hit]:
+        filters: Filters | None = None,
+        fusion: Fusion | None = None,
+    ) -> SearchResponse:
         """The best chunks for ``query`` among those ``principals`` may read."""
-        if mode not in ("bm25", "dense", "hybrid"):
+        started = time.perf_counter()
+        if mode not in MODES:
             raise InputError(f"mode must be bm25, dense or hybrid, not {mode!r}")
         if not 1 <= top_k <= 1000:
             raise InputError("top_k must be between 1 and 1000")
+        if not query.strip():
+            raise InputError("the query is empty")
+        if len(query) > 4096:
+            raise InputError("the query is longer than 4,096 characters")
         for p in principals:
             check_principal(p)
         info = self.store.get_collection(collection)
         self._check_embedder(info)
-        indexes = self._readers.get(info.id)
-        if indexes is None or indexes[0] != info.generation:
-            indexes = (info.generation, self.open_indexes(info)[0])
-            self._readers[info.id] = indexes
-        return search(
-            self.store,
-            indexes[1],
+        filters = filters or Filters()
+        fusion = fusion or Fusion.from_json(self.store.get_setting(info.id, "fusion"))
+        indexes = self._reader(info)
+        allow = self._permitted(info, principals, tenant, filters)
+        t_allow = time.perf_counter()
+        qvec = self.c.embedder.embed([query]) if mode != "bm25" else None
+        t_embed = time.perf_counter()
+        retrieved = retrieve(
+            indexes,
             self.c.embedder,
             query,
-            principals=principals,
+            allow,
             mode=mode,
             top_k=top_k,
+            fusion=fusion,
+            query_vector=qvec,
         )
+        t_retrieve = time.perf_counter()
+        hits = hydrate(self.store, retrieved)
+        done = time.perf_counter()
+        timings = {
+            "acl_ms": (t_allow - started) * 1000,
+            "embed_ms": (t_embed - t_allow) * 1000,
+            "retrieve_ms": (t_retrieve - t_embed) * 1000,
+            "hydrate_ms": (done - t_retrieve) * 1000,
+            "total_ms": (done - started) * 1000,
+        }
+        return SearchResponse(hits, mode, fusion, info.generation, timings)
+
+    def _reader(self, info: CollectionInfo) -> CollectionIndexes:
+        with self._lock:
+            cached = self._readers.get(info.id)
+            if cached is None or cached[0] != info.generation:
+                cached = (info.generation, self.open_indexes(info)[0])
+                self._readers[info.id] = cached
+            return cached[1]
+
+    def _permitted(
+        self,
+        info: CollectionInfo,
+        principals: Sequence[str],
+        tenant: str | None,
+        filters: Filters,
+    ) -> IdFilter:
+        """The caller's permitted chunk ids, cached per collection generation (a committed
+        change bumps it, so a stale set is never used)."""
+        key = (info.id, info.generation, frozenset(principals), tenant, filters)
+        with self._lock:
+            found = self._allowed.get(key)
+            if found is not None:
+                self._allowed.move_to_end(key)
+                return found
+        allow = permitted_chunks(self.store, info.id, principals, tenant=tenant, filters=filters)
+        with self._lock:
+            self._allowed[key] = allow
+            while len(self._allowed) > 256:
+                self._allowed.popitem(last=False)
+        return allow
 
     # -- index health -----------------------------------------------------------------------
 

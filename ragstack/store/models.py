@@ -37,6 +37,21 @@ class CollectionRow(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class CollectionSettingRow(SQLModel, table=True):
+    """Per-collection tuned settings (``fusion``: JSON written by ``ragstack tune``)."""
+
+    __tablename__ = "collection_settings"
+
+    collection_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    key: str = Field(primary_key=True)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 class DocumentRow(SQLModel, table=True):
     __tablename__ = "documents"
     __table_args__ = (UniqueConstraint("collection_id", "uri", name="uq_document_uri"),)

@@ -32,6 +32,7 @@ from ragstack.store.models import (
     AclRow,
     ChunkRow,
     CollectionRow,
+    CollectionSettingRow,
     DocumentRow,
     IngestErrorRow,
     IngestRunRow,
@@ -146,6 +147,21 @@ class Store:
             rows = s.scalars(select(CollectionRow).order_by(col(CollectionRow.name))).all()
             return [_collection_info(r) for r in rows]
 
+    def get_setting(self, collection_id: int, key: str) -> str | None:
+        with self.session() as s:
+            row = s.get(CollectionSettingRow, (collection_id, key))
+            return row.value if row is not None else None
+
+    def set_setting(self, collection_id: int, key: str, value: str) -> None:
+        with self.session() as s:
+            row = s.get(CollectionSettingRow, (collection_id, key))
+            if row is None:
+                row = CollectionSettingRow(collection_id=collection_id, key=key, value=value)
+            else:
+                row.value, row.updated_at = value, utcnow()
+            s.add(row)
+            s.commit()
+
     def delete_collection(self, name: str) -> None:
         with self.session() as s:
             row = self._collection_row(s, name)
@@ -156,6 +172,9 @@ class Store:
             s.execute(delete(DocumentRow).where(col(DocumentRow.collection_id) == cid))
             s.execute(delete(IngestErrorRow).where(col(IngestErrorRow.collection_id) == cid))
             s.execute(delete(IngestRunRow).where(col(IngestRunRow.collection_id) == cid))
+            s.execute(
+                delete(CollectionSettingRow).where(col(CollectionSettingRow.collection_id) == cid)
+            )
             s.delete(row)
             s.commit()
 
