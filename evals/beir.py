@@ -1,14 +1,24 @@
-"""BEIR-layout datasets (corpus.jsonl, queries.jsonl, qrels/<split>.tsv) and IR metrics."""
+"""BEIR-layout datasets (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); the IR metrics live
+in ``ragstack.evaluation`` (``ragstack tune`` uses them too) and are re-exported here."""
 
 from __future__ import annotations
 
-import csv
 import json
-import math
 import os
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from ragstack.evaluation import load_judgements, mrr_at_k, ndcg_at_k, recall_at_k
+
+__all__ = [
+    "BeirDataset",
+    "BeirDoc",
+    "load_beir",
+    "mrr_at_k",
+    "ndcg_at_k",
+    "recall_at_k",
+    "shared_data_dir",
+]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,38 +63,82 @@ def load_beir(path: Path, split: str = "test") -> BeirDataset:
             if line.strip():
                 row = json.loads(line)
                 corpus.append(BeirDoc(str(row["_id"]), row.get("title") or "", row["text"]))
-    queries: dict[str, str] = {}
-    with (path / "queries.jsonl").open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                row = json.loads(line)
-                queries[str(row["_id"])] = row["text"]
-    qrels: dict[str, dict[str, int]] = {}
-    qrels_path = path / "qrels" / f"{split}.tsv"
-    if qrels_path.is_file():
-        with qrels_path.open(encoding="utf-8") as fh:
-            reader = csv.reader(fh, delimiter="\t")
-            next(reader, None)
-            for qid, did, score in reader:
-                qrels.setdefault(qid, {})[did] = int(score)
+    queries, qrels = load_judgements(path, split)
     return BeirDataset(path.name, path, corpus, queries, qrels)
 
 
-def ndcg_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int = 10) -> float:
-    """nDCG@k with graded gains and a log2 discount, as BEIR (pytrec_eval) computes it."""
-    dcg = sum(relevant.get(doc, 0) / math.log2(rank + 2) for rank, doc in enumerate(ranked[:k]))
-    ideal = sorted(relevant.values(), reverse=True)[:k]
-    idcg = sum(g / math.log2(rank + 2) for rank, g in enumerate(ideal))
-    return dcg / idcg if idcg > 0 else 0.0
+def main(argv: list[str] | None = None) -> None:
+    """``python -m evals.beir --data ../shared/data/scifact [--json]``: retrieval quality per
+    mode through the service layer (ACL filter on, one query at a time)."""
+    import argparse
+
+    from evals.collections import PRINCIPAL, ensure_collection, eval_service
+    from evals.report import Cell, Reporter
+    from ragstack.evaluation import evaluate
+    from ragstack.search import Fusion, Hit, Mode
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--data", type=Path, default=shared_data_dir() / "scifact")
+    parser.add_argument("--split", default="test", help="judgements reported (qrels/<split>.tsv)")
+    parser.add_argument(
+        "--tune-split",
+        default="train",
+        help="fusion tuned on these judgements first, if the folder has them ('' = no tuning)",
+    )
+    parser.add_argument("--embedder", default=None, help="RAGSTACK_EMBEDDER for the eval data dir")
+    parser.add_argument("--json", action="store_true", help="print only the final JSON line")
+    args = parser.parse_args(argv)
+    rep = Reporter(args.json)
+
+    svc = eval_service(args.embedder)
+    name = ensure_collection(svc, args.data, quiet=args.json)
+    queries, qrels = load_judgements(args.data, args.split)
+    tuned = None
+    if args.tune_split and (args.data / "qrels" / f"{args.tune_split}.tsv").is_file():
+        tq, tr = load_judgements(args.data, args.tune_split)
+        tuned = svc.tune(name, tq, tr, principals=[PRINCIPAL])
+    fusion = svc.fusion(name) if tuned else Fusion()
+
+    def search(text: str, mode: Mode, depth: int, f: Fusion | None) -> list[Hit]:
+        return svc.search(name, text, principals=[PRINCIPAL], mode=mode, top_k=depth, fusion=f).hits
+
+    results: dict[str, dict[str, float | int | str]] = {}
+    rows: list[list[Cell]] = []
+    runs: list[tuple[str, Mode, Fusion | None]] = [
+        ("bm25", "bm25", None),
+        ("dense", "dense", None),
+        ("hybrid", "hybrid", fusion),
+    ]
+    if tuned is not None and fusion != Fusion():
+        runs.append(("hybrid_rrf60", "hybrid", Fusion()))
+    for label, mode, f in runs:
+        search("warm up", mode, 10, f)
+        m = evaluate(search, queries, qrels, mode=mode, fusion=f)
+        results[label] = dict(m.as_dict())
+        rows.append([label, m.ndcg_at_10, m.recall_at_100, m.mrr_at_10, m.p50_ms, m.p95_ms])
+    rep.table(
+        f"{name} ({args.split}: {results['bm25']['queries']} queries), chunks -> documents by "
+        f"first chunk; embedder {svc.c.embedder.model_id}",
+        ["mode", "nDCG@10", "recall@100", "MRR@10", "p50 ms", "p95 ms"],
+        rows,
+    )
+    if tuned is not None:
+        rep.say(
+            f"fusion tuned on {args.tune_split}: {tuned.best} (nDCG@10 {tuned.best_ndcg:.4f} "
+            f"on {args.tune_split}; RRF k=60 gave {tuned.default_ndcg:.4f})"
+        )
+    else:
+        rep.say(f"fusion: {fusion} (no {args.tune_split or 'tuning'} split to tune on)")
+    results["fusion"] = {"tuned_on": args.tune_split if tuned else "", **vars_of(fusion)}
+    rep.final(results)
 
 
-def recall_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int) -> float:
-    rel = {d for d, g in relevant.items() if g > 0}
-    return len(rel.intersection(ranked[:k])) / len(rel) if rel else 0.0
+def vars_of(fusion: object) -> dict[str, float | int | str]:
+    from dataclasses import asdict, is_dataclass
+
+    assert is_dataclass(fusion) and not isinstance(fusion, type)
+    return {k: v for k, v in asdict(fusion).items() if isinstance(v, int | float | str)}
 
 
-def mrr_at_k(ranked: Sequence[str], relevant: Mapping[str, int], k: int = 10) -> float:
-    for rank, doc in enumerate(ranked[:k]):
-        if relevant.get(doc, 0) > 0:
-            return 1.0 / (rank + 1)
-    return 0.0
+if __name__ == "__main__":
+    main()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from ragstack.config import Settings
 from ragstack.domain import ChunkInfo, CollectionInfo, DocumentInfo, check_principal
 from ragstack.embedding import Embedder
 from ragstack.errors import ConflictError, InputError, NotFoundError
+from ragstack.evaluation import Qrels, TuneResult, doc_key, tune
 from ragstack.indexing import CheckReport, CollectionIndexes, ReconcileReport, writer_lock
 from ragstack.ingest.chunking import Chunker
 from ragstack.ingest.pipeline import (
@@ -362,6 +363,56 @@ class Ragstack:
             "total_ms": (done - started) * 1000,
         }
         return SearchResponse(hits, mode, fusion, info.generation, timings)
+
+    def tune(
+        self,
+        collection: str,
+        queries: Mapping[str, str],
+        qrels: Qrels,
+        *,
+        principals: Sequence[str],
+        tenant: str | None = None,
+        candidates: int = 100,
+        apply: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> TuneResult:
+        """Picks the collection's fusion from judged queries (see ``ragstack.evaluation``) and,
+        with ``apply``, stores it for every later search."""
+        info = self.store.get_collection(collection)
+        self._check_embedder(info)
+        judged = {q: t for q, t in queries.items() if q in qrels}
+        if not judged:
+            raise InputError("no query has a judgement: check that the ids match")
+        indexes = self._reader(info)
+        allow = self._permitted(info, principals, tenant, Filters())
+        texts = list(judged.values())
+        vectors = dict(zip(texts, self.c.embedder.embed(texts), strict=True))
+        probe = Fusion(candidates=candidates)
+
+        def candidates_for(text: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+            got = retrieve(
+                indexes,
+                self.c.embedder,
+                text,
+                allow,
+                top_k=candidates,
+                fusion=probe,
+                query_vector=vectors[text],
+            )
+            return got.lexical, got.dense
+
+        keys = {cid: doc_key(uri) for cid, uri in self.store.chunk_uris(info.id)}
+        result = tune(
+            candidates_for,
+            keys.__getitem__,
+            judged,
+            qrels,
+            candidates=candidates,
+            progress=progress,
+        )
+        if apply:
+            self.store.set_setting(info.id, "fusion", result.best.to_json())
+        return result
 
     def _reader(self, info: CollectionInfo) -> CollectionIndexes:
         with self._lock:

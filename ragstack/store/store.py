@@ -427,6 +427,16 @@ class Store:
 
     # -- chunks for the indexes ---------------------------------------------------------------
 
+    def chunk_uris(self, collection_id: int) -> list[tuple[int, str]]:
+        """``(chunk id, its document's URI)`` for every chunk of the collection."""
+        with self.session() as s:
+            rows = s.execute(
+                select(col(ChunkRow.id), col(DocumentRow.uri))
+                .join(DocumentRow, col(DocumentRow.id) == col(ChunkRow.document_id))
+                .where(col(ChunkRow.collection_id) == collection_id)
+            ).all()
+        return [(int(cid), str(uri)) for cid, uri in rows]
+
     def live_chunk_ids(self, collection_id: int) -> I64:
         with self.session() as s:
             ids = (

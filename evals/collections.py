@@ -1,0 +1,41 @@
+"""A ragstack over a BEIR folder for the evals, ingested once and kept under ``.cache/evals``.
+
+Ingest is incremental, so a second run finds every document unchanged in a second or two;
+each embedder gets its own data dir (collections pin their embedder).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from evals.beir import REPO_ROOT
+from ragstack.app import build
+from ragstack.config import Settings
+from ragstack.service import IngestRequest, Ragstack, SourceSpec
+
+PRINCIPAL = "user:eval"
+
+
+def eval_service(embedder: str | None = None) -> Ragstack:
+    base = Settings()
+    chosen = embedder or base.embedder
+    data_dir = REPO_ROOT / ".cache" / "evals" / chosen
+    return build(Settings(data_dir=data_dir, principal=PRINCIPAL, embedder=chosen))
+
+
+def ensure_collection(svc: Ragstack, data: Path, *, quiet: bool = False) -> str:
+    """The collection holding ``data``'s corpus (named after the folder), ingested if needed."""
+    name = data.resolve().name
+    t0 = time.perf_counter()
+    summary = svc.ingest(
+        IngestRequest(name, [SourceSpec(str(data))], public=True), principal=PRINCIPAL
+    )
+    if not quiet and summary.ingested + summary.updated:
+        print(
+            f"ingested {summary.ingested + summary.updated:,} documents of {name} "
+            f"({summary.chunks:,} chunks) in {time.perf_counter() - t0:.0f} s",
+            file=sys.stderr,
+        )
+    return name
