@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -124,6 +126,19 @@ def _principal(as_principal: str | None) -> str:
 def _emit(as_json: bool, payload: object) -> None:
     if as_json:
         print(json.dumps(payload, indent=2, default=str))
+
+
+@contextmanager
+def _bar(label: str, *, enabled: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar fed with ``(done, total)``; a no-op off a terminal."""
+    if not enabled:
+        yield lambda _done, _total: None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 class _RichProgress:
@@ -344,6 +359,192 @@ def ingest(
 
 
 # -- collections --------------------------------------------------------------------------------
+
+
+def _principals(as_principals: list[str] | None) -> list[str]:
+    return list(as_principals) if as_principals else [_principal(None)]
+
+
+def _meta_pairs(pairs: list[str] | None) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for pair in pairs or ():
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"--meta takes KEY=VALUE, not {pair!r}")
+        try:
+            meta[key] = json.loads(raw)  # numbers and booleans typed; anything else a string
+        except ValueError:
+            meta[key] = raw
+    return meta
+
+
+def _when(value: str | None, option: str) -> Any:
+    if value is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{option} takes an ISO date or time, not {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+AsOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--as",
+        help="Search as this principal (user:NAME or group:NAME); repeat for a user's groups. "
+        "Default RAGSTACK_PRINCIPAL.",
+    ),
+]
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection.")],
+    as_principals: AsOption = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's documents.")] = None,
+    mode: Annotated[str, typer.Option(help="bm25, dense or hybrid.")] = "hybrid",
+    top_k: Annotated[int, typer.Option("--top-k", "-k", help="Hits to return.")] = 10,
+    source: Annotated[
+        list[str] | None, typer.Option(help="Only documents from this source; repeatable.")
+    ] = None,
+    uri_prefix: Annotated[str | None, typer.Option(help="Only URIs starting with this.")] = None,
+    mime: Annotated[list[str] | None, typer.Option(help="Only this MIME type; repeatable.")] = None,
+    after: Annotated[str | None, typer.Option(help="Only documents updated since (ISO).")] = None,
+    before: Annotated[str | None, typer.Option(help="Only documents updated before (ISO).")] = None,
+    meta: Annotated[
+        list[str] | None, typer.Option(help="Metadata KEY=VALUE that must match; repeatable.")
+    ] = None,
+    exclude_flagged: Annotated[
+        bool,
+        typer.Option(help="Leave out chunks flagged at ingest as instruction-like."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Search a collection: only what the given principals may read is ever scored."""
+    from ragstack.search import Filters
+
+    filters = Filters.of(
+        _meta_pairs(meta),
+        sources=tuple(source or ()),
+        uri_prefix=uri_prefix,
+        mime_types=tuple(mime or ()),
+        updated_after=_when(after, "--after"),
+        updated_before=_when(before, "--before"),
+        exclude_instruction_like=exclude_flagged,
+    )
+    response = _service().search(
+        collection,
+        query,
+        principals=_principals(as_principals),
+        tenant=tenant,
+        mode=mode,
+        top_k=top_k,
+        filters=filters,
+    )
+    hits = [
+        {
+            "rank": n,
+            "score": round(h.score, 6),
+            "chunk_id": h.chunk_id,
+            "document_id": h.document_id,
+            "uri": h.uri,
+            "title": h.title,
+            "section": h.section,
+            "page": h.page,
+            "char_start": h.char_start,
+            "char_end": h.char_end,
+            "instruction_like": h.instruction_like,
+            "text": h.text,
+        }
+        for n, h in enumerate(response.hits, 1)
+    ]
+    if as_json:
+        _emit(True, {
+            "query": query,
+            "collection": collection,
+            "mode": response.mode,
+            "hits": hits,
+            "timings_ms": {k: round(v, 3) for k, v in response.timings_ms.items()},
+        })  # fmt: skip
+        return
+    table = Table(
+        title=f"{len(hits)} hits for {query!r} in {collection!r} ({response.mode}, "
+        f"{response.timings_ms['total_ms']:.1f} ms)",
+        title_justify="left",
+    )
+    for column in ("#", "score", "document", "where", "text"):
+        table.add_column(column, overflow="fold")
+    for h in hits:
+        where = " > ".join(
+            x for x in (str(h["section"]), f"p. {h['page']}" if h["page"] else "") if x
+        )
+        text = " ".join(str(h["text"]).split())
+        flag = "[yellow](instruction-like)[/] " if h["instruction_like"] else ""
+        table.add_row(
+            str(h["rank"]),
+            f"{h['score']:.4f}",
+            f"{h['title'] or h['uri']}\n[dim]{h['uri']}[/]",
+            where,
+            flag + (text[:240] + ("…" if len(text) > 240 else "")),
+        )
+    console.print(table)
+
+
+@app.command()
+def tune(
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Folder with queries.jsonl and qrels/<split>.tsv (BEIR layout); qrels name "
+            "documents by URI or by its last path segment."
+        ),
+    ],
+    split: Annotated[
+        str, typer.Option(help="Judgements to tune on (never your test split).")
+    ] = "train",
+    as_principals: AsOption = None,
+    dry_run: Annotated[bool, typer.Option(help="Report, but keep the current fusion.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Choose the collection's hybrid fusion (RRF k, or score weights) from judged queries."""
+    from ragstack.evaluation import load_judgements
+
+    queries, qrels = load_judgements(data, split)
+    svc = _service()
+    before = svc.fusion(collection)
+    with _bar("tune", enabled=not as_json and console.is_terminal) as advance:
+        result = svc.tune(
+            collection,
+            queries,
+            qrels,
+            principals=_principals(as_principals),
+            apply=not dry_run,
+            progress=advance,
+        )
+    payload = {
+        "collection": collection,
+        "split": split,
+        "queries": sum(1 for q in queries if q in qrels),
+        "before": json.loads(before.to_json()),
+        "best": json.loads(result.best.to_json()),
+        "best_ndcg_at_10": round(result.best_ndcg, 4),
+        "rrf60_ndcg_at_10": round(result.default_ndcg, 4),
+        "applied": not dry_run,
+    }
+    if as_json:
+        _emit(True, payload)
+        return
+    console.print(
+        f"best fusion on {split} ({payload['queries']} queries): [bold]{result.best}[/]\n"
+        f"nDCG@10 {result.best_ndcg:.4f} (RRF k=60: {result.default_ndcg:.4f}); "
+        + ("stored for this collection" if not dry_run else "not stored (--dry-run)")
+    )
+
 
 collections_app = typer.Typer(help="List, create and delete collections.", no_args_is_help=True)
 app.add_typer(collections_app, name="collections")

@@ -261,7 +261,7 @@ class Ingestor:
         parsed = self.parser.parse(
             data, filename=item.uri.rsplit("/", 1)[-1], mime=item.mime or None
         )
-        clean, counts, title = self._redact(parsed, item.title or parsed.title)
+        clean, counts, title = self._redact(parsed, parsed.title or item.title)
         doc_text, chunks = self.chunker.chunk(clean)
         if not chunks:
             raise ParseError("empty: no text left after parsing")

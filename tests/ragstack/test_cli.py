@@ -98,3 +98,29 @@ def test_database_source_errors_are_clear(
     assert "no column(s) ['b']" in out and "Traceback" not in out
     out = fails("ingest", "sqlite:///" + str(tmp_path / "nope" / "x.db"), "-c", "crm", *SQL)
     assert "unable to open database file" in out
+
+
+HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
+
+
+def test_search_and_tune_from_the_cli(run: Callable[..., Any], tmp_path: Path) -> None:
+    invoke = run
+    invoke("ingest", str(HANDBOOK), "-c", "hb")
+    hr = invoke("search", "pension salary", "-c", "hb", "--as", "group:hr", "-k", "3")
+    assert hr["hits"][0]["uri"].endswith("benefits.md") and hr["hits"][0]["title"]
+    assert set(hr["timings_ms"]) >= {"embed_ms", "retrieve_ms", "total_ms"}
+    bob = invoke("search", "pension salary", "-c", "hb", "--as", "user:bob")
+    assert all(not h["uri"].endswith("benefits.md") for h in bob["hits"]), "benefits is HR-only"
+    md = invoke("search", "leave", "-c", "hb", "--mime", "text/plain")
+    assert md["hits"] == [], "the handbook is Markdown"
+    judged = tmp_path / "judged"
+    (judged / "qrels").mkdir(parents=True)
+    (judged / "queries.jsonl").write_text(
+        '{"_id": "q1", "text": "how many vacation days"}\n{"_id": "q2", "text": "laptop"}\n'
+    )
+    (judged / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\tvacation-policy.md\t1\nq2\tsecurity-policy.md\t1\n"
+    )
+    tuned = invoke("tune", "-c", "hb", "--data", str(judged), "--as", "user:alice")
+    assert tuned["queries"] == 2 and tuned["applied"] and tuned["best_ndcg_at_10"] > 0.5
+    assert tuned["best_ndcg_at_10"] >= tuned["rrf60_ndcg_at_10"]
