@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
+from ragstack.answering import MemoEmbed
 from ragstack.config import Settings
 from ragstack.domain import CollectionInfo
-from ragstack.embedding import Embedder, HashingEmbedder, SentenceTransformerEmbedder
+from ragstack.embedding import (
+    Embedder,
+    HashingEmbedder,
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+)
+from ragstack.errors import ConfigError, InputError
+from ragstack.generation.base import Generator
 from ragstack.ingest.chunking import Chunker, HfTokenCounter, TokenCounter, WordCounter
 from ragstack.ingest.pipeline import Redactor
 from ragstack.service import Components, Ragstack
@@ -15,12 +26,20 @@ def make_embedder(settings: Settings) -> tuple[Embedder, TokenCounter, int]:
     """``(embedder, its token counter, its input window in tokens)``."""
     if settings.embedder == "hashing":
         return HashingEmbedder(64), WordCounter(), 10_000
-    st = SentenceTransformerEmbedder(
-        settings.embedder_model_path, batch_size=settings.embed_batch_size
-    )
-    tok = st.tokenizer_file
+    model: SentenceTransformerEmbedder | OnnxEmbedder
+    if settings.embedder == "onnx-int8":
+        model = OnnxEmbedder(
+            settings.embedder_model_path,
+            cache_dir=settings.data_dir / "models",
+            batch_size=settings.embed_batch_size,
+        )
+    else:
+        model = SentenceTransformerEmbedder(
+            settings.embedder_model_path, batch_size=settings.embed_batch_size
+        )
+    tok = model.tokenizer_file
     counter: TokenCounter = HfTokenCounter(tok) if tok else WordCounter()
-    return st, counter, st.max_tokens
+    return model, counter, model.max_tokens
 
 
 def build(settings: Settings | None = None) -> Ragstack:
@@ -41,6 +60,8 @@ def build(settings: Settings | None = None) -> Ragstack:
     def redactor_for(info: CollectionInfo, salt: str) -> Redactor:
         return make_redactor(info.pii_mode, ner=info.pii_ner, salt=salt)
 
+    memo = MemoEmbed(embedder)
+
     return Ragstack(
         settings,
         store,
@@ -50,5 +71,48 @@ def build(settings: Settings | None = None) -> Ragstack:
             parser=DocumentParser(max_bytes=settings.max_file_bytes),
             redactor_for=redactor_for,
             resolve_source=resolve_source,
+            generator_for=generator_factory(settings, memo),
+            memo=memo,
         ),
     )
+
+
+def generator_factory(settings: Settings, memo: MemoEmbed) -> Callable[[str], Generator]:
+    """Generators by name, each built on first use and then shared (the local model loads
+    once; its calls are serialised inside it)."""
+    built: dict[str, Generator] = {}
+    lock = threading.Lock()
+
+    def make(name: str) -> Generator:
+        from ragstack.generation.tokens import default_token_counter
+
+        if name == "extractive":
+            from ragstack.generation.extractive import ExtractiveGenerator
+
+            counter, _ = default_token_counter()
+            return ExtractiveGenerator(memo, counter)
+        if name == "local":
+            from ragstack.generation.local import LlamaCppGenerator
+
+            return LlamaCppGenerator(settings.local_model_path, n_threads=settings.local_threads)
+        if name == "remote":
+            from ragstack.generation.remote import OpenAICompatibleGenerator
+
+            if not settings.remote_url:
+                raise ConfigError("the remote generator needs RAGSTACK_REMOTE_URL")
+            key = settings.remote_api_key
+            return OpenAICompatibleGenerator(
+                settings.remote_url,
+                settings.remote_model,
+                api_key=key.get_secret_value() if key is not None else None,
+                timeout_s=settings.generator_timeout_s,
+            )
+        raise InputError(f"generator must be extractive, local or remote, not {name!r}")
+
+    def get(name: str) -> Generator:
+        with lock:
+            if name not in built:
+                built[name] = make(name)
+            return built[name]
+
+    return get

@@ -12,12 +12,13 @@ import getpass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PiiMode = Literal["mask", "pseudonym", "off"]
 VectorBackend = Literal["hnsw", "ivfpq", "exact"]
-EmbedderBackend = Literal["sentence-transformers", "hashing"]
+EmbedderBackend = Literal["sentence-transformers", "onnx-int8", "hashing"]
+GeneratorName = Literal["extractive", "local", "remote"]
 
 
 def _default_principal() -> str:
@@ -50,7 +51,11 @@ class Settings(BaseSettings):
     )
     embedder: EmbedderBackend = Field(
         "sentence-transformers",
-        description="`sentence-transformers` (MiniLM on torch) or `hashing` (fast fake, tests).",
+        description=(
+            "`sentence-transformers` (MiniLM on torch), `onnx-int8` (the same weights exported "
+            "once to ONNX int8 under <data_dir>/models: ~3x faster on CPU, cosine ~0.99 to torch, "
+            "so a separate model id) or `hashing` (fast fake, tests)."
+        ),
     )
     embedder_model_path: Path | None = Field(
         None,
@@ -82,6 +87,41 @@ class Settings(BaseSettings):
     )
     index_save_interval_s: float = Field(
         30.0, ge=0, description="During an ingest, save indexes at least this often (seconds)."
+    )
+    generator: GeneratorName = Field(
+        "extractive",
+        description="Default answer generator: `extractive` (no model), `local` (llama.cpp) "
+        "or `remote` (an OpenAI-compatible server).",
+    )
+    local_model_path: Path | None = Field(
+        None, description="GGUF file for `local`; default: packaged SmolLM2-135M-Instruct."
+    )
+    local_threads: int | None = Field(
+        None, ge=1, description="CPU threads for `local` (default: llama.cpp's choice)."
+    )
+    remote_url: str | None = Field(
+        None, description="Base URL of the OpenAI-compatible server for `remote`."
+    )
+    remote_model: str = Field("default", description="Model name sent to the remote server.")
+    remote_api_key: SecretStr | None = Field(
+        None, description="Bearer key for the remote server (never logged)."
+    )
+    generator_timeout_s: float = Field(
+        60.0, gt=0, description="Remote generator: seconds to wait for the next token."
+    )
+    answer_chunks: int = Field(
+        8, ge=1, le=50, description="Chunks retrieved (and reranked) to answer from."
+    )
+    context_tokens: int = Field(
+        1024,
+        ge=64,
+        le=32768,
+        description="Token budget of the compressed context, in the generator's own tokens.",
+    )
+    answer_max_tokens: int = Field(256, ge=16, le=4096, description="Longest answer generated.")
+    cache_enabled: bool = Field(True, description="Serve repeated and paraphrased questions.")
+    cache_threshold: float = Field(
+        0.9, gt=0, le=1, description="Cosine a cached question must reach (then the guard runs)."
     )
 
     @field_validator("principal")

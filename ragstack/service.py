@@ -6,16 +6,22 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from indexes import IdFilter
+from ragstack.answering import AnswerEvent, AnswerRequest, AnswerResponse, MemoEmbed, source_dicts
+from ragstack.cache import SemanticCache, scope_key
+from ragstack.citations import CitationVerifier
+from ragstack.compression import F32, Compressor
 from ragstack.config import Settings
 from ragstack.domain import ChunkInfo, CollectionInfo, DocumentInfo, check_principal
 from ragstack.embedding import Embedder
 from ragstack.errors import ConflictError, InputError, NotFoundError
 from ragstack.evaluation import Qrels, TuneResult, doc_key, tune
+from ragstack.generation.base import Generator, Source, TextDelta, Usage
 from ragstack.indexing import CheckReport, CollectionIndexes, ReconcileReport, writer_lock
 from ragstack.ingest.chunking import Chunker
 from ragstack.ingest.pipeline import (
@@ -79,6 +85,25 @@ class ResolvedSource:
 SourceResolver = Callable[[SourceSpec, int], ResolvedSource]
 
 
+class _Clock:
+    """Per-stage timings in milliseconds."""
+
+    def __init__(self) -> None:
+        self.start = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = (now - self.last) * 1000
+        self.last = now
+
+    def since_start(self) -> float:
+        return (time.perf_counter() - self.start) * 1000
+
+    def done(self) -> dict[str, float]:
+        return {**self.laps, "total_ms": self.since_start()}
+
+
 @dataclass(frozen=True)
 class SearchResponse:
     hits: list[Hit]
@@ -109,6 +134,8 @@ class Components:
     parser: Parser
     redactor_for: Callable[[CollectionInfo, str], Redactor]  # (collection, salt) -> redactor
     resolve_source: SourceResolver
+    generator_for: Callable[[str], Generator] | None = None  # by name, built lazily
+    memo: MemoEmbed | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
 
@@ -320,6 +347,7 @@ class Ragstack:
         top_k: int = 10,
         filters: Filters | None = None,
         fusion: Fusion | None = None,
+        query_vector: F32 | None = None,
     ) -> SearchResponse:
         """The best chunks for ``query`` among those ``principals`` may read."""
         started = time.perf_counter()
@@ -340,7 +368,9 @@ class Ragstack:
         indexes = self._reader(info)
         allow = self._permitted(info, principals, tenant, filters)
         t_allow = time.perf_counter()
-        qvec = self.c.embedder.embed([query]) if mode != "bm25" else None
+        qvec = query_vector
+        if qvec is None and mode != "bm25":
+            qvec = self.c.embedder.embed([query])
         t_embed = time.perf_counter()
         retrieved = retrieve(
             indexes,
@@ -363,6 +393,133 @@ class Ragstack:
             "total_ms": (done - started) * 1000,
         }
         return SearchResponse(hits, mode, fusion, info.generation, timings)
+
+    def answer(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
+        """Stream an answer: text deltas as they are generated, then the ``AnswerResponse``
+        (citations resolved and checked, sources, usage, cache outcome, per-stage timings)."""
+        clock = _Clock()
+        info = self._check_answer_request(request)
+        name = request.generator or self.settings.generator
+        if name not in ("extractive", "local", "remote") or self.c.generator_for is None:
+            raise InputError(f"generator must be extractive, local or remote, not {name!r}")
+        generator = self.c.generator_for(name)
+        fusion = Fusion.from_json(self.store.get_setting(info.id, "fusion"))
+        question = (
+            self.c.redactor_for(info, self.store.pii_salt(info.name))
+            .redact_many([request.question])[0]
+            .text
+        )  # cached and logged only redacted; retrieval sees the same text
+        memo = self.c.memo or MemoEmbed(self.c.embedder)
+        qvec = memo([question])
+        clock.lap("embed_ms")
+        cache = SemanticCache(self.store, threshold=self.settings.cache_threshold)
+        scope = scope_key(
+            request.principals,
+            request.tenant,
+            request.cache_params(name, generator.model_id, fusion.to_json()),
+        )
+        use_cache = request.use_cache and self.settings.cache_enabled
+        if use_cache:
+            found = cache.lookup(info.id, info.generation, scope, question, qvec[0])
+            clock.lap("cache_ms")
+            if found.outcome == "hit" and found.response is not None:
+                cached = AnswerResponse.from_dict(found.response)
+                cached.cached = True
+                cached.cache = {"outcome": "hit", "similarity": round(found.similarity, 4)}
+                cached.timings_ms = clock.done()
+                yield TextDelta(cached.answer)
+                yield cached
+                return
+            cache_info: dict[str, Any] = {
+                "outcome": found.outcome,
+                "similarity": round(found.similarity, 4),
+            }
+            if found.reason:
+                cache_info["guard"] = found.reason
+        else:
+            cache_info = {"outcome": "off"}
+        hits = self.search(
+            request.collection,
+            question,
+            principals=request.principals,
+            tenant=request.tenant,
+            mode=request.mode,
+            top_k=self.settings.answer_chunks,
+            filters=request.filters,
+            query_vector=qvec,
+        ).hits
+        clock.lap("search_ms")
+        compressor = Compressor(
+            memo, generator.count_tokens, budget_tokens=self.settings.context_tokens
+        )
+        context = compressor.compress(question, hits)
+        clock.lap("compress_ms")
+        sources = [
+            Source(s.number, s.hit.title, s.text, s.hit.instruction_like) for s in context.sources
+        ]
+        parts: list[str] = []
+        usage: Usage | None = None
+        max_tokens = request.max_tokens or self.settings.answer_max_tokens
+        first_token_ms: float | None = None
+        for event in generator.stream(question, sources, max_tokens=max_tokens):
+            if isinstance(event, TextDelta):
+                if first_token_ms is None:
+                    first_token_ms = clock.since_start()
+                parts.append(event.text)
+                yield event
+            else:
+                usage = event
+        clock.lap("generate_ms")
+        text = "".join(parts).strip()
+        verification = CitationVerifier(memo).verify(text, context)
+        clock.lap("verify_ms")
+        response = AnswerResponse(
+            answer=text,
+            abstained=verification.abstained or not context.sources,
+            generator=name,
+            model=generator.model_id,
+            sentences=list(verification.sentences),
+            sources=source_dicts(context),
+            context_tokens_before=context.tokens_before,
+            context_tokens_after=context.tokens_after,
+            usage=usage or Usage(0, 0, generator.model_id, estimated=True),
+            cache=cache_info,
+        )
+        if use_cache:
+            cache.put(info.id, info.generation, scope, question, qvec[0], response.to_dict())
+        timings = clock.done()
+        if first_token_ms is not None:
+            timings["first_token_ms"] = first_token_ms
+        response.timings_ms = timings
+        yield response
+
+    def _check_answer_request(self, request: AnswerRequest) -> CollectionInfo:
+        if not request.question.strip():
+            raise InputError("the question is empty")
+        if len(request.question) > 4096:
+            raise InputError("the question is longer than 4,096 characters")
+        if not request.principals:
+            raise InputError("an answer needs at least one principal to read as")
+        for p in request.principals:
+            check_principal(p)
+        info = self.store.get_collection(request.collection)
+        self._check_embedder(info)
+        return info
+
+    def ask(self, request: AnswerRequest) -> AnswerResponse:
+        """``answer`` without the stream."""
+        for event in self.answer(request):
+            if isinstance(event, AnswerResponse):
+                return event
+        raise RuntimeError("the answer stream ended without a response")  # pragma: no cover
+
+    def cache_stats(self, collection: str) -> dict[str, int]:
+        info = self.store.get_collection(collection)
+        return SemanticCache(self.store).stats(info.id)
+
+    def clear_cache(self, collection: str) -> int:
+        info = self.store.get_collection(collection)
+        return SemanticCache(self.store).clear(info.id)
 
     def tune(
         self,

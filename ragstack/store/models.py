@@ -136,3 +136,35 @@ class IngestErrorRow(SQLModel, table=True):
     kind: str  # unsupported | too_large | empty | corrupt | password_protected | fetch_error | ...
     reason: str
     at: datetime = Field(default_factory=utcnow)
+
+
+class CacheEntryRow(SQLModel, table=True):
+    __tablename__ = "answer_cache"
+    __table_args__ = (Index("ix_answer_cache_scope", "collection_id", "generation", "scope"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    collection_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("collections.id", ondelete="CASCADE"), nullable=False)
+    )
+    generation: int
+    scope: str  # sha256 of the caller scope and request parameters
+    question: str = Field(sa_column=Column(Text, nullable=False))  # redacted
+    normalised: str = Field(sa_column=Column(Text, nullable=False))
+    embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    response: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    hits: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class CacheStatsRow(SQLModel, table=True):
+    __tablename__ = "answer_cache_stats"
+
+    collection_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True
+        )
+    )
+    lookups: int = 0
+    hits: int = 0
+    guard_rejections: int = 0
+    stores: int = 0

@@ -30,6 +30,8 @@ from ragstack.domain import (
 from ragstack.errors import ConflictError, NotFoundError
 from ragstack.store.models import (
     AclRow,
+    CacheEntryRow,
+    CacheStatsRow,
     ChunkRow,
     CollectionRow,
     CollectionSettingRow,
@@ -172,9 +174,8 @@ class Store:
             s.execute(delete(DocumentRow).where(col(DocumentRow.collection_id) == cid))
             s.execute(delete(IngestErrorRow).where(col(IngestErrorRow.collection_id) == cid))
             s.execute(delete(IngestRunRow).where(col(IngestRunRow.collection_id) == cid))
-            s.execute(
-                delete(CollectionSettingRow).where(col(CollectionSettingRow.collection_id) == cid)
-            )
+            for table in (CollectionSettingRow, CacheEntryRow, CacheStatsRow):
+                s.execute(delete(table).where(col(table.collection_id) == cid))
             s.delete(row)
             s.commit()
 

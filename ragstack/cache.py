@@ -1,0 +1,237 @@
+"""The semantic answer cache, in SQL so that every API replica shares it.
+
+A cached answer is served only to a request for the same collection *generation* (any
+committed change bumps it, so entries die with the data they were computed from), the same
+caller scope (principal set and tenant: an answer never crosses an ACL boundary) and the
+same request parameters, whose question is the same after normalisation, or embeds within
+``threshold`` cosine of it *and* passes the near-miss guard: negation, numbers, named
+entities (capitalised or alphanumeric tokens such as gene names) and direction words
+(increase/decrease, higher/lower...) must agree, so "X reduces Y" never gets the answer
+cached for "X does not reduce Y". Questions are stored redacted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import delete, func, select
+from sqlmodel import Session, col
+
+from ragstack.store import Store
+from ragstack.store.models import CacheEntryRow, CacheStatsRow
+
+F32 = npt.NDArray[np.float32]
+
+_NEGATION_WORDS = (
+    "not no never none nobody nothing neither nor without cannot cant nt lack lacks lacking "
+    "absent absence fail fails failed unable"
+)
+_NEGATIONS = frozenset(_NEGATION_WORDS.split())
+_DIRECTION_GROUPS = (
+    "increase increases increased increasing raise raises raised higher more greater up "
+    "upregulates upregulated upregulation elevated enhances enhanced promotes promote improves "
+    "improved improve",
+    "decrease decreases decreased decreasing reduce reduces reduced reducing lower less fewer "
+    "down downregulates downregulated downregulation inhibits inhibit suppresses suppress "
+    "impairs impaired worsens worse",
+    "positive positively",
+    "negative negatively",
+    "before",
+    "after",
+    "benefit benefits beneficial",
+    "harm harms harmful",
+)
+_DIRECTIONS = {w: g for g, words in enumerate(_DIRECTION_GROUPS) for w in words.split()}
+_WORD = re.compile(r"[A-Za-z0-9][\w\-'’αβγδκ]*")
+_NEGATED = re.compile(r"(?i)^(?:non|anti|un|in|dis)-")  # non-birth, anti-inflammatory
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def normalise(question: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", question.lower()).split())
+
+
+def _features(question: str) -> tuple[int, frozenset[str], frozenset[str], frozenset[int]]:
+    words = _WORD.findall(question.replace("n't", " nt"))
+    negations = sum(1 for w in words if w.lower() in _NEGATIONS or _NEGATED.match(w)) % 2
+    numbers = frozenset(_NUMBER.findall(question))
+    entities = frozenset(
+        w.lower()
+        for i, w in enumerate(words)
+        if (i > 0 and w[0].isupper())
+        or any(c.isdigit() for c in w)
+        or sum(c.isupper() for c in w) > 1
+        or any(c in "αβγδκ" for c in w)
+    )
+    directions = frozenset(_DIRECTIONS[w.lower()] for w in words if w.lower() in _DIRECTIONS)
+    return negations, numbers, entities, directions
+
+
+def near_miss(a: str, b: str) -> str | None:
+    """Why ``b``'s answer must not be served for ``a`` (``None``: no reason found)."""
+    fa, fb = _features(a), _features(b)
+    for reason, x, y in zip(("negation", "numbers", "entities", "direction"), fa, fb, strict=True):
+        if x != y:
+            return reason
+    return None
+
+
+@dataclass(frozen=True)
+class CacheResult:
+    outcome: str  # hit | miss | rejected
+    response: dict[str, object] | None
+    similarity: float
+    reason: str | None = None
+
+
+def scope_key(principals: Iterable[str], tenant: str | None, params: dict[str, object]) -> str:
+    blob = json.dumps(
+        {"principals": sorted(set(principals)), "tenant": tenant, "params": params},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class SemanticCache:
+    def __init__(self, store: Store, *, threshold: float = 0.9, max_candidates: int = 2000) -> None:
+        self.store = store
+        self.threshold = threshold
+        self.max_candidates = max_candidates
+
+    def lookup(
+        self,
+        collection_id: int,
+        generation: int,
+        scope: str,
+        question: str,
+        vector: F32 | None,
+    ) -> CacheResult:
+        norm = normalise(question)
+        with self.store.session() as s:
+            rows = s.execute(
+                select(
+                    col(CacheEntryRow.id),
+                    col(CacheEntryRow.question),
+                    col(CacheEntryRow.normalised),
+                    col(CacheEntryRow.embedding),
+                )
+                .where(
+                    col(CacheEntryRow.collection_id) == collection_id,
+                    col(CacheEntryRow.generation) == generation,
+                    col(CacheEntryRow.scope) == scope,
+                )
+                .order_by(col(CacheEntryRow.id).desc())
+                .limit(self.max_candidates)
+            ).all()
+            result = self._match(rows, question, norm, vector)
+            self._count(s, collection_id, result.outcome)
+            if result.outcome == "hit":
+                entry_id = result.response.pop("_entry_id") if result.response else None
+                entry = s.get(CacheEntryRow, entry_id)
+                if entry is not None:
+                    entry.hits += 1
+                    s.add(entry)
+                    result = CacheResult("hit", json.loads(entry.response), result.similarity, None)
+            s.commit()
+        return result
+
+    def _match(
+        self,
+        rows: Sequence[tuple[int, str, str, bytes]],
+        question: str,
+        norm: str,
+        vector: F32 | None,
+    ) -> CacheResult:
+        if not rows:
+            return CacheResult("miss", None, 0.0)
+        for entry_id, _q, n, _e in rows:
+            if n == norm:
+                return CacheResult("hit", {"_entry_id": entry_id}, 1.0)
+        if vector is None:
+            return CacheResult("miss", None, 0.0)
+        matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(
+            len(rows), -1
+        )
+        sims = matrix @ vector.astype(np.float32).reshape(-1)
+        best = int(np.argmax(sims))
+        similarity = float(sims[best])
+        if similarity < self.threshold:
+            return CacheResult("miss", None, similarity)
+        reason = near_miss(question, rows[best][1])
+        if reason is not None:
+            return CacheResult("rejected", None, similarity, reason)
+        return CacheResult("hit", {"_entry_id": rows[best][0]}, similarity)
+
+    @staticmethod
+    def _count(s: Session, collection_id: int, outcome: str) -> None:
+        stats = s.get(CacheStatsRow, collection_id) or CacheStatsRow(collection_id=collection_id)
+        stats.lookups += 1
+        stats.hits += outcome == "hit"
+        stats.guard_rejections += outcome == "rejected"
+        s.add(stats)
+
+    def put(
+        self,
+        collection_id: int,
+        generation: int,
+        scope: str,
+        question: str,
+        vector: F32,
+        response: dict[str, object],
+    ) -> None:
+        with self.store.session() as s:
+            s.execute(
+                delete(CacheEntryRow).where(
+                    col(CacheEntryRow.collection_id) == collection_id,
+                    col(CacheEntryRow.generation) < generation,
+                )
+            )
+            s.add(
+                CacheEntryRow(
+                    collection_id=collection_id,
+                    generation=generation,
+                    scope=scope,
+                    question=question,
+                    normalised=normalise(question),
+                    embedding=vector.astype(np.float32).reshape(-1).tobytes(),
+                    response=json.dumps(response, default=str),
+                )
+            )
+            stats = s.get(CacheStatsRow, collection_id) or CacheStatsRow(
+                collection_id=collection_id
+            )
+            stats.stores += 1
+            s.add(stats)
+            s.commit()
+
+    def clear(self, collection_id: int) -> int:
+        with self.store.session() as s:
+            n = s.execute(
+                select(func.count()).where(col(CacheEntryRow.collection_id) == collection_id)
+            ).scalar_one()
+            s.execute(
+                delete(CacheEntryRow).where(col(CacheEntryRow.collection_id) == collection_id)
+            )
+            s.commit()
+        return int(n)
+
+    def stats(self, collection_id: int) -> dict[str, int]:
+        with self.store.session() as s:
+            row = s.get(CacheStatsRow, collection_id)
+            entries = s.execute(
+                select(func.count()).where(col(CacheEntryRow.collection_id) == collection_id)
+            ).scalar_one()
+        return {
+            "lookups": row.lookups if row else 0,
+            "hits": row.hits if row else 0,
+            "guard_rejections": row.guard_rejections if row else 0,
+            "stores": row.stores if row else 0,
+            "entries": int(entries),
+        }
