@@ -160,7 +160,9 @@ def test_guard_and_sentence_split() -> None:
         near_miss("Vitamin D reduces fracture risk.", "Vitamin D does not reduce fracture risk.")
         == "negation"
     )
-    assert near_miss("Aspirin helps Danish patients", "Aspirin helps Swedish patients") == "entities"
+    assert (
+        near_miss("Aspirin helps Danish patients", "Aspirin helps Swedish patients") == "entities"
+    )
     assert near_miss("BRCA1 mutations raise risk", "BRCA2 mutations raise risk") is not None
     assert near_miss("5 mg of aspirin", "50 mg of aspirin") == "numbers"
     assert near_miss("Statins increase LDL uptake", "Statins decrease LDL uptake") == "direction"
