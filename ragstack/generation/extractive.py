@@ -75,7 +75,7 @@ class ExtractiveGenerator:
         if chosen:
             parts = []
             for _score, number, sentence in chosen:
-                body = sentence.rstrip()
+                body = " ".join(sentence.split())
                 parts.append(
                     f"{body} [{number}]"
                     if body[-1:] not in ".!?"
