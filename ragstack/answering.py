@@ -65,6 +65,7 @@ class AnswerRequest:
     filters: Filters = field(default_factory=Filters)
     max_tokens: int | None = None
     use_cache: bool = True
+    rerank: bool | None = None  # default RAGSTACK_RERANK_DEFAULT
 
     def cache_params(self, generator: str, model: str, fusion: str) -> dict[str, object]:
         """What must match for a cached answer to be reused (besides the caller scope)."""
@@ -75,6 +76,7 @@ class AnswerRequest:
             "filters": repr(self.filters),
             "max_tokens": self.max_tokens,
             "fusion": fusion,
+            "rerank": self.rerank,
         }
 
 

@@ -18,6 +18,7 @@ from ragstack.errors import ConfigError, InputError
 from ragstack.generation.base import Generator
 from ragstack.ingest.chunking import Chunker, HfTokenCounter, TokenCounter, WordCounter
 from ragstack.ingest.pipeline import Redactor
+from ragstack.rerank import Reranker
 from ragstack.service import Components, Ragstack
 from ragstack.store import Store
 
@@ -72,9 +73,18 @@ def build(settings: Settings | None = None) -> Ragstack:
             redactor_for=redactor_for,
             resolve_source=resolve_source,
             generator_for=generator_factory(settings, memo),
+            reranker=make_reranker(settings),
             memo=memo,
         ),
     )
+
+
+def make_reranker(settings: Settings) -> Reranker | None:
+    if settings.reranker_path is None:
+        return None
+    from ragstack.rerank import CrossEncoderReranker
+
+    return CrossEncoderReranker(settings.reranker_path)
 
 
 def generator_factory(settings: Settings, memo: MemoEmbed) -> Callable[[str], Generator]:

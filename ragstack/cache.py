@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -111,8 +111,11 @@ class SemanticCache:
         generation: int,
         scope: str,
         question: str,
-        vector: F32 | None,
+        vector: F32 | Callable[[], F32] | None,
     ) -> CacheResult:
+        """The cached answer for ``question``, if any. ``vector`` may be a callable: it is
+        called only when no stored question matches exactly (an exact repeat needs no
+        embedding at all)."""
         norm = normalise(question)
         with self.store.session() as s:
             rows = s.execute(
@@ -147,7 +150,7 @@ class SemanticCache:
         rows: Sequence[tuple[int, str, str, bytes]],
         question: str,
         norm: str,
-        vector: F32 | None,
+        vector: F32 | Callable[[], F32] | None,
     ) -> CacheResult:
         if not rows:
             return CacheResult("miss", None, 0.0)
@@ -156,6 +159,8 @@ class SemanticCache:
                 return CacheResult("hit", {"_entry_id": entry_id}, 1.0)
         if vector is None:
             return CacheResult("miss", None, 0.0)
+        if callable(vector):
+            vector = vector()
         matrix = np.frombuffer(b"".join(r[3] for r in rows), dtype=np.float32).reshape(
             len(rows), -1
         )

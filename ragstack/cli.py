@@ -422,6 +422,13 @@ def search(
         bool,
         typer.Option(help="Leave out chunks flagged at ingest as instruction-like."),
     ] = False,
+    rerank: Annotated[
+        bool | None,
+        typer.Option(
+            "--rerank/--no-rerank",
+            help="Reorder the top hits with the cross-encoder (RAGSTACK_RERANKER_PATH).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Search a collection: only what the given principals may read is ever scored."""
@@ -444,6 +451,7 @@ def search(
         mode=mode,
         top_k=top_k,
         filters=filters,
+        rerank=rerank,
     )
     hits = [
         {
@@ -511,6 +519,10 @@ def ask(
         bool, typer.Option(help="Do not answer from chunks flagged as instruction-like.")
     ] = False,
     max_tokens: Annotated[int | None, typer.Option(help="Longest answer, in tokens.")] = None,
+    rerank: Annotated[
+        bool | None,
+        typer.Option("--rerank/--no-rerank", help="Rerank the retrieved chunks first."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Answer a question from a collection, with verified citations."""
@@ -528,6 +540,7 @@ def ask(
         filters=Filters(exclude_instruction_like=exclude_flagged),
         max_tokens=max_tokens,
         use_cache=not no_cache,
+        rerank=rerank,
     )
     response: AnswerResponse | None = None
     for event in _service().answer(request):

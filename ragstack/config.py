@@ -88,6 +88,17 @@ class Settings(BaseSettings):
     index_save_interval_s: float = Field(
         30.0, ge=0, description="During an ingest, save indexes at least this often (seconds)."
     )
+    reranker_path: Path | None = Field(
+        None,
+        description="Local cross-encoder model dir (e.g. one `python -m evals.train_reranker` "
+        "writes); none: no reranking.",
+    )
+    rerank_depth: int = Field(
+        20, ge=2, le=200, description="First-stage hits the reranker reorders."
+    )
+    rerank_default: bool = Field(
+        False, description="Rerank searches and answers unless a request says otherwise."
+    )
     generator: GeneratorName = Field(
         "extractive",
         description="Default answer generator: `extractive` (no model), `local` (llama.cpp) "

@@ -7,7 +7,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from ragstack.compression import F32, Compressor
 from ragstack.config import Settings
 from ragstack.domain import ChunkInfo, CollectionInfo, DocumentInfo, check_principal
 from ragstack.embedding import Embedder
-from ragstack.errors import ConflictError, InputError, NotFoundError
+from ragstack.errors import ConfigError, ConflictError, InputError, NotFoundError
 from ragstack.evaluation import Qrels, TuneResult, doc_key, tune
 from ragstack.generation.base import Generator, Source, TextDelta, Usage
 from ragstack.indexing import CheckReport, CollectionIndexes, ReconcileReport, writer_lock
@@ -37,6 +37,7 @@ from ragstack.ingest.pipeline import (
     default_principals,
 )
 from ragstack.redaction import MODES as PII_MODES
+from ragstack.rerank import Reranker
 from ragstack.search import (
     MODES,
     Filters,
@@ -47,7 +48,7 @@ from ragstack.search import (
     permitted_chunks,
     retrieve,
 )
-from ragstack.store import Store
+from ragstack.store import Store, index_text
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,16 @@ class ResolvedSource:
 
 
 SourceResolver = Callable[[SourceSpec, int], ResolvedSource]
+
+
+def rerank_hits(reranker: Reranker, query: str, hits: list[Hit], depth: int) -> list[Hit]:
+    """The first ``depth`` hits reordered by the cross-encoder (title and section as context);
+    the rest keep their order after them."""
+    head, tail = hits[:depth], hits[depth:]
+    passages = [index_text(" > ".join(x for x in (h.title, h.section) if x), h.text) for h in head]
+    scores = reranker.rerank(query, passages)
+    order = sorted(range(len(head)), key=lambda i: -scores[i])
+    return [replace(head[i], score=float(scores[i])) for i in order] + tail
 
 
 class _Clock:
@@ -135,6 +146,7 @@ class Components:
     redactor_for: Callable[[CollectionInfo, str], Redactor]  # (collection, salt) -> redactor
     resolve_source: SourceResolver
     generator_for: Callable[[str], Generator] | None = None  # by name, built lazily
+    reranker: Reranker | None = None
     memo: MemoEmbed | None = None
     extras: dict[str, object] = field(default_factory=dict)
 
@@ -348,8 +360,11 @@ class Ragstack:
         filters: Filters | None = None,
         fusion: Fusion | None = None,
         query_vector: F32 | None = None,
+        rerank: bool | None = None,
     ) -> SearchResponse:
-        """The best chunks for ``query`` among those ``principals`` may read."""
+        """The best chunks for ``query`` among those ``principals`` may read; with ``rerank``
+        (default ``RAGSTACK_RERANK_DEFAULT``) the first ``rerank_depth`` are reordered by the
+        configured cross-encoder."""
         started = time.perf_counter()
         if mode not in MODES:
             raise InputError(f"mode must be bm25, dense or hybrid, not {mode!r}")
@@ -372,24 +387,32 @@ class Ragstack:
         if qvec is None and mode != "bm25":
             qvec = self.c.embedder.embed([query])
         t_embed = time.perf_counter()
+        use_rerank = self.settings.rerank_default if rerank is None else rerank
+        if use_rerank and self.c.reranker is None:
+            raise ConfigError("reranking needs a cross-encoder: set RAGSTACK_RERANKER_PATH")
+        depth = max(top_k, self.settings.rerank_depth) if use_rerank else top_k
         retrieved = retrieve(
             indexes,
             self.c.embedder,
             query,
             allow,
             mode=mode,
-            top_k=top_k,
+            top_k=depth,
             fusion=fusion,
             query_vector=qvec,
         )
         t_retrieve = time.perf_counter()
         hits = hydrate(self.store, retrieved)
+        t_hydrate = time.perf_counter()
+        if use_rerank and self.c.reranker is not None and hits:
+            hits = rerank_hits(self.c.reranker, query, hits, self.settings.rerank_depth)[:top_k]
         done = time.perf_counter()
         timings = {
             "acl_ms": (t_allow - started) * 1000,
             "embed_ms": (t_embed - t_allow) * 1000,
             "retrieve_ms": (t_retrieve - t_embed) * 1000,
-            "hydrate_ms": (done - t_retrieve) * 1000,
+            "hydrate_ms": (t_hydrate - t_retrieve) * 1000,
+            **({"rerank_ms": (done - t_hydrate) * 1000} if use_rerank else {}),
             "total_ms": (done - started) * 1000,
         }
         return SearchResponse(hits, mode, fusion, info.generation, timings)
@@ -410,8 +433,6 @@ class Ragstack:
             .text
         )  # cached and logged only redacted; retrieval sees the same text
         memo = self.c.memo or MemoEmbed(self.c.embedder)
-        qvec = memo([question])
-        clock.lap("embed_ms")
         cache = SemanticCache(self.store, threshold=self.settings.cache_threshold)
         scope = scope_key(
             request.principals,
@@ -420,7 +441,9 @@ class Ragstack:
         )
         use_cache = request.use_cache and self.settings.cache_enabled
         if use_cache:
-            found = cache.lookup(info.id, info.generation, scope, question, qvec[0])
+            found = cache.lookup(
+                info.id, info.generation, scope, question, lambda: memo([question])[0]
+            )
             clock.lap("cache_ms")
             if found.outcome == "hit" and found.response is not None:
                 cached = AnswerResponse.from_dict(found.response)
@@ -438,6 +461,8 @@ class Ragstack:
                 cache_info["guard"] = found.reason
         else:
             cache_info = {"outcome": "off"}
+        qvec = memo([question])
+        clock.lap("embed_ms")
         hits = self.search(
             request.collection,
             question,
@@ -447,6 +472,7 @@ class Ragstack:
             top_k=self.settings.answer_chunks,
             filters=request.filters,
             query_vector=qvec,
+            rerank=request.rerank,
         ).hits
         clock.lap("search_ms")
         compressor = Compressor(
