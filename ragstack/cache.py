@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import delete, func, select
-from sqlmodel import Session, col
+from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlmodel import col
 
 from ragstack.store import Store
 from ragstack.store.models import CacheEntryRow, CacheStatsRow
@@ -117,32 +117,30 @@ class SemanticCache:
         called only when no stored question matches exactly (an exact repeat needs no
         embedding at all)."""
         norm = normalise(question)
-        with self.store.session() as s:
-            rows = s.execute(
-                select(
-                    col(CacheEntryRow.id),
-                    col(CacheEntryRow.question),
-                    col(CacheEntryRow.normalised),
-                    col(CacheEntryRow.embedding),
-                )
+        entries = CacheEntryRow.__table__  # type: ignore[attr-defined]
+        with self.store.engine.connect() as conn:  # Core: this is the hot path of a hit
+            rows = conn.execute(
+                select(entries.c.id, entries.c.question, entries.c.normalised, entries.c.embedding)
                 .where(
-                    col(CacheEntryRow.collection_id) == collection_id,
-                    col(CacheEntryRow.generation) == generation,
-                    col(CacheEntryRow.scope) == scope,
+                    entries.c.collection_id == collection_id,
+                    entries.c.generation == generation,
+                    entries.c.scope == scope,
                 )
-                .order_by(col(CacheEntryRow.id).desc())
+                .order_by(entries.c.id.desc())
                 .limit(self.max_candidates)
             ).all()
-            result = self._match(rows, question, norm, vector)
-            self._count(s, collection_id, result.outcome)
-            if result.outcome == "hit":
-                entry_id = result.response.pop("_entry_id") if result.response else None
-                entry = s.get(CacheEntryRow, entry_id)
-                if entry is not None:
-                    entry.hits += 1
-                    s.add(entry)
-                    result = CacheResult("hit", json.loads(entry.response), result.similarity, None)
-            s.commit()
+            result = self._match([tuple(r) for r in rows], question, norm, vector)
+            if result.outcome == "hit" and result.response is not None:
+                entry_id = result.response["_entry_id"]
+                raw = conn.execute(
+                    select(entries.c.response).where(entries.c.id == entry_id)
+                ).scalar()
+                conn.execute(
+                    update(entries).where(entries.c.id == entry_id).values(hits=entries.c.hits + 1)
+                )
+                result = CacheResult("hit", json.loads(str(raw)), result.similarity, None)
+            self._count(conn, collection_id, result.outcome)
+            conn.commit()
         return result
 
     def _match(
@@ -175,12 +173,26 @@ class SemanticCache:
         return CacheResult("hit", {"_entry_id": rows[best][0]}, similarity)
 
     @staticmethod
-    def _count(s: Session, collection_id: int, outcome: str) -> None:
-        stats = s.get(CacheStatsRow, collection_id) or CacheStatsRow(collection_id=collection_id)
-        stats.lookups += 1
-        stats.hits += outcome == "hit"
-        stats.guard_rejections += outcome == "rejected"
-        s.add(stats)
+    def _count(conn: Connection, collection_id: int, outcome: str) -> None:
+        stats = CacheStatsRow.__table__  # type: ignore[attr-defined]
+        values = {
+            "lookups": stats.c.lookups + 1,
+            "hits": stats.c.hits + int(outcome == "hit"),
+            "guard_rejections": stats.c.guard_rejections + int(outcome == "rejected"),
+        }
+        done = conn.execute(
+            update(stats).where(stats.c.collection_id == collection_id).values(**values)
+        )
+        if not done.rowcount:
+            conn.execute(
+                insert(stats).values(
+                    collection_id=collection_id,
+                    lookups=1,
+                    hits=int(outcome == "hit"),
+                    guard_rejections=int(outcome == "rejected"),
+                    stores=0,
+                )
+            )
 
     def put(
         self,

@@ -233,19 +233,22 @@ def hydrate(store: Store, retrieved: Retrieved) -> list[Hit]:
     ids = [cid for cid, _ in ranked]
     lex_rank = {cid: r for r, (cid, _) in enumerate(retrieved.lexical, 1)}
     dense_rank = {cid: r for r, (cid, _) in enumerate(retrieved.dense, 1)}
-    with store.session() as s:
-        rows = s.execute(
-            select(ChunkRow, col(DocumentRow.uri), col(DocumentRow.title))
-            .join(DocumentRow, col(DocumentRow.id) == col(ChunkRow.document_id))
-            .where(col(ChunkRow.id).in_(ids))
-        ).all()
-    by_id = {int(c.id or 0): (c, uri, title) for c, uri, title in rows}
+    c, d = ChunkRow.__table__, DocumentRow.__table__  # type: ignore[attr-defined]
+    with store.engine.connect() as conn:  # Core: no ORM objects, no embedding blobs
+        rows = conn.execute(
+            select(
+                c.c.id, c.c.document_id, c.c.section, c.c.text, c.c.page, c.c.char_start,
+                c.c.char_end, c.c.instruction_like, d.c.uri, d.c.title,
+            )
+            .join(d, d.c.id == c.c.document_id)
+            .where(c.c.id.in_(ids))
+        ).all()  # fmt: skip
+    by_id = {int(r.id): r for r in rows}
     out = []
     for cid, score in ranked:
-        found = by_id.get(cid)
-        if found is None:
+        r = by_id.get(cid)
+        if r is None:
             continue
-        c, uri, title = found
         ranks = {}
         if cid in lex_rank:
             ranks["bm25"] = lex_rank[cid]
@@ -255,15 +258,15 @@ def hydrate(store: Store, retrieved: Retrieved) -> list[Hit]:
             Hit(
                 cid,
                 score,
-                c.document_id,
-                uri,
-                title,
-                c.section,
-                c.text,
-                c.page,
-                c.char_start,
-                c.char_end,
-                c.instruction_like,
+                int(r.document_id),
+                r.uri,
+                r.title,
+                r.section,
+                r.text,
+                r.page,
+                int(r.char_start),
+                int(r.char_end),
+                bool(r.instruction_like),
                 ranks,
             )
         )

@@ -159,6 +159,7 @@ class Ragstack:
         self._readers: dict[int, tuple[int, CollectionIndexes]] = {}
         self._allowed: OrderedDict[tuple[object, ...], IdFilter] = OrderedDict()
         self._lock = threading.RLock()
+        self._redactors: dict[tuple[int, str, bool], Redactor] = {}
 
     # -- collections ------------------------------------------------------------------------
 
@@ -427,11 +428,8 @@ class Ragstack:
             raise InputError(f"generator must be extractive, local or remote, not {name!r}")
         generator = self.c.generator_for(name)
         fusion = Fusion.from_json(self.store.get_setting(info.id, "fusion"))
-        question = (
-            self.c.redactor_for(info, self.store.pii_salt(info.name))
-            .redact_many([request.question])[0]
-            .text
-        )  # cached and logged only redacted; retrieval sees the same text
+        # cached and logged only redacted; retrieval sees the same text
+        question = self._redactor(info).redact_many([request.question])[0].text
         memo = self.c.memo or MemoEmbed(self.c.embedder)
         cache = SemanticCache(self.store, threshold=self.settings.cache_threshold)
         scope = scope_key(
@@ -518,6 +516,17 @@ class Ragstack:
             timings["first_token_ms"] = first_token_ms
         response.timings_ms = timings
         yield response
+
+    def _redactor(self, info: CollectionInfo) -> Redactor:
+        """A collection's redactor (its salt never changes), built once per process."""
+        key = (info.id, info.pii_mode, info.pii_ner)
+        with self._lock:
+            found = self._redactors.get(key)
+        if found is None:
+            found = self.c.redactor_for(info, self.store.pii_salt(info.name))
+            with self._lock:
+                self._redactors[key] = found
+        return found
 
     def _check_answer_request(self, request: AnswerRequest) -> CollectionInfo:
         if not request.question.strip():

@@ -61,7 +61,8 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-def _collection_info(row: CollectionRow) -> CollectionInfo:
+def _collection_info(row: Any) -> CollectionInfo:
+    """From an ORM ``CollectionRow`` or a Core row of the same table."""
     assert row.id is not None
     return CollectionInfo(
         id=row.id,
@@ -137,8 +138,13 @@ class Store:
         return row
 
     def get_collection(self, name: str) -> CollectionInfo:
-        with self.session() as s:
-            return _collection_info(self._collection_row(s, name))
+        """On every search and answer (the generation must be fresh), so Core, not the ORM."""
+        table = CollectionRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"no collection named {name!r}")
+        return _collection_info(row)
 
     def pii_salt(self, name: str) -> str:
         with self.session() as s:
@@ -150,9 +156,14 @@ class Store:
             return [_collection_info(r) for r in rows]
 
     def get_setting(self, collection_id: int, key: str) -> str | None:
-        with self.session() as s:
-            row = s.get(CollectionSettingRow, (collection_id, key))
-            return row.value if row is not None else None
+        table = CollectionSettingRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(table.c.value).where(
+                    table.c.collection_id == collection_id, table.c.key == key
+                )
+            ).scalar()
+        return str(value) if value is not None else None
 
     def set_setting(self, collection_id: int, key: str, value: str) -> None:
         with self.session() as s:
