@@ -52,7 +52,7 @@ def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Ingest the bundled handbook and search it as two principals (no setup needed)."""
-    from ragstack.demo import run_demo
+    from ragstack.demo import DEMO_QUESTION, run_demo
 
     svc = _service()
     principal = _principal(None)
@@ -78,6 +78,7 @@ def demo(
             }
             for q, who, hits in result.searches
         ],
+        "answer": {"question": DEMO_QUESTION, **result.answer.to_dict()},
     }
     if as_json:
         _emit(True, payload)
@@ -105,6 +106,8 @@ def demo(
         "benefits.md is readable by group:hr only (examples/handbook/"
         "benefits.md.acl.json): compare the last two searches."
     )
+    console.print(f"\n[bold]Q:[/] {DEMO_QUESTION}")
+    _print_answer(result.answer, streamed=False)
 
 
 # -- shared plumbing ----------------------------------------------------------------------------
@@ -502,6 +505,32 @@ def search(
     console.print(table)
 
 
+def _print_answer(response: Any, *, streamed: bool) -> None:
+    """An answer, its citations (resolved and checked) and its cost, for people."""
+    if streamed:
+        console.print()
+    else:
+        console.print(response.answer, soft_wrap=True, highlight=False, markup=False)
+    unique = {(c.number, c.char_start): c for c in response.citations}
+    for (number, _start), c in sorted(unique.items()):
+        mark = "[green]supported[/]" if c.supported else "[red]NOT SUPPORTED[/]"
+        page = f", p. {c.page}" if c.page else ""
+        console.print(
+            f"  [{number}] {c.title or c.uri}{page}, characters {c.char_start}-{c.char_end}: "
+            f"{mark}\n      [dim]{c.uri}[/]",
+            highlight=False,
+        )
+    t = response.timings_ms
+    extra = " (cached)" if response.cached else ""
+    console.print(
+        f"[dim]{response.generator} ({response.model}){extra}: {t.get('total_ms', 0):.0f} ms; "
+        f"context {response.context_tokens_before} -> {response.context_tokens_after} tokens; "
+        f"{response.usage.prompt_tokens}+{response.usage.completion_tokens} tokens[/]"
+    )
+    if response.unsupported_citations:
+        console.print(f"[red]{response.unsupported_citations} citation(s) not supported[/]")
+
+
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
@@ -553,27 +582,7 @@ def ask(
     if as_json:
         _emit(True, response.to_dict())
         return
-    if stream:
-        console.print()
-    else:
-        console.print(response.answer, soft_wrap=True, highlight=False, markup=False)
-    numbers = sorted({c.number: c for c in response.citations}.items())
-    for number, c in numbers:
-        mark = "[green]supported[/]" if c.supported else "[red]NOT SUPPORTED[/]"
-        page = f", p. {c.page}" if c.page else ""
-        console.print(
-            f"  [{number}] {c.title or c.uri}{page} chars {c.char_start}-{c.char_end} {mark}\n"
-            f"      [dim]{c.uri}[/]"
-        )
-    t = response.timings_ms
-    extra = " (cached)" if response.cached else ""
-    console.print(
-        f"[dim]{response.generator} ({response.model}){extra}: {t.get('total_ms', 0):.0f} ms; "
-        f"context {response.context_tokens_before} -> {response.context_tokens_after} tokens; "
-        f"{response.usage.prompt_tokens}+{response.usage.completion_tokens} tokens[/]"
-    )
-    if response.unsupported_citations:
-        console.print(f"[red]{response.unsupported_citations} citation(s) not supported[/]")
+    _print_answer(response, streamed=stream)
 
 
 @app.command()

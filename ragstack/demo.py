@@ -2,8 +2,9 @@
 
 Ingests ``examples/handbook`` (PII redaction, chunking, MiniLM embeddings, HNSW + BM25) into
 the configured data dir, then searches it as two principals to show the ACL filter at work
-(``benefits.md`` is readable by ``group:hr`` only, through its ``.acl.json`` sidecar). As the
-query, answer and serve work lands, this grows into ingest -> ask -> serve.
+(``benefits.md`` is readable by ``group:hr`` only, through its ``.acl.json`` sidecar), then
+asks a question and answers it with the extractive generator, every sentence cited to the exact
+text that supports it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ragstack.answering import AnswerRequest, AnswerResponse
 from ragstack.ingest.pipeline import IngestSummary, Progress
 from ragstack.search import Hit
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
@@ -26,10 +28,14 @@ DEMO_QUERIES = (
 )
 
 
+DEMO_QUESTION = "How many days of paid annual leave do I get, and how many can I carry over?"
+
+
 @dataclass(frozen=True)
 class DemoResult:
     summary: IngestSummary
     searches: list[tuple[str, tuple[str, ...], list[Hit]]]
+    answer: AnswerResponse
 
 
 def run_demo(svc: Ragstack, principal: str, progress: Progress | None = None) -> DemoResult:
@@ -43,4 +49,5 @@ def run_demo(svc: Ragstack, principal: str, progress: Progress | None = None) ->
         principals: tuple[str, ...] = (principal,) if who == "user" else (principal, "group:hr")
         hits = svc.search(COLLECTION, query, principals=principals, mode="hybrid", top_k=3).hits
         searches.append((query, principals, hits))
-    return DemoResult(summary, searches)
+    answer = svc.ask(AnswerRequest(COLLECTION, DEMO_QUESTION, (principal,), generator="extractive"))
+    return DemoResult(summary, searches, answer)

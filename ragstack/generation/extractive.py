@@ -3,8 +3,8 @@ question, each cited. The default, because it always works and never invents any
 
 A sentence's score is its embedding cosine to the question plus ``lexical_weight`` times the
 share of the question's content words it contains. Up to ``max_sentences`` sentences scoring
-at least ``min_score`` are returned, best first, each followed by ``[n]``; when none reaches
-``min_score`` the answer is ``NOT_SUPPORTED``.
+at least ``min_score`` and at least ``relative_min`` times the best score are returned, best first,
+each followed by ``[n]``; when none reaches ``min_score`` the answer is ``NOT_SUPPORTED``.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class ExtractiveGenerator:
         max_sentences: int = 3,
         min_score: float = 0.45,
         lexical_weight: float = 0.3,
+        relative_min: float = 0.8,
     ) -> None:
         self.embed = embed
         self._count = count_tokens
@@ -38,6 +39,7 @@ class ExtractiveGenerator:
         self.max_sentences = max_sentences
         self.min_score = min_score
         self.lexical_weight = lexical_weight
+        self.relative_min = relative_min
         self.analyzer = Analyzer()
 
     def count_tokens(self, text: str) -> int:
@@ -59,8 +61,10 @@ class ExtractiveGenerator:
             scores = scores + self.lexical_weight * np.asarray(overlap, dtype=np.float32)
         chosen: list[tuple[float, int, str]] = []
         seen: set[str] = set()
-        for i in np.argsort(-scores, kind="stable").tolist():
-            if scores[i] < self.min_score or len(chosen) == self.max_sentences:
+        order = np.argsort(-scores, kind="stable").tolist()
+        for i in order:
+            floor = max(self.min_score, self.relative_min * float(scores[order[0]]))
+            if scores[i] < floor or len(chosen) == self.max_sentences:
                 break
             key = " ".join(found[i][1].lower().split())
             if key not in seen:
