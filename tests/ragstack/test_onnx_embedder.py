@@ -1,0 +1,216 @@
+"""The onnx-int8 embedder against the torch one: real model, real SciFact text.
+
+The torch side is the precomputed all-MiniLM-L6-v2 vectors shipped with SciFact
+(``minilm-l6-v2/``: the torch backend's output for ``title + " " + text`` and the queries),
+after a spot check re-embeds a sample with the live torch backend and finds them equal; this
+keeps the file near a minute on two cores. The ONNX export is made once, for the module.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ragstack.embedding import (
+    DEFAULT_MODEL_ID,
+    Embedder,
+    FloatMatrix,
+    OnnxEmbedder,
+    SentenceTransformerEmbedder,
+    packaged_minilm_path,
+)
+from ragstack.errors import ConfigError, ConflictError
+from ragstack.service import IngestRequest, Ragstack, SourceSpec
+from tests.ragstack.conftest import Factory
+
+pytestmark = pytest.mark.slow
+
+QUERIES = 300  # every judged test query, and the 339 documents judged for them
+
+
+@dataclass(frozen=True)
+class Sample:
+    docs: list[str]
+    queries: list[str]
+    torch_docs: FloatMatrix
+    torch_queries: FloatMatrix
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="module")
+def onnx(tmp_path_factory: pytest.TempPathFactory) -> OnnxEmbedder:
+    embedder = OnnxEmbedder(cache_dir=tmp_path_factory.mktemp("models"))
+    embedder.warm_up()
+    return embedder
+
+
+@pytest.fixture(scope="module")
+def scifact(shared_data: Path, torch_embedder: SentenceTransformerEmbedder) -> Sample:
+    root = shared_data / "scifact"
+    corpus = [json.loads(line) for line in (root / "corpus.jsonl").open(encoding="utf-8")]
+    texts = {d["_id"]: f"{d['title']} {d['text']}" for d in corpus}
+    queries = {}
+    for line in (root / "queries.jsonl").open(encoding="utf-8"):
+        row = json.loads(line)
+        queries[row["_id"]] = row["text"]
+    judged: dict[str, list[str]] = {}
+    for line in (root / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]:
+        qid, did, _score = line.split("\t")
+        judged.setdefault(qid, []).append(did)
+    qids = sorted(judged, key=int)[:QUERIES]
+    dids = list(dict.fromkeys(d for q in qids for d in judged[q]))
+
+    pre = root / "minilm-l6-v2"
+    order = json.loads((pre / "ids.json").read_text(encoding="utf-8"))
+    doc_row = {d: i for i, d in enumerate(order["corpus_ids"])}
+    query_row = {q: i for i, q in enumerate(order["query_ids"])}
+    sample = Sample(
+        docs=[texts[d] for d in dids],
+        queries=[queries[q] for q in qids],
+        torch_docs=np.load(pre / "corpus.npy")[[doc_row[d] for d in dids]],
+        torch_queries=np.load(pre / "queries.npy")[[query_row[q] for q in qids]],
+    )
+    # The precomputed vectors are what the torch backend computes today.
+    live = torch_embedder.embed(sample.docs[:6] + sample.queries[:6])
+    stored = np.vstack([sample.torch_docs[:6], sample.torch_queries[:6]])
+    assert float((live * stored).sum(axis=1).min()) >= 0.999
+    return sample
+
+
+def test_shape_and_identity(
+    onnx: OnnxEmbedder, torch_embedder: SentenceTransformerEmbedder
+) -> None:
+    assert isinstance(onnx, Embedder)
+    assert onnx.model_id == DEFAULT_MODEL_ID + "+onnx-int8" != torch_embedder.model_id
+    assert onnx.dim == torch_embedder.dim == 384
+    assert onnx.max_tokens == torch_embedder.max_tokens == 256
+    assert onnx.tokenizer_file == torch_embedder.tokenizer_file
+    empty = onnx.embed([])
+    assert empty.shape == (0, 384) and empty.dtype == np.float32
+    out = onnx.embed(["", "a short one"])
+    assert out.shape == (2, 384) and out.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+
+
+def test_cosine_to_torch(onnx: OnnxEmbedder, scifact: Sample) -> None:
+    docs = onnx.embed(scifact.docs)
+    queries = onnx.embed(scifact.queries)
+    cosine = np.concatenate(
+        [(docs * scifact.torch_docs).sum(axis=1), (queries * scifact.torch_queries).sum(axis=1)]
+    )
+    assert len(cosine) == len(scifact.docs) + QUERIES == 583
+    assert cosine.min() >= 0.98, cosine.min()
+    assert cosine.mean() >= 0.99, cosine.mean()
+    # Same top-1 document for (nearly) every query.
+    torch_top = (scifact.torch_queries @ scifact.torch_docs.T).argmax(axis=1)
+    onnx_top = (queries @ docs.T).argmax(axis=1)
+    assert (torch_top == onnx_top).mean() >= 0.95
+
+
+def test_batches_change_vectors_only_by_int8_noise(onnx: OnnxEmbedder, scifact: Sample) -> None:
+    """int8 activations are scaled per batch, so a text's vector moves a little (cosine ~0.99)
+    with its batch-mates; padding, masking and the length sort must add nothing worse."""
+    texts = scifact.queries[:6] + scifact.docs[:10]
+    together = onnx.embed(texts)  # queries padded and batched with documents
+    alone = np.vstack([onnx.embed([t]) for t in texts[:6]])
+    agreement = together[:6] @ alone.T
+    assert (agreement.argmax(axis=1) == np.arange(6)).all()  # rows come back in order
+    assert float(np.diag(agreement).min()) >= 0.98
+    for vectors in (together[:6], alone):
+        assert float((vectors * scifact.torch_queries[:6]).sum(axis=1).min()) >= 0.98
+
+
+def test_text_longer_than_the_window(
+    onnx: OnnxEmbedder, torch_embedder: SentenceTransformerEmbedder, scifact: Sample
+) -> None:
+    long = " ".join(scifact.docs[:8])
+    head = " ".join(long.split()[:150])  # well inside 256 tokens
+    vectors = onnx.embed([long, long + " and then a different ending altogether", head])
+    assert float(vectors[0] @ vectors[1]) >= 0.9999  # truncated: the ending is never seen
+    assert float(vectors[0] @ vectors[2]) < 0.999  # but more than the head is
+    assert float(vectors[0] @ torch_embedder.embed([long])[0]) >= 0.98
+
+
+def test_export_is_cached(onnx: OnnxEmbedder) -> None:
+    assert onnx.onnx_path is not None
+    before = onnx.onnx_path.stat().st_mtime_ns
+    again = OnnxEmbedder(cache_dir=onnx.cache_dir)
+    again.warm_up()
+    assert again.onnx_path == onnx.onnx_path
+    assert onnx.onnx_path.stat().st_mtime_ns == before
+    assert [p.name for p in onnx.cache_dir.iterdir()] == [onnx.onnx_path.name]  # no leftovers
+
+
+def _model_copy(tmp_path: Path, modules: list[str], pooling: dict[str, object]) -> Path:
+    src = packaged_minilm_path()
+    dst = tmp_path / "model"
+    dst.mkdir(parents=True)
+    for name in ("config.json", "tokenizer.json", "model.safetensors"):
+        (dst / name).symlink_to(src / name)
+    entries = [
+        {"idx": i, "name": str(i), "path": "" if kind == "Transformer" else f"{i}_{kind}"}
+        | {"type": f"sentence_transformers.models.{kind}"}
+        for i, kind in enumerate(modules)
+    ]
+    (dst / "modules.json").write_text(json.dumps(entries))
+    (dst / "1_Pooling").mkdir()
+    (dst / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+    return dst
+
+
+def test_refuses_what_it_does_not_implement(tmp_path: Path) -> None:
+    kinds = ["Transformer", "Pooling", "Normalize"]
+    cls = _model_copy(tmp_path / "cls", kinds, {"pooling_mode": "cls"})
+    embedder = OnnxEmbedder(cls, cache_dir=tmp_path / "models")
+    assert embedder.pooling == "cls" and embedder.model_id == "local:model+onnx-int8"
+    with pytest.raises(ConfigError, match="mean or CLS pooling"):
+        mx = _model_copy(tmp_path / "max", kinds, {"pooling_mode_max_tokens": True})
+        OnnxEmbedder(mx, cache_dir=tmp_path / "models")
+    with pytest.raises(ConfigError, match="Transformer, Pooling and Normalize"):
+        dense = _model_copy(
+            tmp_path / "dense", [*kinds[:2], "Dense"], {"pooling_mode_mean_tokens": True}
+        )
+        OnnxEmbedder(dense, cache_dir=tmp_path / "models")
+    pickled = _model_copy(tmp_path / "pickled", kinds, {"pooling_mode_mean_tokens": True})
+    (pickled / "model.safetensors").rename(pickled / "pytorch_model.bin")
+    with pytest.raises(ConfigError, match="no pickled"):
+        OnnxEmbedder(pickled, cache_dir=tmp_path / "models")
+
+
+def _ingest(svc: Ragstack, folder: Path, collection: str) -> None:
+    svc.ingest(IngestRequest(collection, [SourceSpec(str(folder))]), principal="user:alice")
+
+
+def test_collection_pins_the_backend(
+    make_service: Factory, tmp_path: Path, onnx: OnnxEmbedder
+) -> None:
+    assert onnx.onnx_path is not None
+    models = tmp_path / "data" / "models"  # where the composition root keeps exports
+    models.mkdir(parents=True)
+    shutil.copy2(onnx.onnx_path, models / onnx.onnx_path.name)  # spare a second export
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.md").write_text("# Ferns\n\nFerns reproduce by spores, not seeds.\n")
+
+    fast = make_service(embedder="onnx-int8")
+    assert isinstance(fast.c.embedder, OnnxEmbedder)
+    _ingest(fast, docs, "fast")
+    assert fast.c.embedder.onnx_path == models / onnx.onnx_path.name
+    info = fast.collection("fast")
+    assert (info.embedder_id, info.dim) == (onnx.model_id, 384)
+
+    slow = make_service(embedder="sentence-transformers")
+    _ingest(slow, docs, "slow")
+    with pytest.raises(ConflictError, match=r"pinned to embedder .*L6-v2\+onnx-int8"):
+        _ingest(slow, docs, "fast")
+    with pytest.raises(ConflictError, match=r"pinned to embedder .*L6-v2 "):
+        _ingest(fast, docs, "slow")
