@@ -2,12 +2,15 @@
 
 For SciFact (test split) and PubMedQA (test split; the reranker was trained on SciFact train
 only, so PubMedQA is unseen data), each first stage (bm25, dense, their RRF) is measured
-alone, with its top 20 / 50 / 100 reordered by the cross-encoder (``ce``), and with the
+alone, with its top N reordered by the cross-encoder (``ce``), and with the
 cross-encoder's rank fused with the first-stage rank by reciprocal-rank fusion (``fused``:
 ``1/(60 + first-stage rank) + 1/(60 + reranker rank)`` inside the top N; below it the
 first-stage order is kept); for the RRF first stage also ``fused3``, the RRF of the BM25,
 dense and reranker orders inside the top N. All fusions are unweighted (nothing is tuned
-on test data). Metrics: nDCG@10, recall@100, MRR@10.
+on test data). Metrics: nDCG@10, recall@100, MRR@10. N is each of ``--depths`` for RRF and
+the first of them for bm25 and dense (``--all-depths``: every one): on this 2-core CPU
+scoring costs ~0.1 s per pair at 192 tokens, so the union of every first stage's top 100 (~170
+passages per query) would take hours.
 
 Latency: ``CrossEncoderReranker.rerank`` on the first stage's top 20 of one query at a time,
 p50 / p95, at several ``max_length`` settings (the quality figures use ``--max-length``).
@@ -165,12 +168,14 @@ def bench_dataset(
     depths: Sequence[int],
     max_queries: int,
     stages: Sequence[str],
+    all_depths: bool,
 ) -> tuple[list[list[Cell]], dict[str, dict[str, dict[str, float]]], dict[str, Rankings]]:
     queries = ds.judged_queries()[: max_queries or None]
     log(f"{ds.name}: first stage for {len(queries)} queries")
     rankings = first_stage(ds, queries, depth=max(100, *depths))
+    plan = {name: depths if all_depths or name == "rrf" else depths[:1] for name in stages}
     wanted = {
-        qid: {d for name in stages for d in rankings[qid].get(name)[: max(depths)]}
+        qid: {d for name in stages for d in rankings[qid].get(name)[: max(plan[name])]}
         for qid, _ in queries
     }
     scores = score_candidates(reranker, ds, queries, wanted, key)
@@ -179,7 +184,7 @@ def bench_dataset(
     for name in stages:
         first = {qid: rankings[qid].get(name) for qid, _ in queries}
         variants: dict[str, Metrics] = {"none": measure(ds, first)}
-        for depth in depths:
+        for depth in plan[name]:
             variants[f"ce@{depth}"] = measure(
                 ds, {q: reorder(r, scores[q], depth) for q, r in first.items()}
             )
@@ -202,7 +207,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--datasets", default="scifact,pubmedqa")
     p.add_argument("--model", type=Path, default=DEFAULT_OUT, help="a cross-encoder directory")
     p.add_argument("--max-length", type=int, default=192, help="tokens, for the quality figures")
-    p.add_argument("--depths", default="20,50,100")
+    p.add_argument("--depths", default="20,50", help="rerank depths (100 works, at 4x the cost)")
+    p.add_argument(
+        "--all-depths", action="store_true", help="every depth for bm25 and dense too, not only rrf"
+    )
     p.add_argument("--first-stages", default=",".join(FIRST_STAGES), help="of bm25,dense,rrf")
     p.add_argument("--max-queries", type=int, default=0, help="0: every judged test query")
     p.add_argument("--latency-queries", type=int, default=30)
@@ -229,12 +237,12 @@ def main(argv: list[str] | None = None) -> None:
     for name in a.datasets.split(","):
         ds = load_beir(a.data / name, "test")
         ds_rows, figures, rankings = bench_dataset(
-            ds, reranker, key, depths, a.max_queries, a.first_stages.split(",")
+            ds, reranker, key, depths, a.max_queries, a.first_stages.split(","), a.all_depths
         )
         rows += ds_rows
         queries = ds.judged_queries()[: a.max_queries or None]
         timings: dict[str, dict[str, float]] = {}
-        for length in (int(x) for x in a.latency_lengths.split(",")):
+        for length in (int(x) for x in a.latency_lengths.split(",") if x):
             timed = CrossEncoderReranker(a.model, max_length=length)
             p50, p95 = latency(timed, ds, queries, rankings, a.latency_queries)
             timings[str(length)] = {"p50_ms": p50, "p95_ms": p95}
