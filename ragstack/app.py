@@ -100,7 +100,12 @@ def generator_factory(settings: Settings, memo: MemoEmbed) -> Callable[[str], Ge
             from ragstack.generation.extractive import ExtractiveGenerator
 
             counter, _ = default_token_counter()
-            return ExtractiveGenerator(memo, counter)
+            return ExtractiveGenerator(
+                memo,
+                counter,
+                min_score=settings.extractive_min_score,
+                relative_min=settings.extractive_relative_min,
+            )
         if name == "local":
             from ragstack.generation.local import LlamaCppGenerator
 

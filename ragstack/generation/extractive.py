@@ -48,8 +48,8 @@ class ExtractiveGenerator:
     def context_window(self) -> int:
         return 1 << 20
 
-    def select(self, question: str, sources: Sequence[Source]) -> list[tuple[float, int, str]]:
-        """``(score, source number, sentence)`` of the chosen sentences, best first."""
+    def score(self, question: str, sources: Sequence[Source]) -> list[tuple[float, int, str]]:
+        """``(score, source number, sentence)`` of every sentence of the sources, best first."""
         found = [(s.number, s.text[a:b]) for s in sources for a, b in split_sentences(s.text)]
         if not found:
             return []
@@ -59,18 +59,17 @@ class ExtractiveGenerator:
         if wanted:
             overlap = [len(wanted & set(self.analyzer(t))) / len(wanted) for _, t in found]
             scores = scores + self.lexical_weight * np.asarray(overlap, dtype=np.float32)
-        chosen: list[tuple[float, int, str]] = []
-        seen: set[str] = set()
         order = np.argsort(-scores, kind="stable").tolist()
-        for i in order:
-            floor = max(self.min_score, self.relative_min * float(scores[order[0]]))
-            if scores[i] < floor or len(chosen) == self.max_sentences:
-                break
-            key = " ".join(found[i][1].lower().split())
-            if key not in seen:
-                seen.add(key)
-                chosen.append((float(scores[i]), found[i][0], found[i][1]))
-        return chosen
+        return [(float(scores[i]), found[i][0], found[i][1]) for i in order]
+
+    def select(self, question: str, sources: Sequence[Source]) -> list[tuple[float, int, str]]:
+        """``(score, source number, sentence)`` of the chosen sentences, best first."""
+        return choose(
+            self.score(question, sources),
+            min_score=self.min_score,
+            relative_min=self.relative_min,
+            max_sentences=self.max_sentences,
+        )
 
     def stream(
         self, question: str, sources: Sequence[Source], *, max_tokens: int = 256
@@ -92,3 +91,27 @@ class ExtractiveGenerator:
             yield TextDelta(piece if i == 0 else " " + piece)
         prompt = self._count(question) + sum(self._count(s.text) for s in sources)
         yield Usage(prompt, self._count(answer), self.model_id)
+
+
+def choose(
+    scored: Sequence[tuple[float, int, str]],
+    *,
+    min_score: float,
+    relative_min: float,
+    max_sentences: int,
+) -> list[tuple[float, int, str]]:
+    """The sentences to quote from ``scored`` (best first): at least ``min_score`` and
+    ``relative_min`` of the best, no repeats, at most ``max_sentences``."""
+    if not scored:
+        return []
+    floor = max(min_score, relative_min * scored[0][0])
+    chosen: list[tuple[float, int, str]] = []
+    seen: set[str] = set()
+    for score, number, sentence in scored:
+        if score < floor or len(chosen) == max_sentences:
+            break
+        key = " ".join(sentence.lower().split())
+        if key not in seen:
+            seen.add(key)
+            chosen.append((score, number, sentence))
+    return chosen

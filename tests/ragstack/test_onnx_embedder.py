@@ -214,3 +214,18 @@ def test_collection_pins_the_backend(
         _ingest(slow, docs, "fast")
     with pytest.raises(ConflictError, match=r"pinned to embedder .*L6-v2 "):
         _ingest(fast, docs, "slow")
+
+
+def test_torch_query_path_matches_encode(
+    torch_embedder: SentenceTransformerEmbedder, scifact: Sample
+) -> None:
+    """A query or a few texts skip ``encode``; the vectors are still the model's own (the
+    precomputed ones), alone or padded beside longer texts."""
+    alone = np.vstack([torch_embedder.embed([q]) for q in scifact.queries[:12]])
+    assert float((alone * scifact.torch_queries[:12]).sum(axis=1).min()) >= 0.99999
+    mixed = torch_embedder.embed([scifact.queries[0], scifact.docs[0], scifact.queries[1], ""])
+    assert mixed.shape == (4, 384)
+    assert float(mixed[0] @ scifact.torch_queries[0]) >= 0.99999
+    assert float(mixed[1] @ scifact.torch_docs[0]) >= 0.99999
+    assert float(mixed[2] @ scifact.torch_queries[1]) >= 0.99999
+    np.testing.assert_allclose(np.linalg.norm(mixed, axis=1), 1.0, rtol=1e-5)
