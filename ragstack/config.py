@@ -121,14 +121,14 @@ class Settings(BaseSettings):
         60.0, gt=0, description="Remote generator: seconds to wait for the next token."
     )
     extractive_min_score: float = Field(
-        0.45,
+        0.75,
         ge=0,
         le=2,
         description="Extractive: a sentence needs this score (cosine + lexical share) to be "
         "quoted; below it the answer abstains (see `python -m evals.calibrate_extractive`).",
     )
     extractive_relative_min: float = Field(
-        0.8,
+        0.5,
         ge=0,
         le=1,
         description="Extractive: further sentences need this fraction of the best one's score.",

@@ -29,9 +29,9 @@ class ExtractiveGenerator:
         *,
         model_id: str = "extractive",
         max_sentences: int = 3,
-        min_score: float = 0.45,
+        min_score: float = 0.75,
         lexical_weight: float = 0.3,
-        relative_min: float = 0.8,
+        relative_min: float = 0.5,
     ) -> None:
         self.embed = embed
         self._count = count_tokens
