@@ -31,15 +31,22 @@ from evals.answers import GOLD_GROUP, ensure, split_corpus
 from evals.beir import REPO_ROOT, shared_data_dir
 from evals.collections import PRINCIPAL, eval_service
 from evals.report import Cell, Reporter
-from ragstack.answering import MemoEmbed
-from ragstack.compression import Compressor
 from ragstack.evaluation import doc_key
-from ragstack.generation.base import Source
 from ragstack.generation.extractive import ExtractiveGenerator, choose
 from ragstack.search import Hit
 from ragstack.service import Ragstack
 
-Scored = list[tuple[float, str]]  # (sentence score, document key), best first
+
+@dataclass(frozen=True)
+class Scored:
+    """Every sentence of one compressed context, scored and best first, and which document
+    each source number is."""
+
+    sentences: list[tuple[float, int, str]]
+    docs: dict[int, str]
+
+    def top(self) -> float | None:
+        return self.sentences[0][0] if self.sentences else None
 
 
 @dataclass(frozen=True)
@@ -52,32 +59,31 @@ class Case:
 def scored_context(
     svc: Ragstack, gen: ExtractiveGenerator, question: str, hits: Sequence[Hit]
 ) -> Scored:
-    memo = svc.c.memo or MemoEmbed(svc.c.embedder)
-    context = Compressor(memo, gen.count_tokens, budget_tokens=svc.settings.context_tokens)
-    ctx = context.compress(question, hits)
-    sources = [Source(s.number, s.hit.title, s.text, s.hit.instruction_like) for s in ctx.sources]
-    by_number = {s.number: doc_key(s.hit.uri) for s in ctx.sources}
-    return [(score, by_number[n]) for score, n, _t in gen.score(question, sources)]
+    context, sources = svc.compress(question, hits, gen)
+    docs = {s.number: doc_key(s.hit.uri) for s in context.sources}
+    return Scored(gen.score(question, sources), docs)
 
 
 def replay(
     cases: Sequence[Case], min_score: float, relative_min: float, max_sentences: int
 ) -> dict[str, float]:
+    """What the generator would cite and when it would abstain, under these thresholds."""
     cited = gold_cited = false_abstain = abstain = 0
     recalls = []
     for c in cases:
         picked = choose(
-            [(s, 0, d) for s, d in c.answerable],
+            c.answerable.sentences,
             min_score=min_score,
             relative_min=relative_min,
             max_sentences=max_sentences,
         )
-        docs = [d for _s, _n, d in picked]
+        docs = [c.answerable.docs[n] for _s, n, _t in picked]
         false_abstain += not docs
         cited += len(docs)
         gold_cited += sum(d in c.gold for d in docs)
         recalls.append(len(c.gold & set(docs)) / len(c.gold))
-        abstain += not c.hidden or c.hidden[0][0] < min_score
+        top = c.hidden.top()
+        abstain += top is None or top < min_score
     n = len(cases)
     precision = gold_cited / cited if cited else 0.0
     return {
@@ -166,8 +172,8 @@ def main(argv: list[str] | None = None) -> None:
          "false abstain", "objective"],
         rows,
     )  # fmt: skip
-    top_hidden = [c.hidden[0][0] for c in cases if c.hidden]
-    top_answerable = [c.answerable[0][0] for c in cases if c.answerable]
+    top_hidden = [t for c in cases if (t := c.hidden.top()) is not None]
+    top_answerable = [t for c in cases if (t := c.answerable.top()) is not None]
     rep.say(
         f"best sentence score: answerable median {statistics.median(top_answerable):.3f}, "
         f"gold hidden median {statistics.median(top_hidden):.3f}"

@@ -15,7 +15,7 @@ from indexes import IdFilter
 from ragstack.answering import AnswerEvent, AnswerRequest, AnswerResponse, MemoEmbed, source_dicts
 from ragstack.cache import SemanticCache, scope_key
 from ragstack.citations import CitationVerifier
-from ragstack.compression import F32, Compressor
+from ragstack.compression import F32, Compressor, Context
 from ragstack.config import Settings
 from ragstack.domain import ChunkInfo, CollectionInfo, DocumentInfo, check_principal
 from ragstack.embedding import Embedder
@@ -473,14 +473,8 @@ class Ragstack:
             rerank=request.rerank,
         ).hits
         clock.lap("search_ms")
-        compressor = Compressor(
-            memo, generator.count_tokens, budget_tokens=self.settings.context_tokens
-        )
-        context = compressor.compress(question, hits)
+        context, sources = self.compress(question, hits, generator, memo)
         clock.lap("compress_ms")
-        sources = [
-            Source(s.number, s.hit.title, s.text, s.hit.instruction_like) for s in context.sources
-        ]
         parts: list[str] = []
         usage: Usage | None = None
         max_tokens = request.max_tokens or self.settings.answer_max_tokens
@@ -516,6 +510,25 @@ class Ragstack:
             timings["first_token_ms"] = first_token_ms
         response.timings_ms = timings
         yield response
+
+    def compress(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        generator: Generator,
+        memo: MemoEmbed | None = None,
+    ) -> tuple[Context, list[Source]]:
+        """The compressed context ``answer`` gives ``generator`` for these hits (within
+        ``context_tokens`` of its own tokens), and the numbered sources it is shown."""
+        memo = memo or self.c.memo or MemoEmbed(self.c.embedder)
+        compressor = Compressor(
+            memo, generator.count_tokens, budget_tokens=self.settings.context_tokens
+        )
+        context = compressor.compress(question, hits)
+        sources = [
+            Source(s.number, s.hit.title, s.text, s.hit.instruction_like) for s in context.sources
+        ]
+        return context, sources
 
     def _redactor(self, info: CollectionInfo) -> Redactor:
         """A collection's redactor (its salt never changes), built once per process."""
