@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     """``python -m evals.beir --data ../shared/data/scifact [--json]``: retrieval quality per
     mode through the service layer (ACL filter on, one query at a time)."""
     import argparse
+    from dataclasses import replace
 
     from evals.collections import PRINCIPAL, ensure_collection, eval_service
     from evals.report import Cell, Reporter
@@ -83,7 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--tune-split",
         default="train",
-        help="fusion tuned on these judgements first, if the folder has them ('' = no tuning)",
+        help="fusion tuned on these judgements first, if the folder has them ('' = no tuning); "
+        "queries judged in --split are always left out (so 'all' means all but the reported)",
+    )
+    parser.add_argument(
+        "--group-by",
+        default="",
+        help="document metadata key naming a parent (pmid for PubMedQA): tune group evidence",
     )
     parser.add_argument(
         "--fusion-from",
@@ -103,7 +110,8 @@ def main(argv: list[str] | None = None) -> None:
     tuned = None
     if args.tune_split and (args.data / "qrels" / f"{args.tune_split}.tsv").is_file():
         tq, tr = load_judgements(args.data, args.tune_split)
-        tuned = svc.tune(name, tq, tr, principals=[PRINCIPAL])
+        tr = {q: j for q, j in tr.items() if q not in qrels}
+        tuned = svc.tune(name, tq, tr, principals=[PRINCIPAL], group_by=args.group_by)
     fusion = svc.fusion(name) if tuned else Fusion()
 
     def search(text: str, mode: Mode, depth: int, f: Fusion | None) -> list[Hit]:
@@ -116,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         ("dense", "dense", None),
         ("hybrid", "hybrid", fusion),
     ]
+    if fusion.grouped:
+        runs.append(("hybrid_ungrouped", "hybrid", replace(fusion, group_by="", group_weight=0)))
     if tuned is not None and fusion != Fusion():
         runs.append(("hybrid_rrf60", "hybrid", Fusion()))
     transfer = None
@@ -136,8 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     rep.say("* one search of the top 200 chunks (for recall@100 over documents), not a top 10")
     if tuned is not None:
         rep.say(
-            f"fusion tuned on {args.tune_split}: {tuned.best} (nDCG@10 {tuned.best_ndcg:.4f} "
-            f"on {args.tune_split}; RRF k=60 gave {tuned.default_ndcg:.4f})"
+            f"fusion tuned on {args.tune_split} ({len(tr)} queries not in {args.split}): "
+            f"{tuned.best} (nDCG@10 {tuned.best_ndcg:.4f} there; RRF k=60 gave "
+            f"{tuned.default_ndcg:.4f})"
         )
     else:
         rep.say(f"fusion: {fusion} (no {args.tune_split or 'tuning'} split to tune on)")

@@ -598,6 +598,13 @@ def tune(
     split: Annotated[
         str, typer.Option(help="Judgements to tune on (never your test split).")
     ] = "train",
+    group_by: Annotated[
+        str,
+        typer.Option(
+            help="Document metadata key naming a parent (e.g. the id of the record a section "
+            "came from): also tune how much a match in one part lifts the parts beside it."
+        ),
+    ] = "",
     as_principals: AsOption = None,
     dry_run: Annotated[bool, typer.Option(help="Report, but keep the current fusion.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -614,6 +621,7 @@ def tune(
             queries,
             qrels,
             principals=_principals(as_principals),
+            group_by=group_by,
             apply=not dry_run,
             progress=advance,
         )

@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ragstack.errors import InputError
-from ragstack.search import Fusion, Hit, Mode, fuse
+from ragstack.search import Fusion, Hit, Mode, fuse_grouped
 
 Qrels = Mapping[str, Mapping[str, int]]  # query id -> document id -> gain
 
@@ -171,6 +171,9 @@ def fusion_grid(candidates: int) -> list[Fusion]:
     return grid
 
 
+GROUP_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5)
+
+
 def tune(
     candidates_for: Callable[[str], tuple[list[tuple[int, float]], list[tuple[int, float]]]],
     doc_of: Callable[[int], str],
@@ -178,12 +181,17 @@ def tune(
     qrels: Qrels,
     *,
     candidates: int = 100,
+    group_by: str = "",
+    group_of: Mapping[int, str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TuneResult:
     """Best fusion by mean nDCG@10 over the judged ``queries``.
 
     ``candidates_for(query)`` returns the BM25 and dense ``(chunk id, score)`` lists (the
-    caller's ACL applied), ``doc_of(chunk id)`` the judgement key of its document.
+    caller's ACL applied), ``doc_of(chunk id)`` the judgement key of its document. With
+    ``group_by`` and ``group_of`` (chunk id -> group), group evidence is tuned as well, by
+    coordinate ascent: the fusion grid without it, the group weights on the best fusion,
+    then the fusion grid again at the best weight.
     """
     judged = [(q, t) for q, t in queries.items() if q in qrels]
     lists = []
@@ -191,14 +199,31 @@ def tune(
         lists.append((qid, *candidates_for(text)))
         if progress is not None:
             progress(i, len(judged))
-    trials = []
-    for fusion in fusion_grid(candidates):
-        rankings = {
-            qid: documents_in_order(doc_of(cid) for cid, _ in fuse(lex, dense, fusion)[:100])
-            for qid, lex, dense in lists
-        }
-        trials.append((fusion, score(rankings, qrels).ndcg_at_10))
-    best, best_ndcg = max(trials, key=lambda t: t[1])
+    trials: list[tuple[Fusion, float]] = []
+    tried: dict[Fusion, float] = {}
+
+    def trial(fusion: Fusion) -> float:
+        if fusion not in tried:
+            rankings = {
+                qid: documents_in_order(
+                    doc_of(cid) for cid, _ in fuse_grouped(lex, dense, fusion, group_of)[:100]
+                )
+                for qid, lex, dense in lists
+            }
+            tried[fusion] = score(rankings, qrels).ndcg_at_10
+            trials.append((fusion, tried[fusion]))
+        return tried[fusion]
+
+    grid = fusion_grid(candidates)
+    best = max(grid, key=trial)
+    if group_by and group_of:
+        weights = [replace(best, group_by=group_by, group_weight=w) for w in GROUP_WEIGHTS]
+        weight = max(weights, key=trial).group_weight
+        if weight > 0:
+            best = max(
+                (replace(f, group_by=group_by, group_weight=weight) for f in grid), key=trial
+            )
+    best_ndcg = tried[best]
     default = replace(Fusion(), candidates=candidates)
     default_ndcg = next((n for f, n in trials if f == default), float("nan"))
     return TuneResult(best, best_ndcg, default_ndcg, trials)

@@ -8,6 +8,11 @@ results come back whenever that many exist.
 Fusion of the BM25 and dense rankings is reciprocal rank fusion by default
 (``score = sum 1 / (k + rank)``), or a weighted sum of min-max normalised scores; which one,
 and its parameters, is per collection and set from an eval set by ``ragstack tune``.
+
+Group evidence (off unless a collection's fusion names a ``group_by`` metadata key): documents
+sharing that key's value are parts of one parent (the sections of one abstract, the rows of one
+record), and each fused candidate gains ``group_weight`` times the best score of another
+candidate of its group, so the parts of the parent that matched rank together.
 """
 
 from __future__ import annotations
@@ -67,6 +72,8 @@ class Fusion:
     rrf_k: int = 60
     dense_weight: float = 0.5  # weighted: dense share; BM25 gets the rest
     candidates: int = 100  # per retriever, before fusion
+    group_by: str = ""  # document metadata key naming a parent; "" = no group evidence
+    group_weight: float = 0.0  # share of the best sibling's fused score a candidate gains
 
     def __post_init__(self) -> None:
         if self.method not in ("rrf", "weighted"):
@@ -75,6 +82,12 @@ class Fusion:
             raise InputError("rrf_k must be in 1..10000 and dense_weight in 0..1")
         if not 1 <= self.candidates <= 10_000:
             raise InputError("candidates must be in 1..10000")
+        if not 0.0 <= self.group_weight <= 10.0 or len(self.group_by) > 256:
+            raise InputError("group_weight must be in 0..10 and group_by at most 256 characters")
+
+    @property
+    def grouped(self) -> bool:
+        return bool(self.group_by) and self.group_weight > 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -184,6 +197,43 @@ def fuse(
     return weighted([lexical, dense], [1.0 - fusion.dense_weight, fusion.dense_weight])
 
 
+def group_boost(
+    ranked: Sequence[tuple[int, float]], group_of: Mapping[int, str], weight: float
+) -> list[tuple[int, float]]:
+    """Each candidate's score plus ``weight`` times the best score of another candidate in
+    its group (chunks without a group keep theirs), re-sorted."""
+    best: dict[str, list[float]] = {}  # group -> its two best scores
+    for cid, s in ranked:
+        g = group_of.get(cid)
+        if g is not None:
+            top = best.setdefault(g, [])
+            if len(top) < 2:
+                top.append(s)
+            elif s > top[1]:
+                top[1] = s
+            top.sort(reverse=True)
+    out = []
+    for cid, s in ranked:
+        g = group_of.get(cid)
+        top = best.get(g, []) if g is not None else []
+        other = (top[1] if s >= top[0] else top[0]) if len(top) > 1 else 0.0
+        out.append((cid, s + weight * other))
+    return sorted(out, key=lambda kv: (-kv[1], kv[0]))
+
+
+def fuse_grouped(
+    lexical: Sequence[tuple[int, float]],
+    dense: Sequence[tuple[int, float]],
+    fusion: Fusion,
+    group_of: Mapping[int, str] | None,
+) -> list[tuple[int, float]]:
+    """``fuse``, then group evidence when the fusion asks for it and groups are known."""
+    ranked = fuse(lexical, dense, fusion)
+    if fusion.grouped and group_of:
+        ranked = group_boost(ranked, group_of, fusion.group_weight)
+    return ranked
+
+
 @dataclass
 class Retrieved:
     """Fused ``(chunk id, score)`` plus each retriever's own ranking (for tuning and traces)."""
@@ -203,8 +253,10 @@ def retrieve(
     top_k: int = 10,
     fusion: Fusion = Fusion(),
     query_vector: np.ndarray[Any, np.dtype[np.float32]] | None = None,
+    group_of: Mapping[int, str] | None = None,
 ) -> Retrieved:
-    """Chunk ids only: the part of search that touches indexes, not SQL."""
+    """Chunk ids only: the part of search that touches indexes, not SQL (``group_of`` maps
+    chunk ids to their ``fusion.group_by`` value, for group evidence in hybrid mode)."""
     if len(allow) == 0:
         return Retrieved([], [], [])
     depth = max(top_k, fusion.candidates) if mode == "hybrid" else top_k
@@ -221,7 +273,7 @@ def retrieve(
     elif mode == "dense":
         ranked = dense
     else:
-        ranked = fuse(lexical, dense, fusion)
+        ranked = fuse_grouped(lexical, dense, fusion, group_of)
     return Retrieved(ranked[:top_k], lexical, dense)
 
 

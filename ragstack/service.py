@@ -157,6 +157,7 @@ class Ragstack:
         self.store = store
         self.c = components
         self._readers: dict[int, tuple[int, CollectionIndexes]] = {}
+        self._group_maps: dict[tuple[int, int, str], dict[int, str]] = {}
         self._allowed: OrderedDict[tuple[object, ...], IdFilter] = OrderedDict()
         self._lock = threading.RLock()
         self._redactors: dict[tuple[int, str, bool], Redactor] = {}
@@ -401,6 +402,7 @@ class Ragstack:
             top_k=depth,
             fusion=fusion,
             query_vector=qvec,
+            group_of=self._groups(info, fusion.group_by) if fusion.grouped else None,
         )
         t_retrieve = time.perf_counter()
         hits = hydrate(self.store, retrieved)
@@ -578,11 +580,13 @@ class Ragstack:
         principals: Sequence[str],
         tenant: str | None = None,
         candidates: int = 100,
+        group_by: str = "",
         apply: bool = True,
         progress: Callable[[int, int], None] | None = None,
     ) -> TuneResult:
         """Picks the collection's fusion from judged queries (see ``ragstack.evaluation``) and,
-        with ``apply``, stores it for every later search."""
+        with ``apply``, stores it for every later search. With ``group_by`` (a document
+        metadata key naming a parent), the weight of group evidence is tuned too."""
         info = self.store.get_collection(collection)
         self._check_embedder(info)
         judged = {q: t for q, t in queries.items() if q in qrels}
@@ -613,6 +617,8 @@ class Ragstack:
             judged,
             qrels,
             candidates=candidates,
+            group_by=group_by,
+            group_of=self._groups(info, group_by) if group_by else None,
             progress=progress,
         )
         if apply:
@@ -626,6 +632,18 @@ class Ragstack:
                 cached = (info.generation, self.open_indexes(info)[0])
                 self._readers[info.id] = cached
             return cached[1]
+
+    def _groups(self, info: CollectionInfo, key: str) -> dict[int, str]:
+        """Chunk id -> its document's ``key`` metadata value, cached per generation."""
+        cache_key = (info.id, info.generation, key)
+        with self._lock:
+            found = self._group_maps.get(cache_key)
+        if found is None:
+            found = self.store.chunk_groups(info.id, key)
+            with self._lock:
+                self._group_maps = {k: v for k, v in self._group_maps.items() if k[0] != info.id}
+                self._group_maps[cache_key] = found
+        return found
 
     def _permitted(
         self,

@@ -449,6 +449,25 @@ class Store:
             ).all()
         return [(int(cid), str(uri)) for cid, uri in rows]
 
+    def chunk_groups(self, collection_id: int, key: str) -> dict[int, str]:
+        """Chunk id -> the value of its document's metadata ``key``, for every chunk whose
+        document has it (the groups of ``Fusion.group_by``)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(col(ChunkRow.id), col(DocumentRow.meta))
+                .join(DocumentRow, col(DocumentRow.id) == col(ChunkRow.document_id))
+                .where(col(ChunkRow.collection_id) == collection_id)
+            ).all()
+        out: dict[int, str] = {}
+        parsed: dict[str, object] = {}
+        for cid, raw in rows:
+            if raw not in parsed:
+                parsed[raw] = json.loads(raw or "{}").get(key)
+            value = parsed[raw]
+            if value is not None:
+                out[int(cid)] = str(value)
+        return out
+
     def live_chunk_ids(self, collection_id: int) -> I64:
         with self.session() as s:
             ids = (

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ragstack.errors import InputError
-from ragstack.search import Filters, Fusion, rrf, weighted
+from ragstack.search import Filters, Fusion, group_boost, rrf, weighted
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 from tests.ragstack.conftest import Factory
 
@@ -114,3 +114,82 @@ def test_bad_requests(svc: Ragstack) -> None:
             svc.search("kb", "deploy", **args)  # type: ignore[arg-type]
     with pytest.raises(InputError):
         svc.search("kb", "   ", principals=["user:bob"])
+
+
+# -- group evidence ------------------------------------------------------------------------
+
+
+def test_group_boost_adds_the_best_sibling_score() -> None:
+    ranked = [(1, 0.9), (2, 0.8), (3, 0.5), (4, 0.4), (5, 0.3)]
+    groups = {1: "a", 3: "a", 4: "a", 2: "b"}  # 5 has no group
+    out = dict(group_boost(ranked, groups, 0.5))
+    assert out == pytest.approx({1: 0.9 + 0.25, 3: 0.5 + 0.45, 4: 0.4 + 0.45, 2: 0.8, 5: 0.3})
+    assert [c for c, _ in group_boost(ranked, groups, 0.5)] == [1, 3, 4, 2, 5]
+    assert group_boost(ranked, {}, 0.5) == ranked
+
+
+def corpus_line(doc_id: str, text: str, parent: str) -> str:
+    return json.dumps({"_id": doc_id, "title": "", "text": text, "metadata": {"parent": parent}})
+
+
+@pytest.fixture
+def grouped(make_service: Factory, tmp_path: Path) -> Ragstack:
+    """Sections of parents a, b, c; a second section of ``a`` only ``group:secret`` reads."""
+    svc = make_service()
+    open_dir, secret_dir = tmp_path / "open", tmp_path / "secret"
+    open_dir.mkdir()
+    secret_dir.mkdir()
+    lines = [
+        corpus_line("a-0", "Kestrel falcon: the kestrel falcon hovers while hunting.", "a"),
+        corpus_line("a-1", "It eats voles found in wet meadows.", "a"),
+        corpus_line("b-0", "A falcon over meadows, and a hawk.", "b"),
+        corpus_line("c-0", "Meadows in spring, full of flowers.", "c"),
+        corpus_line("c-1", "Spring flowers in the meadows again.", "c"),
+    ]
+    (open_dir / "corpus.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    secret = corpus_line("a-2", "Kestrel falcon nests, kestrel falcon eggs.", "a")
+    (secret_dir / "corpus.jsonl").write_text(secret + "\n", encoding="utf-8")
+    svc.ingest(IngestRequest("kb", [SourceSpec(str(open_dir))], public=True), principal="user:a")
+    svc.ingest(
+        IngestRequest("kb", [SourceSpec(str(secret_dir))], allow=["group:secret"]),
+        principal="user:a",
+    )
+    return svc
+
+
+def ranked_ids(svc: Ragstack, fusion: Fusion, principals: list[str]) -> list[tuple[str, float]]:
+    query = "kestrel falcon meadows"
+    hits = svc.search("kb", query, principals=principals, top_k=10, fusion=fusion).hits
+    return [(h.uri.rsplit("/", 1)[-1], h.score) for h in hits]
+
+
+def test_group_evidence_ranks_the_parts_of_the_best_parent_together(grouped: Ragstack) -> None:
+    plain = Fusion(method="rrf")
+    boosted = Fusion(method="rrf", group_by="parent", group_weight=1.0)
+    before = [d for d, _ in ranked_ids(grouped, plain, ["user:bob"])]
+    after = [d for d, _ in ranked_ids(grouped, boosted, ["user:bob"])]
+    assert before[0] == "a-0" and before.index("a-1") > 1  # precondition: b-0 sits between
+    assert after[:2] == ["a-0", "a-1"] and sorted(after) == sorted(before)
+    assert "a-2" not in after
+
+
+def test_group_evidence_never_counts_a_hidden_sibling(grouped: Ragstack) -> None:
+    """a-2 (same parent, another ACL) lifts a-0 for a reader of it, and for nobody else."""
+    boosted = Fusion(method="rrf", group_by="parent", group_weight=1.0)
+    outsider = dict(ranked_ids(grouped, boosted, ["user:bob"]))
+    insider = dict(ranked_ids(grouped, boosted, ["user:carol", "group:secret"]))
+    assert "a-2" in insider and "a-2" not in outsider
+    plain = dict(ranked_ids(grouped, Fusion(method="rrf"), ["user:bob"]))
+    # for bob, a-0's only sibling in his candidates is a-1: exactly its fused score is added
+    assert outsider["a-0"] == pytest.approx(plain["a-0"] + plain["a-1"])
+
+
+def test_tune_picks_group_evidence_when_it_helps(grouped: Ragstack) -> None:
+    queries = {"q1": "kestrel falcon meadows", "q2": "spring flowers"}
+    qrels = {"q1": {"a-0": 1, "a-1": 1}, "q2": {"c-0": 1, "c-1": 1}}
+    result = grouped.tune("kb", queries, qrels, principals=["user:bob"], group_by="parent")
+    assert result.best.grouped and result.best.group_by == "parent"
+    assert result.best_ndcg > result.default_ndcg
+    assert grouped.fusion("kb") == result.best
+    ungrouped = grouped.tune("kb", queries, qrels, principals=["user:bob"], apply=False)
+    assert not ungrouped.best.grouped and ungrouped.best_ndcg < result.best_ndcg
