@@ -35,8 +35,12 @@ def make_embedder(settings: Settings) -> tuple[Embedder, TokenCounter, int]:
             batch_size=settings.embed_batch_size,
         )
     else:
+        path = settings.embedder_model_path
+        queries = None
+        if settings.onnx_queries and OnnxEmbedder.can_export(path):
+            queries = OnnxEmbedder(path, cache_dir=settings.data_dir / "models", quantize=False)
         model = SentenceTransformerEmbedder(
-            settings.embedder_model_path, batch_size=settings.embed_batch_size
+            path, batch_size=settings.embed_batch_size, query_engine=queries
         )
     tok = model.tokenizer_file
     counter: TokenCounter = HfTokenCounter(tok) if tok else WordCounter()
@@ -82,9 +86,15 @@ def build(settings: Settings | None = None) -> Ragstack:
 def make_reranker(settings: Settings) -> Reranker | None:
     if settings.reranker_path is None:
         return None
-    from ragstack.rerank import CrossEncoderReranker
+    from ragstack.rerank import CrossEncoderReranker, OnnxReranker
 
-    return CrossEncoderReranker(settings.reranker_path)
+    if settings.reranker_backend == "onnx-int8":
+        return OnnxReranker(
+            settings.reranker_path,
+            cache_dir=settings.data_dir / "models",
+            max_length=settings.reranker_max_length,
+        )
+    return CrossEncoderReranker(settings.reranker_path, max_length=settings.reranker_max_length)
 
 
 def generator_factory(settings: Settings, memo: MemoEmbed) -> Callable[[str], Generator]:

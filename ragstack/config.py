@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PiiMode = Literal["mask", "pseudonym", "off"]
 VectorBackend = Literal["hnsw", "ivfpq", "exact"]
 EmbedderBackend = Literal["sentence-transformers", "onnx-int8", "hashing"]
+RerankerBackend = Literal["torch", "onnx-int8"]
 GeneratorName = Literal["extractive", "local", "remote"]
 
 
@@ -61,6 +62,12 @@ class Settings(BaseSettings):
         None,
         description="Local sentence-transformers model dir; default: packaged all-MiniLM-L6-v2.",
     )
+    onnx_queries: bool = Field(
+        True,
+        description="With `sentence-transformers`, embed queries (calls of up to 4 texts) with "
+        "an fp32 ONNX export of the same weights (same vectors; several times less overhead "
+        "per call), made once under <data_dir>/models.",
+    )
     embed_batch_size: int = Field(
         16, ge=1, le=4096, description="Chunks per model batch (16 measured fastest on CPU)."
     )
@@ -92,6 +99,14 @@ class Settings(BaseSettings):
         None,
         description="Local cross-encoder model dir (e.g. one `python -m evals.train_reranker` "
         "writes); none: no reranking.",
+    )
+    reranker_backend: RerankerBackend = Field(
+        "onnx-int8",
+        description="`onnx-int8` (exported once under <data_dir>/models; several times faster "
+        "on CPU) or `torch` (sentence-transformers CrossEncoder).",
+    )
+    reranker_max_length: int = Field(
+        256, ge=16, le=8192, description="Tokens of query + passage the reranker reads."
     )
     rerank_depth: int = Field(
         20, ge=2, le=200, description="First-stage hits the reranker reorders."

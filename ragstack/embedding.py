@@ -21,7 +21,7 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -58,7 +58,14 @@ def packaged_minilm_path() -> Path:
 
 
 class SentenceTransformerEmbedder:
-    """sentence-transformers on torch (CPU), loaded lazily from a local directory."""
+    """sentence-transformers on torch (CPU), loaded lazily from a local directory.
+
+    With a ``query_engine`` (an fp32 ``OnnxEmbedder`` of the same weights: the same vectors to
+    float rounding), calls of up to ``QUERY_TEXTS`` texts, such as a search's query, run on it
+    instead: onnxruntime's per-call overhead is a fraction of torch's, and a process that only
+    searches never loads torch."""
+
+    QUERY_TEXTS = 4
 
     def __init__(
         self,
@@ -67,6 +74,7 @@ class SentenceTransformerEmbedder:
         model_id: str | None = None,
         batch_size: int = 64,
         threads: int | None = None,
+        query_engine: OnnxEmbedder | None = None,
     ) -> None:
         self.model_path = model_path or packaged_minilm_path()
         if not (self.model_path / "config.json").is_file():
@@ -76,6 +84,7 @@ class SentenceTransformerEmbedder:
         )
         self.batch_size = batch_size
         self.threads = threads
+        self.query_engine = query_engine
         self._model: Any = None
 
     @property
@@ -137,6 +146,8 @@ class SentenceTransformerEmbedder:
         return [len(ids) for ids in enc["input_ids"]]
 
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
+        if self.query_engine is not None and 0 < len(texts) <= self.QUERY_TEXTS:
+            return self.query_engine.embed(texts)
         self.warm_up()
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
@@ -241,24 +252,18 @@ class OnnxEmbedder:
         model_id: str | None = None,
         batch_size: int = 16,
         threads: int | None = None,
+        quantize: bool = True,
     ) -> None:
         self.model_path = model_path or packaged_minilm_path()
-        if not (self.model_path / "config.json").is_file():
-            raise ConfigError(f"no sentence-transformers model at {self.model_path}")
-        if not (self.model_path / "tokenizer.json").is_file():
-            raise ConfigError(f"the ONNX embedder needs {self.model_path / 'tokenizer.json'}")
-        if not (self.model_path / _WEIGHTS).is_file():
-            raise ConfigError(
-                f"the ONNX embedder loads weights from {_WEIGHTS} only (no pickled "
-                f"pytorch_model.bin); there is none in {self.model_path}"
-            )
-        self.pooling = sentence_pooling(self.model_path)
+        self.quantize = quantize
+        self.pooling = self._check(self.model_path)
         hidden = _read_json(self.model_path / "config.json").get("hidden_size")
         if not isinstance(hidden, int):
             raise ConfigError(f"{self.model_path}: no hidden_size in config.json")
         self._dim = hidden
         self.source_id = DEFAULT_MODEL_ID if model_path is None else f"local:{self.model_path.name}"
-        self._model_id = model_id or self.source_id + ONNX_SUFFIX
+        # float32 gives torch's vectors (to float rounding): the same model id
+        self._model_id = model_id or self.source_id + (ONNX_SUFFIX if quantize else "")
         self.cache_dir = cache_dir
         self.batch_size = batch_size
         self.threads = threads or _all_cores()
@@ -269,6 +274,28 @@ class OnnxEmbedder:
         self._inputs: frozenset[str] = frozenset()
         self._pad_id = 0
         self.onnx_path: Path | None = None
+
+    @staticmethod
+    def _check(model_path: Path) -> str:
+        """The model's pooling, or a ``ConfigError`` saying why it cannot be exported."""
+        if not (model_path / "config.json").is_file():
+            raise ConfigError(f"no sentence-transformers model at {model_path}")
+        if not (model_path / "tokenizer.json").is_file():
+            raise ConfigError(f"the ONNX embedder needs {model_path / 'tokenizer.json'}")
+        if not (model_path / _WEIGHTS).is_file():
+            raise ConfigError(
+                f"the ONNX embedder loads weights from {_WEIGHTS} only (no pickled "
+                f"pytorch_model.bin); there is none in {model_path}"
+            )
+        return sentence_pooling(model_path)
+
+    @classmethod
+    def can_export(cls, model_path: Path | None) -> bool:
+        try:
+            cls._check(model_path or packaged_minilm_path())
+        except ConfigError:
+            return False
+        return True
 
     @property
     def model_id(self) -> str:
@@ -298,33 +325,21 @@ class OnnxEmbedder:
 
     def cache_key(self) -> str:
         """A hash of the weights, the model config and ``ONNX_RECIPE``."""
-        digest = hashlib.sha256(json.dumps(ONNX_RECIPE, sort_keys=True).encode())
-        for name in ("config.json", _WEIGHTS):
-            path = self.model_path / name
-            if path.is_file():
-                digest.update(f"\0{name}\0".encode())
-                with path.open("rb") as fh:
-                    while block := fh.read(1 << 20):
-                        digest.update(block)
-        return digest.hexdigest()[:24]
+        return onnx_cache_key(self.model_path, "hidden", quantize=self.quantize)
 
     def warm_up(self) -> None:
         """Export the model if no cached export exists, then load it; ``embed`` calls this."""
         if self._session is not None:
             return
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", self.source_id)
-        path = self.cache_dir / f"{name}-{self.cache_key()}.int8.onnx"
+        kind = "int8" if self.quantize else "fp32"
+        path = self.cache_dir / f"{name}-{self.cache_key()}.{kind}.onnx"
         if not path.is_file():
             self._export(path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # errors only
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = onnx_session(path, self.threads)
         tokenizer = Tokenizer.from_file(str(self.tokenizer_file))
         padding = tokenizer.padding
         self._pad_id = int(padding["pad_id"]) if padding else 0
@@ -334,91 +349,7 @@ class OnnxEmbedder:
         self._tokenizer, self._session, self.onnx_path = tokenizer, session, path
 
     def _export(self, target: Path) -> None:
-        """Trace the transformer to ONNX (float), fuse what onnxruntime knows, quantise to
-        int8, and move the result into place atomically."""
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        import onnx
-        import torch
-        import transformers
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-        model = transformers.AutoModel.from_pretrained(
-            str(self.model_path),
-            attn_implementation="eager",
-            local_files_only=True,
-            use_safetensors=True,
-        ).eval()
-        config = model.config
-        takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
-
-        class Encoder(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.inner = model
-
-            def forward(
-                self, input_ids: torch.Tensor, attention_mask: torch.Tensor, types: torch.Tensor
-            ) -> torch.Tensor:
-                kwargs = {"token_type_ids": types} if takes_types else {}
-                out = self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
-                hidden: torch.Tensor = out.last_hidden_state
-                return hidden
-
-        # Trace with a padded row, so that no "mask is all ones" shortcut is recorded.
-        ids = torch.randint(
-            0, config.vocab_size, (2, 8), generator=torch.Generator().manual_seed(0)
-        )
-        mask = torch.ones(2, 8, dtype=torch.long)
-        mask[1, 5:] = 0
-        names = ["input_ids", "attention_mask", "token_type_ids"]
-        axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
-        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
-            step = Path(tmp) / "float.onnx"
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
-                torch.onnx.export(
-                    Encoder(),
-                    (ids, mask, torch.zeros_like(ids)),
-                    str(step),
-                    dynamo=False,
-                    input_names=names,
-                    output_names=["last_hidden_state"],
-                    dynamic_axes=axes,
-                    opset_version=_OPSET,
-                )
-            if config.model_type in _FUSED:
-                from onnxruntime.transformers.optimizer import optimize_model
-
-                fused = optimize_model(
-                    str(step),
-                    model_type="bert",
-                    num_heads=config.num_attention_heads,
-                    hidden_size=config.hidden_size,
-                    opt_level=1,
-                )
-                step = Path(tmp) / "fused.onnx"
-                fused.save_model_to_file(str(step))
-            part = Path(tmp) / "int8.onnx"
-            hint = _NoPreprocessHint()
-            logging.getLogger().addFilter(hint)
-            try:
-                quantize_dynamic(
-                    step,
-                    part,
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    extra_options={
-                        "MatMulConstBOnly": True,
-                        "DefaultTensorType": onnx.TensorProto.FLOAT,
-                    },
-                )
-            finally:
-                logging.getLogger().removeFilter(hint)
-            with part.open("rb") as fh:
-                os.fsync(fh.fileno())
-            part.replace(target)  # atomic: readers see no file or a whole one
+        export_onnx(self.model_path, target, head="hidden", quantize=self.quantize)
 
     def embed(self, texts: Sequence[str]) -> FloatMatrix:
         if not texts:
@@ -450,6 +381,138 @@ class OnnxEmbedder:
         norms = np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         normed: FloatMatrix = (pooled / norms).astype(np.float32)
         return normed
+
+
+OnnxHead = Literal["hidden", "logits"]
+
+
+def onnx_cache_key(model_path: Path, head: OnnxHead, *, quantize: bool = True) -> str:
+    """A hash of the weights, the model config, the head and ``ONNX_RECIPE``."""
+    recipe = ONNX_RECIPE if head == "hidden" else {**ONNX_RECIPE, "head": head}
+    if not quantize:
+        recipe = {**recipe, "weights": "float32"}
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode())
+    for name in ("config.json", _WEIGHTS):
+        path = model_path / name
+        if path.is_file():
+            digest.update(f"\0{name}\0".encode())
+            with path.open("rb") as fh:
+                while block := fh.read(1 << 20):
+                    digest.update(block)
+    return digest.hexdigest()[:24]
+
+
+def onnx_session(path: Path, threads: int) -> Any:
+    """An onnxruntime CPU session on ``threads`` cores, logging errors only."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def export_onnx(model_path: Path, target: Path, *, head: OnnxHead, quantize: bool = True) -> None:
+    """Trace a local transformer to ONNX (float), fuse what onnxruntime knows, quantise to
+    int8 (``ONNX_RECIPE``) unless told not to, and move the result to ``target`` atomically.
+    ``head="hidden"`` exports the encoder's ``last_hidden_state`` (embedders pool it);
+    ``"logits"`` a sequence-classification model's logits (cross-encoders)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import onnx
+    import torch
+    import transformers
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    auto = (
+        transformers.AutoModel
+        if head == "hidden"
+        else transformers.AutoModelForSequenceClassification
+    )
+    model = auto.from_pretrained(
+        str(model_path),
+        attn_implementation="eager",
+        local_files_only=True,
+        use_safetensors=True,
+    ).eval()
+    config = model.config
+    takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
+    output = "last_hidden_state" if head == "hidden" else "logits"
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(
+            self, input_ids: torch.Tensor, attention_mask: torch.Tensor, types: torch.Tensor
+        ) -> torch.Tensor:
+            kwargs = {"token_type_ids": types} if takes_types else {}
+            out = self.inner(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+            result: torch.Tensor = getattr(out, output)
+            return result
+
+    # Trace with a padded row, so that no "mask is all ones" shortcut is recorded.
+    ids = torch.randint(0, config.vocab_size, (2, 8), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(2, 8, dtype=torch.long)
+    mask[1, 5:] = 0
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    axes: dict[str, dict[int, str]] = {n: {0: "batch", 1: "tokens"} for n in names}
+    axes[output] = {0: "batch", 1: "tokens"} if head == "hidden" else {0: "batch"}
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        step = Path(tmp) / "float.onnx"
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notes
+            torch.onnx.export(
+                Wrapped(),
+                (ids, mask, torch.zeros_like(ids)),
+                str(step),
+                dynamo=False,
+                input_names=names,
+                output_names=[output],
+                dynamic_axes=axes,
+                opset_version=_OPSET,
+            )
+        if config.model_type in _FUSED:
+            from onnxruntime.transformers.optimizer import optimize_model
+
+            fused = optimize_model(
+                str(step),
+                model_type="bert",
+                num_heads=config.num_attention_heads,
+                hidden_size=config.hidden_size,
+                opt_level=1,
+            )
+            step = Path(tmp) / "fused.onnx"
+            fused.save_model_to_file(str(step))
+        if not quantize:
+            _commit(step, target)
+            return
+        part = Path(tmp) / "int8.onnx"
+        hint = _NoPreprocessHint()
+        logging.getLogger().addFilter(hint)
+        try:
+            quantize_dynamic(
+                step,
+                part,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                extra_options={
+                    "MatMulConstBOnly": True,
+                    "DefaultTensorType": onnx.TensorProto.FLOAT,
+                },
+            )
+        finally:
+            logging.getLogger().removeFilter(hint)
+        _commit(part, target)
+
+
+def _commit(part: Path, target: Path) -> None:
+    with part.open("rb") as fh:
+        os.fsync(fh.fileno())
+    part.replace(target)  # atomic: readers see no file or a whole one
 
 
 _WORD = re.compile(r"\w+")

@@ -18,6 +18,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
+from ragstack.embedding import ONNX_SUFFIX, export_onnx, onnx_cache_key, onnx_session
 from ragstack.errors import ConfigError
 
 DEFAULT_MAX_LENGTH = 256
@@ -67,6 +70,16 @@ def check_cross_encoder_dir(model_dir: Path) -> dict[str, Any]:
     return config
 
 
+def checked_model_dir(model_dir: Path, max_length: int, batch_size: int) -> Path:
+    """``model_dir`` once it and the settings are known to work, else a ``ConfigError``."""
+    if max_length < 16:
+        raise ConfigError(f"reranker max_length must be at least 16 tokens, got {max_length}")
+    if batch_size < 1:
+        raise ConfigError(f"reranker batch_size must be positive, got {batch_size}")
+    check_cross_encoder_dir(Path(model_dir))
+    return Path(model_dir)
+
+
 class CrossEncoderReranker:
     """A sentence-transformers ``CrossEncoder`` from a local directory, on CPU.
 
@@ -85,12 +98,7 @@ class CrossEncoderReranker:
         max_length: int = DEFAULT_MAX_LENGTH,
         batch_size: int = 32,
     ) -> None:
-        if max_length < 16:
-            raise ConfigError(f"reranker max_length must be at least 16 tokens, got {max_length}")
-        if batch_size < 1:
-            raise ConfigError(f"reranker batch_size must be positive, got {batch_size}")
-        self.model_dir = Path(model_dir)
-        check_cross_encoder_dir(self.model_dir)
+        self.model_dir = checked_model_dir(model_dir, max_length, batch_size)
         self._model_id = model_id or f"local:{self.model_dir.name}"
         self.max_length = max_length
         self.batch_size = batch_size
@@ -150,3 +158,89 @@ class CrossEncoderReranker:
                     convert_to_numpy=True,
                 )
         return [float(s) for s in scores.reshape(-1)]
+
+
+class OnnxReranker:
+    """The same local cross-encoder, exported once to ONNX int8 (cached in ``cache_dir``,
+    keyed by a hash of the weights) and run on onnxruntime: several times faster than torch
+    on CPU, scores within a small tolerance of it (a different ``model_id``). Thread-safe:
+    onnxruntime sessions are, and the tokenizer is only read."""
+
+    def __init__(
+        self,
+        model_dir: Path,
+        *,
+        cache_dir: Path,
+        model_id: str | None = None,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        self.model_dir = checked_model_dir(model_dir, max_length, batch_size)
+        if not (self.model_dir / "tokenizer.json").is_file():
+            raise ConfigError(f"the ONNX reranker needs {self.model_dir / 'tokenizer.json'}")
+        self._model_id = model_id or f"local:{self.model_dir.name}{ONNX_SUFFIX}"
+        self.cache_dir = cache_dir
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.threads = threads or len(os.sched_getaffinity(0))
+        self._lock = threading.Lock()
+        self._session: Any = None
+        self._tokenizer: Any = None
+        self._inputs: frozenset[str] = frozenset()
+        self._pad_id = 0
+        self.onnx_path: Path | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    def warm_up(self) -> None:
+        """Export (once per weights, ~10 s) and load the model; ``rerank`` calls it."""
+        with self._lock:
+            if self._session is not None:
+                return
+            from tokenizers import Tokenizer
+
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            key = onnx_cache_key(self.model_dir, "logits")
+            path = self.cache_dir / f"reranker-{self.model_dir.name}-{key}.int8.onnx"
+            if not path.is_file():
+                try:
+                    export_onnx(self.model_dir, path, head="logits")
+                except Exception as exc:  # torch and the exporter each raise their own
+                    raise ConfigError(
+                        f"cannot export the cross-encoder at {self.model_dir}: {exc}"
+                    ) from exc
+            session = onnx_session(path, self.threads)
+            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            padding = tokenizer.padding
+            self._pad_id = int(padding["pad_id"]) if padding else 0
+            tokenizer.no_padding()
+            tokenizer.enable_truncation(max_length=self.max_length, strategy="longest_first")
+            self._inputs = frozenset(i.name for i in session.get_inputs())
+            self._tokenizer, self._session, self.onnx_path = tokenizer, session, path
+
+    def rerank(self, query: str, passages: Sequence[str]) -> list[float]:
+        if not passages:
+            return []
+        self.warm_up()
+        encodings = self._tokenizer.encode_batch([(query, p) for p in passages])
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch
+        out = np.empty(len(passages), dtype=np.float32)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = int(lengths[rows].max())
+            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+            types = np.zeros_like(ids)
+            mask = np.zeros_like(ids)
+            for i, row in enumerate(rows):
+                enc = encodings[row]
+                ids[i, : lengths[row]] = enc.ids
+                types[i, : lengths[row]] = enc.type_ids
+                mask[i, : lengths[row]] = 1
+            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            logits = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
+            out[rows] = logits[0].reshape(-1)
+        return [float(s) for s in out]

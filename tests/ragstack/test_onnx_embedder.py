@@ -228,3 +228,20 @@ def test_torch_vectors_alone_or_padded(
     assert float(mixed[1] @ scifact.torch_docs[0]) >= 0.99999
     assert float(mixed[2] @ scifact.torch_queries[1]) >= 0.99999
     np.testing.assert_allclose(np.linalg.norm(mixed, axis=1), 1.0, rtol=1e-5)
+
+
+def test_queries_run_on_an_fp32_export_with_torch_vectors(
+    tmp_path: Path, scifact: Sample, torch_embedder: SentenceTransformerEmbedder
+) -> None:
+    """The query path of the torch embedder: calls of up to 4 texts go to onnxruntime fp32
+    (the same vectors to float rounding, so the same model id); bigger calls stay on torch."""
+    engine = OnnxEmbedder(cache_dir=tmp_path / "models", quantize=False)
+    fast = SentenceTransformerEmbedder(query_engine=engine)
+    assert fast.model_id == engine.model_id == torch_embedder.model_id == DEFAULT_MODEL_ID
+    queries = np.vstack([fast.embed(scifact.queries[i : i + 4]) for i in range(0, 40, 4)])
+    assert engine.onnx_path is not None and engine.onnx_path.name.endswith(".fp32.onnx")
+    cosine = (queries * scifact.torch_queries[:40]).sum(axis=1)
+    assert cosine.min() >= 0.9999, cosine.min()
+    docs = fast.embed(scifact.docs[:8])  # more than 4 texts: torch itself
+    np.testing.assert_allclose(docs, torch_embedder.embed(scifact.docs[:8]), atol=1e-6)
+    assert OnnxEmbedder.can_export(None) and not OnnxEmbedder.can_export(tmp_path)

@@ -15,9 +15,10 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,7 @@ from evals.beir import load_beir
 from evals.train_reranker import Group, TrainConfig, build_model, train
 from ragstack.embedding import packaged_minilm_path
 from ragstack.errors import ConfigError
-from ragstack.rerank import CrossEncoderReranker, Reranker
+from ragstack.rerank import CrossEncoderReranker, OnnxReranker, Reranker
 
 pytestmark = pytest.mark.slow
 
@@ -81,6 +82,28 @@ def _train(shared_data: Path, root: Path) -> Models:
     return Models(root / "trained", root / "untrained", held_out)
 
 
+BACKENDS = ["torch", "onnx-int8"]
+# int8 activations are quantised with one scale per batch, so a passage's score moves a
+# little with the passages batched beside it (a share of the scores' spread); torch is exact
+# to float rounding.
+BATCH_TOLERANCE = {"torch": 0.0, "onnx-int8": 0.15}
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("onnx-models")
+
+
+@pytest.fixture
+def make(onnx_cache: Path) -> Callable[..., Reranker]:
+    def factory(backend: str, model_dir: Path, **kw: Any) -> Reranker:
+        if backend == "torch":
+            return CrossEncoderReranker(model_dir, **kw)
+        return OnnxReranker(model_dir, cache_dir=onnx_cache, **kw)
+
+    return factory
+
+
 def top1_rate(reranker: Reranker, held_out: list[tuple[str, str, list[str]]]) -> float:
     """How often the relevant abstract scores above every random one."""
     wins = 0
@@ -90,32 +113,36 @@ def top1_rate(reranker: Reranker, held_out: list[tuple[str, str, list[str]]]) ->
     return wins / len(held_out)
 
 
-def test_training_teaches_it_to_rank_the_relevant_abstract_first(models: Models) -> None:
-    trained = top1_rate(
-        CrossEncoderReranker(models.trained, max_length=MAX_LENGTH), models.held_out
-    )
-    control = top1_rate(
-        CrossEncoderReranker(models.untrained, max_length=MAX_LENGTH), models.held_out
-    )
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_training_teaches_it_to_rank_the_relevant_abstract_first(
+    models: Models, make: Callable[..., Reranker], backend: str
+) -> None:
+    trained = top1_rate(make(backend, models.trained, max_length=MAX_LENGTH), models.held_out)
+    control = top1_rate(make(backend, models.untrained, max_length=MAX_LENGTH), models.held_out)
     # Chance is 1 / (DISTRACTORS + 1) = 0.2 and the fresh head is near it (0.13 when this
     # was written); these 60 steps reach about 0.5.
     assert trained >= 0.45, (trained, control)
     assert trained >= control + 0.25, (trained, control)
 
 
-def test_scores_follow_the_passages_order(models: Models) -> None:
-    reranker = CrossEncoderReranker(models.trained, max_length=MAX_LENGTH, batch_size=2)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_scores_follow_the_passages_order(
+    models: Models, make: Callable[..., Reranker], backend: str
+) -> None:
+    reranker = make(backend, models.trained, max_length=MAX_LENGTH, batch_size=2)
     assert isinstance(reranker, Reranker)
-    assert reranker.model_id == "local:trained"
+    suffix = "" if backend == "torch" else "+onnx-int8"
+    assert reranker.model_id == "local:trained" + suffix
     query, relevant, others = models.held_out[0]
     passages = [relevant, *others]
     scores = reranker.rerank(query, passages)
     assert len(scores) == len(passages)
     assert all(isinstance(s, float) for s in scores)
+    tolerance = 1e-4 + BATCH_TOLERANCE[backend] * (max(scores) - min(scores))
     backwards = reranker.rerank(query, passages[::-1])
-    assert backwards[::-1] == pytest.approx(scores, abs=1e-4)
+    assert backwards[::-1] == pytest.approx(scores, abs=tolerance)
     alone = [reranker.rerank(query, [p])[0] for p in passages[:3]]
-    assert alone == pytest.approx(scores[:3], abs=1e-4)  # padding in a batch changes nothing
+    assert alone == pytest.approx(scores[:3], abs=tolerance)  # padding changes nothing
     assert len(set(scores)) == len(scores)
 
 
@@ -123,18 +150,24 @@ def test_no_passages_no_scores(models: Models) -> None:
     assert CrossEncoderReranker(models.trained).rerank("anything", []) == []
 
 
-def test_max_length_truncates_the_passage(models: Models) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_length_truncates_the_passage(
+    models: Models, make: Callable[..., Reranker], backend: str
+) -> None:
     query, relevant, _ = models.held_out[1]
     head = " ".join(relevant.split()[:80])
     same_start = [head + " The effect was large.", head + " No effect was seen at all."]
-    short = CrossEncoderReranker(models.trained, max_length=32).rerank(query, same_start)
+    short = make(backend, models.trained, max_length=32).rerank(query, same_start)
     assert short[0] == pytest.approx(short[1], abs=1e-5)
-    full = CrossEncoderReranker(models.trained, max_length=256).rerank(query, same_start)
+    full = make(backend, models.trained, max_length=256).rerank(query, same_start)
     assert full[0] != pytest.approx(full[1], abs=1e-5)
 
 
-def test_one_instance_is_shared_by_threads(models: Models) -> None:
-    reranker = CrossEncoderReranker(models.trained, max_length=MAX_LENGTH)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_one_instance_is_shared_by_threads(
+    models: Models, make: Callable[..., Reranker], backend: str
+) -> None:
+    reranker = make(backend, models.trained, max_length=MAX_LENGTH)
     work = models.held_out[:4]
     expected = [reranker.rerank(q, [p, *o]) for q, p, o in work]
     results: dict[int, list[float]] = {}
@@ -155,6 +188,29 @@ def test_one_instance_is_shared_by_threads(models: Models) -> None:
     assert not errors
     for i, scores in enumerate(expected):
         assert results[i] == pytest.approx(scores, abs=1e-5)
+
+
+def test_onnx_scores_follow_torch_and_the_export_is_made_once(
+    models: Models, onnx_cache: Path
+) -> None:
+    torch_model = CrossEncoderReranker(models.trained, max_length=MAX_LENGTH)
+    onnx = OnnxReranker(models.trained, cache_dir=onnx_cache, max_length=MAX_LENGTH)
+    same_top, same_pairs, pairs = 0, 0, 0
+    for query, relevant, others in models.held_out:
+        passages = [relevant, *others]
+        expected, got = torch_model.rerank(query, passages), onnx.rerank(query, passages)
+        same_top += expected.index(max(expected)) == got.index(max(got))
+        for i in range(len(passages)):
+            for j in range(i):
+                pairs += 1
+                same_pairs += (expected[i] > expected[j]) == (got[i] > got[j])
+    print(f"same top {same_top}/{len(models.held_out)}, same pair order {same_pairs}/{pairs}")
+    assert same_top >= 0.8 * len(models.held_out) and same_pairs >= 0.85 * pairs
+    assert onnx.onnx_path is not None and onnx.onnx_path.parent == onnx_cache
+    made = onnx.onnx_path.stat().st_mtime_ns
+    again = OnnxReranker(models.trained, cache_dir=onnx_cache, max_length=MAX_LENGTH)
+    again.warm_up()
+    assert again.onnx_path == onnx.onnx_path and onnx.onnx_path.stat().st_mtime_ns == made
 
 
 def test_a_missing_directory_is_a_config_error(tmp_path: Path) -> None:
