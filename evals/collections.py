@@ -1,7 +1,8 @@
 """A ragstack over a BEIR folder for the evals, ingested once and kept under ``.cache/evals``.
 
 Ingest is incremental, so a second run finds every document unchanged in a second or two;
-each embedder gets its own data dir (collections pin their embedder).
+each embedder (backend, and local model dir if ``RAGSTACK_EMBEDDER_MODEL_PATH`` names one)
+gets its own data dir (collections pin their embedder).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ PRINCIPAL = "user:eval"
 def eval_service(embedder: str | None = None) -> Ragstack:
     base = Settings()
     chosen = embedder or base.embedder
-    data_dir = REPO_ROOT / ".cache" / "evals" / chosen
+    local = base.embedder_model_path
+    data_dir = REPO_ROOT / ".cache" / "evals" / (f"{chosen}-{local.name}" if local else chosen)
     return build(Settings(data_dir=data_dir, principal=PRINCIPAL, embedder=chosen))
 
 

@@ -368,8 +368,13 @@ def run(data: Path, out: Path, cfg: TrainConfig) -> dict[str, Any]:
         "torch_threads": torch.get_num_threads(),
         "seconds": seconds,
     }
+    return write_record(out, record)
+
+
+def write_record(out: Path, record: dict[str, Any]) -> dict[str, Any]:
+    """``training.json`` beside the model: configuration, provenance, timings, dev figures."""
     (out / "training.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    log(f"wrote {out} in {seconds['total']:.0f}s")
+    log(f"wrote {out} in {record['seconds']['total']:.0f}s")
     return record
 
 
