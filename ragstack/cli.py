@@ -29,6 +29,7 @@ EXIT_CODES: dict[str, int] = {
     "conflict": 5,
     "invalid_input": 2,
     "permission_denied": 6,
+    "unauthenticated": 6,
     "unavailable": 69,
     "index_integrity": 3,
 }
@@ -456,23 +457,7 @@ def search(
         filters=filters,
         rerank=rerank,
     )
-    hits = [
-        {
-            "rank": n,
-            "score": round(h.score, 6),
-            "chunk_id": h.chunk_id,
-            "document_id": h.document_id,
-            "uri": h.uri,
-            "title": h.title,
-            "section": h.section,
-            "page": h.page,
-            "char_start": h.char_start,
-            "char_end": h.char_end,
-            "instruction_like": h.instruction_like,
-            "text": h.text,
-        }
-        for n, h in enumerate(response.hits, 1)
-    ]
+    hits = response.hit_dicts()
     if as_json:
         _emit(True, {
             "query": query,
@@ -894,6 +879,87 @@ def index_check(
         console.print(table)
     if not all(r.ok for r in reports):
         raise typer.Exit(3)
+
+
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _keys() -> Any:
+    from ragstack.access import Keys
+
+    return Keys(_service().store)
+
+
+@keys_app.command("create")
+def keys_create(
+    principal: Annotated[str, typer.Option(help="Who the key acts as: user:NAME.")],
+    group: Annotated[
+        list[str] | None, typer.Option(help="A group the key's principal is in (repeatable).")
+    ] = None,
+    role: Annotated[str, typer.Option(help="reader, writer or admin.")] = "reader",
+    name: Annotated[str, typer.Option(help="A label for lists and the audit log.")] = "",
+    tenant: Annotated[str | None, typer.Option(help="Restrict the key to one tenant.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create an API key; its secret is printed once and only its hash is stored."""
+    groups = [g if g.startswith("group:") else f"group:{g}" for g in group or []]
+    info, secret = _keys().create(principal, groups=groups, role=role, name=name, tenant=tenant)
+    if as_json:
+        _emit(True, {"key": info.to_dict(), "secret": secret})
+        return
+    console.print(f"created key [bold]{info.key_id}[/] ({info.role}) for {info.principal}"
+                  + (f" with {', '.join(info.groups)}" if info.groups else ""))  # fmt: skip
+    console.print("secret (shown once, store it now):")
+    print(secret)
+
+
+@keys_app.command("list")
+def keys_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """API keys (never their secrets)."""
+    keys = [k.to_dict() for k in _keys().list()]
+    if as_json:
+        _emit(True, keys)
+        return
+    table = Table(title=f"{len(keys)} API keys", title_justify="left")
+    for column in ("key id", "principal", "groups", "role", "name", "created", "revoked"):
+        table.add_column(column)
+    for k in keys:
+        table.add_row(k["key_id"], k["principal"], ", ".join(k["groups"]), k["role"], k["name"],
+                      k["created_at"][:19], (k["revoked_at"] or "")[:19])  # fmt: skip
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id (not the secret).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Revoke an API key: every later request with it gets 401."""
+    info = _keys().revoke(key_id)
+    if as_json:
+        _emit(True, info.to_dict())
+    else:
+        console.print(f"revoked {info.key_id} ({info.principal})")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+) -> None:
+    """Run the REST API (FastAPI on uvicorn); OpenAPI docs at /docs."""
+    import uvicorn
+
+    console.print(f"ragstack API on http://{host}:{port} (OpenAPI: /docs)")
+    if workers > 1:
+        uvicorn.run("ragstack.api.server:app", host=host, port=port, workers=workers,
+                    factory=False, log_level="warning")  # fmt: skip
+        return
+    from ragstack.api import create_app
+
+    uvicorn.run(create_app(_service()), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -95,6 +95,16 @@ class Settings(BaseSettings):
     index_save_interval_s: float = Field(
         30.0, ge=0, description="During an ingest, save indexes at least this often (seconds)."
     )
+    api_rate_per_s: float = Field(
+        20.0, gt=0, le=100_000, description="API requests per second per key (token bucket)."
+    )
+    api_burst: int = Field(40, ge=1, le=100_000, description="API requests a key may burst.")
+    api_max_body_bytes: int = Field(
+        1 << 20, ge=1024, description="Largest API request body (bytes); uploads excepted."
+    )
+    api_cors_origins: tuple[str, ...] = Field(
+        (), description="Origins allowed by CORS (none: CORS off)."
+    )
     reranker_path: Path | None = Field(
         None,
         description="Local cross-encoder model dir (e.g. one `python -m evals.train_reranker` "

@@ -11,6 +11,8 @@ statuses, each in one place; anything else is a bug and is reported without its 
     │   ├── DocumentTooLargeError      over the configured size limit
     │   └── ParseError                 corrupt, protected, or empty after parsing
     ├── PermissionDeniedError       the caller's role does not allow the action
+    ├── UnauthenticatedError        no API key, or one that is invalid or revoked
+    ├── RateLimitedError            a key over its request rate (``retry_after`` seconds)
     ├── UnavailableError            a dependency is down (generator server, database)
     └── IndexIntegrityError         SQL and an index disagree (``ragstack index check``)
 """
@@ -54,6 +56,18 @@ class ParseError(InputError):
 
 class PermissionDeniedError(RagstackError):
     code = "permission_denied"
+
+
+class UnauthenticatedError(RagstackError):
+    code = "unauthenticated"
+
+
+class RateLimitedError(RagstackError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UnavailableError(RagstackError):

@@ -17,7 +17,7 @@ from ragstack.cache import SemanticCache, scope_key
 from ragstack.citations import CitationVerifier
 from ragstack.compression import F32, Compressor, Context
 from ragstack.config import Settings
-from ragstack.domain import ChunkInfo, CollectionInfo, DocumentInfo, check_principal
+from ragstack.domain import PUBLIC, ChunkInfo, CollectionInfo, DocumentInfo, check_principal
 from ragstack.embedding import Embedder
 from ragstack.errors import ConfigError, ConflictError, InputError, NotFoundError
 from ragstack.evaluation import Qrels, TuneResult, doc_key, tune
@@ -123,6 +123,26 @@ class SearchResponse:
     generation: int  # of the collection the hits come from
     timings_ms: dict[str, float]
 
+    def hit_dicts(self) -> list[dict[str, Any]]:
+        """The hits as the CLI's ``--json`` and the API return them."""
+        return [
+            {
+                "rank": n,
+                "score": round(h.score, 6),
+                "chunk_id": h.chunk_id,
+                "document_id": h.document_id,
+                "uri": h.uri,
+                "title": h.title,
+                "section": h.section,
+                "page": h.page,
+                "char_start": h.char_start,
+                "char_end": h.char_end,
+                "instruction_like": h.instruction_like,
+                "text": h.text,
+            }
+            for n, h in enumerate(self.hits, 1)
+        ]
+
 
 @dataclass(frozen=True)
 class IngestRequest:
@@ -205,6 +225,46 @@ class Ragstack:
 
     def collection(self, name: str) -> CollectionInfo:
         return self.store.get_collection(name)
+
+    def collection_figures(self) -> dict[str, dict[str, Any]]:
+        """Operator figures per collection (every collection: for admins and metrics only):
+        documents, chunks, ingest runs by status."""
+        out: dict[str, dict[str, Any]] = {}
+        for info in self.store.list_collections():
+            docs, chunks = self.store.count_documents(info.id)
+            out[info.name] = {
+                "documents": docs,
+                "chunks": chunks,
+                "runs": self.store.run_counts(info.id),
+            }
+        return out
+
+    def visible_collections(
+        self, principals: Sequence[str], tenant: str | None = None
+    ) -> list[tuple[CollectionInfo, int]]:
+        """``(collection, documents the caller may read)`` for every collection the caller
+        can see: it owns it, is in its default ACL, or may read one of its documents (and,
+        with a ``tenant``, the collection is that tenant's or nobody's)."""
+        who = set(principals) | {PUBLIC}
+        readable = self.store.readable_documents(principals, tenant)
+        out = []
+        for info in self.store.list_collections():
+            if tenant is not None and info.tenant not in (None, tenant):
+                continue
+            count = readable.get(info.id, 0)
+            if count or info.owner in who or who & set(info.default_acl):
+                out.append((info, count))
+        return out
+
+    def visible_collection(
+        self, name: str, principals: Sequence[str], tenant: str | None = None
+    ) -> CollectionInfo:
+        """The collection, or the very ``NotFoundError`` a missing one gives when the caller
+        cannot see it (so its existence is not revealed)."""
+        for info, _ in self.visible_collections(principals, tenant):
+            if info.name == name:
+                return info
+        raise NotFoundError(f"no collection named {name!r}")
 
     def delete_collection(self, name: str) -> None:
         import shutil
@@ -531,6 +591,15 @@ class Ragstack:
             Source(s.number, s.hit.title, s.text, s.hit.instruction_like) for s in context.sources
         ]
         return context, sources
+
+    def redacted(self, collection: str, text: str) -> str | None:
+        """``text`` through the collection's PII redactor (for logs and the audit trail);
+        ``None`` when there is no such collection to take the redactor from."""
+        try:
+            info = self.store.get_collection(collection)
+        except NotFoundError:
+            return None
+        return self._redactor(info).redact_many([text])[0].text
 
     def _redactor(self, info: CollectionInfo) -> Redactor:
         """A collection's redactor (its salt never changes), built once per process."""

@@ -168,3 +168,39 @@ class CacheStatsRow(SQLModel, table=True):
     hits: int = 0
     guard_rejections: int = 0
     stores: int = 0
+
+
+class ApiKeyRow(SQLModel, table=True):
+    """An API key: the public ``key_id`` and a SHA-256 of the secret (never the secret)."""
+
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_id: str = Field(unique=True, index=True)
+    secret_sha256: str
+    name: str = ""
+    principal: str
+    groups: str = "[]"  # JSON list of group principals
+    role: str  # reader | writer | admin
+    tenant: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+
+
+class AuditRow(SQLModel, table=True):
+    """One audited request: who, what, which chunks came back, how it ended."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    key_id: str | None = Field(default=None, index=True)
+    principals: str = "[]"  # JSON
+    route: str
+    action: str  # search | answer | ingest | delete | key_create | key_revoke | ...
+    collection: str | None = None
+    query: str | None = Field(default=None, sa_column=Column(Text))  # PII-redacted
+    chunk_ids: str = "[]"  # JSON
+    status: int
+    latency_ms: float
+    detail: str = "{}"  # JSON

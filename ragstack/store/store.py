@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col
 
 from ragstack.domain import (
+    PUBLIC,
     ChunkInfo,
     CollectionInfo,
     DocumentDraft,
@@ -154,6 +155,23 @@ class Store:
         with self.session() as s:
             rows = s.scalars(select(CollectionRow).order_by(col(CollectionRow.name))).all()
             return [_collection_info(r) for r in rows]
+
+    def readable_documents(
+        self, principals: Sequence[str], tenant: str | None = None
+    ) -> dict[int, int]:
+        """Collection id -> how many of its documents any of ``principals`` (or ``public``)
+        may read, for collections with at least one (within ``tenant`` when given)."""
+        who = sorted(set(principals) | {PUBLIC})
+        q = (
+            select(col(DocumentRow.collection_id), func.count(func.distinct(col(DocumentRow.id))))
+            .join(AclRow, col(AclRow.document_id) == col(DocumentRow.id))
+            .where(col(AclRow.principal).in_(who))
+            .group_by(col(DocumentRow.collection_id))
+        )
+        if tenant is not None:
+            q = q.where(or_(col(DocumentRow.tenant).is_(None), col(DocumentRow.tenant) == tenant))
+        with self.session() as s:
+            return {int(c): int(n) for c, n in s.execute(q).all()}
 
     def get_setting(self, collection_id: int, key: str) -> str | None:
         table = CollectionSettingRow.__table__  # type: ignore[attr-defined]
@@ -436,6 +454,16 @@ class Store:
                 .where(col(ChunkRow.collection_id) == collection_id)
             ).scalar_one()
         return int(docs), int(chunks)
+
+    def run_counts(self, collection_id: int) -> dict[str, int]:
+        """Ingest runs of a collection by status."""
+        with self.session() as s:
+            rows = s.execute(
+                select(col(IngestRunRow.status), func.count())
+                .where(col(IngestRunRow.collection_id) == collection_id)
+                .group_by(col(IngestRunRow.status))
+            ).all()
+        return {str(status): int(n) for status, n in rows}
 
     # -- chunks for the indexes ---------------------------------------------------------------
 

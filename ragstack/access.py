@@ -1,0 +1,270 @@
+"""API keys and the audit log.
+
+A key is ``rsk_<key id>_<secret>``: the key id is public (it names the key in lists, logs and
+the audit trail), the secret is 32 random bytes shown once when the key is created; SQL keeps
+only its SHA-256 (a high-entropy secret needs no slow hash). A key carries a principal, its
+groups and a role; the principals are what every ACL filter uses for requests made with it.
+
+Roles nest: ``reader`` searches and reads what its principals may read; ``writer`` also creates
+collections, ingests and deletes documents; ``admin`` also manages keys, reads the audit log
+and the admin page, and sees operational figures across collections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select, update
+from sqlmodel import col
+
+from ragstack.domain import check_principal
+from ragstack.errors import (
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+    UnauthenticatedError,
+)
+from ragstack.store import Store
+from ragstack.store.models import ApiKeyRow, AuditRow
+
+Role = Literal["reader", "writer", "admin"]
+ROLES: tuple[Role, ...] = ("reader", "writer", "admin")
+PREFIX = "rsk_"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    name: str
+    principal: str
+    groups: tuple[str, ...]
+    role: Role
+    tenant: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def principals(self) -> tuple[str, ...]:
+        return (self.principal, *self.groups)
+
+    def allows(self, role: Role) -> bool:
+        return ROLES.index(self.role) >= ROLES.index(role)
+
+    def require(self, role: Role) -> None:
+        if not self.allows(role):
+            raise PermissionDeniedError(f"this needs a {role} key; this key is a {self.role}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key_id": self.key_id,
+            "name": self.name,
+            "principal": self.principal,
+            "groups": list(self.groups),
+            "role": self.role,
+            "tenant": self.tenant,
+            "created_at": self.created_at.isoformat(),
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _info(row: ApiKeyRow) -> KeyInfo:
+    return KeyInfo(
+        row.key_id,
+        row.name,
+        row.principal,
+        tuple(json.loads(row.groups)),
+        row.role,  # type: ignore[arg-type]
+        row.tenant,
+        row.created_at.replace(tzinfo=UTC) if row.created_at.tzinfo is None else row.created_at,
+        row.revoked_at,
+    )
+
+
+class Keys:
+    """Create, authenticate, list and revoke API keys (SQL is the only state)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(
+        self,
+        principal: str,
+        *,
+        groups: Sequence[str] = (),
+        role: str = "reader",
+        name: str = "",
+        tenant: str | None = None,
+    ) -> tuple[KeyInfo, str]:
+        """``(key, the full secret key string)``; the string is not stored and not shown again."""
+        if role not in ROLES:
+            raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        check_principal(principal)
+        if not principal.startswith("user:"):
+            raise InputError("a key's principal must be a user:NAME")
+        for g in groups:
+            check_principal(g)
+            if not g.startswith("group:"):
+                raise InputError(f"groups must be group:NAME principals, not {g!r}")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        row = ApiKeyRow(
+            key_id=key_id,
+            secret_sha256=_digest(secret),
+            name=name[:200],
+            principal=principal,
+            groups=json.dumps(sorted(set(groups))),
+            role=role,
+            tenant=tenant,
+        )
+        with self.store.session() as s:
+            s.add(row)
+            s.commit()
+            s.refresh(row)
+        return _info(row), f"{PREFIX}{key_id}_{secret}"
+
+    def authenticate(self, presented: str) -> KeyInfo:
+        """The live key ``presented`` is, or ``UnauthenticatedError`` (one message for every
+        failure, so a caller learns nothing about which keys exist)."""
+        denied = UnauthenticatedError("invalid or revoked API key")
+        if not presented.startswith(PREFIX) or presented.count("_") < 2:
+            raise denied
+        key_id, _, secret = presented[len(PREFIX) :].partition("_")
+        with self.store.session() as s:
+            row = s.execute(
+                select(ApiKeyRow).where(col(ApiKeyRow.key_id) == key_id)
+            ).scalar_one_or_none()
+        expected = row.secret_sha256 if row is not None else _digest("\0")
+        if not hmac.compare_digest(expected, _digest(secret)) or row is None:
+            raise denied
+        if row.revoked_at is not None:
+            raise denied
+        return _info(row)
+
+    def list(self) -> list[KeyInfo]:
+        with self.store.session() as s:
+            rows = s.execute(select(ApiKeyRow).order_by(col(ApiKeyRow.id))).scalars().all()
+        return [_info(r) for r in rows]
+
+    def revoke(self, key_id: str) -> KeyInfo:
+        with self.store.session() as s:
+            s.execute(
+                update(ApiKeyRow)
+                .where(col(ApiKeyRow.key_id) == key_id, col(ApiKeyRow.revoked_at).is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            s.commit()
+            row = s.execute(
+                select(ApiKeyRow).where(col(ApiKeyRow.key_id) == key_id)
+            ).scalar_one_or_none()
+        if row is None:
+            raise NotFoundError(f"no API key {key_id!r}")
+        return _info(row)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    key_id: str | None
+    principals: tuple[str, ...]
+    route: str
+    action: str
+    collection: str | None
+    query: str | None
+    chunk_ids: tuple[int, ...]
+    status: int
+    latency_ms: float
+    detail: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "key_id": self.key_id,
+            "principals": list(self.principals),
+            "route": self.route,
+            "action": self.action,
+            "collection": self.collection,
+            "query": self.query,
+            "chunk_ids": list(self.chunk_ids),
+            "status": self.status,
+            "latency_ms": round(self.latency_ms, 3),
+            "detail": self.detail,
+        }
+
+
+class Audit:
+    """The append-only audit log in SQL. Query texts arrive already redacted."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def record(
+        self,
+        *,
+        route: str,
+        action: str,
+        status: int,
+        latency_ms: float,
+        key_id: str | None = None,
+        principals: Sequence[str] = (),
+        collection: str | None = None,
+        query: str | None = None,
+        chunk_ids: Sequence[int] = (),
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        row = AuditRow(
+            key_id=key_id,
+            principals=json.dumps(list(principals)),
+            route=route,
+            action=action,
+            collection=collection,
+            query=query,
+            chunk_ids=json.dumps([int(c) for c in chunk_ids]),
+            status=status,
+            latency_ms=latency_ms,
+            detail=json.dumps(detail or {}, sort_keys=True, default=str),
+        )
+        with self.store.session() as s:
+            s.add(row)
+            s.commit()
+
+    def entries(
+        self, *, limit: int = 100, before_id: int | None = None, action: str | None = None
+    ) -> list[AuditEntry]:
+        """Newest first; page with ``before_id`` (the last id of the previous page)."""
+        q = select(AuditRow).order_by(col(AuditRow.id).desc()).limit(max(1, min(limit, 10_000)))
+        if before_id is not None:
+            q = q.where(col(AuditRow.id) < before_id)
+        if action:
+            q = q.where(col(AuditRow.action) == action)
+        with self.store.session() as s:
+            rows = s.execute(q).scalars().all()
+        return [
+            AuditEntry(
+                int(r.id or 0),
+                r.at,
+                r.key_id,
+                tuple(json.loads(r.principals)),
+                r.route,
+                r.action,
+                r.collection,
+                r.query,
+                tuple(json.loads(r.chunk_ids)),
+                r.status,
+                r.latency_ms,
+                json.loads(r.detail),
+            )
+            for r in rows
+        ]

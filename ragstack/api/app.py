@@ -1,0 +1,71 @@
+"""The FastAPI application (``ragstack serve``); routes stay thin over the service layer.
+
+* Auth: ``Authorization: Bearer rsk_...`` (or ``X-API-Key``) on every route but ``/healthz``
+  and ``/readyz``; the key's principals, groups and tenant are what every ACL filter uses.
+* Errors: one JSON shape, ``{"error": {"code", "message", "status"}}``; ``RagstackError``
+  subclasses map to HTTP statuses in ``ragstack.api.errors.STATUS`` (the only place),
+  anything else is a 500 whose message is not shown.
+* Limits: a token bucket per key (429 with ``Retry-After``), a request body limit (413).
+  CORS is off unless origins are configured.
+* Audit: every search, answer, collection and key change is written to SQL with the key,
+  principals, route, returned chunk ids, status and latency; query texts PII-redacted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+
+from ragstack.access import Audit, Keys
+from ragstack.api import routes
+from ragstack.api.deps import ApiState
+from ragstack.api.errors import BodyLimit, RateLimiter, install_error_handlers
+from ragstack.api.metrics import Metrics
+from ragstack.api.models import ERRORS
+from ragstack.service import Ragstack
+
+
+def create_app(svc: Ragstack) -> FastAPI:
+    settings = svc.settings
+    api = ApiState(
+        svc,
+        Keys(svc.store),
+        Audit(svc.store),
+        RateLimiter(settings.api_rate_per_s, settings.api_burst),
+        Metrics(svc),
+    )
+    app = FastAPI(
+        title="ragstack",
+        version="0.1.0",
+        description="ACL-filtered hybrid search and cited answers. Every route but /healthz "
+        "and /readyz needs an API key: `Authorization: Bearer rsk_...`.",
+        responses=ERRORS,
+    )
+    app.state.api = api
+    install_error_handlers(app)
+    if settings.api_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.api_cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "X-API-Key", "Content-Type"],
+        )
+    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+
+    @app.middleware("http")
+    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Any:
+        started = time.perf_counter()
+        response = await call_next(request)
+        path = getattr(request.scope.get("route"), "path", "unmatched")
+        api.metrics.observe(
+            request.method, path, response.status_code, time.perf_counter() - started
+        )
+        return response
+
+    for router in (routes.health, routes.query, routes.collections, routes.admin):
+        app.include_router(router)
+    return app

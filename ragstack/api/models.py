@@ -1,0 +1,196 @@
+"""Request and response bodies of the API (what the OpenAPI document shows)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragstack.search import Filters
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["not_found"])
+    message: str = Field(examples=["no collection named 'handbook'"])
+    status: int = Field(examples=[404])
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorOut, "description": d}
+    for s, d in {
+        400: "Invalid input",
+        401: "Missing, invalid or revoked API key",
+        403: "The key's role does not allow this",
+        404: "Not found (or not visible to this key)",
+        413: "Request body too large",
+        422: "Request does not match the schema",
+        429: "Rate limit exceeded; see Retry-After",
+        503: "A dependency (generator, database) is unavailable",
+    }.items()
+}
+
+
+class FilterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sources: list[str] = Field(default_factory=list, max_length=50)
+    uri_prefix: str | None = Field(None, max_length=2048)
+    mime_types: list[str] = Field(default_factory=list, max_length=50)
+    meta: dict[str, str | int | float | bool] = Field(default_factory=dict, max_length=50)
+    exclude_instruction_like: bool = False
+
+    def to_filters(self) -> Filters:
+        return Filters.of(
+            self.meta,
+            sources=tuple(self.sources),
+            uri_prefix=self.uri_prefix,
+            mime_types=tuple(self.mime_types),
+            exclude_instruction_like=self.exclude_instruction_like,
+        )
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"collection": "handbook", "query": "vacation days"}]},
+    )
+
+    collection: str = Field(min_length=1, max_length=128)
+    query: str = Field(min_length=1, max_length=4096)
+    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    top_k: int = Field(10, ge=1, le=100)
+    filters: FilterIn | None = None
+    rerank: bool | None = None
+
+
+class HitOut(BaseModel):
+    rank: int
+    score: float
+    chunk_id: int
+    document_id: int
+    uri: str
+    title: str
+    section: str
+    page: int | None
+    char_start: int
+    char_end: int
+    instruction_like: bool
+    text: str
+
+
+class SearchOut(BaseModel):
+    collection: str
+    query: str
+    mode: str
+    hits: list[HitOut]
+    timings_ms: dict[str, float]
+
+
+class AnswerIn(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"collection": "handbook", "question": "How many vacation days?"}]
+        },
+    )
+
+    collection: str = Field(min_length=1, max_length=128)
+    question: str = Field(min_length=1, max_length=4096)
+    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    generator: Literal["extractive", "local", "remote"] | None = None
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+    use_cache: bool = True
+    rerank: bool | None = None
+    filters: FilterIn | None = None
+    stream: bool = Field(False, description="Server-Sent Events: `delta` events, then `answer`.")
+
+
+class CitationOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    number: int
+    chunk_id: int
+    document_id: int
+    uri: str
+    title: str
+    supported: bool
+
+
+class AnswerOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    answer: str
+    abstained: bool
+    generator: str
+    model: str
+    citations: list[CitationOut]
+    unsupported_citations: int
+    sources: list[dict[str, Any]]
+    usage: dict[str, Any]
+    cached: bool
+    timings_ms: dict[str, float]
+
+
+class CollectionOut(BaseModel):
+    name: str
+    documents: int = Field(description="Documents this key may read.")
+    embedder: str
+    vector_backend: str
+    generation: int
+    tenant: str | None
+    created_at: str
+
+
+class CollectionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128, examples=["handbook"])
+    public: bool = False
+    allow: list[str] = Field(default_factory=list, max_length=100)
+    vector_backend: Literal["hnsw", "ivfpq", "exact"] | None = None
+    pii_mode: str | None = Field(None, max_length=32)
+
+
+class KeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    principal: str = Field(min_length=6, max_length=200, examples=["user:alice"])
+    groups: list[str] = Field(default_factory=list, max_length=100, examples=[["group:eng"]])
+    role: Literal["reader", "writer", "admin"] = "reader"
+    name: str = Field("", max_length=200)
+    tenant: str | None = Field(None, max_length=128)
+
+
+class KeyOut(BaseModel):
+    key_id: str
+    name: str
+    principal: str
+    groups: list[str]
+    role: str
+    tenant: str | None
+    created_at: str
+    revoked_at: str | None
+
+
+class NewKeyOut(BaseModel):
+    key: KeyOut
+    secret: str = Field(description="The full API key. Shown once; only its hash is stored.")
+
+
+class AuditOut(BaseModel):
+    id: int
+    at: str
+    key_id: str | None
+    principals: list[str]
+    route: str
+    action: str
+    collection: str | None
+    query: str | None
+    chunk_ids: list[int]
+    status: int
+    latency_ms: float
+    detail: dict[str, Any]

@@ -1,0 +1,271 @@
+"""The routes: parse, call the service, audit, shape the response. Nothing else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from sqlalchemy import text
+
+from ragstack.answering import AnswerRequest, AnswerResponse
+from ragstack.api.deps import Admin, Caller, Reader, State, Writer
+from ragstack.api.errors import error_body, status_of
+from ragstack.api.models import (
+    AnswerIn,
+    AnswerOut,
+    AuditOut,
+    CollectionIn,
+    CollectionOut,
+    HitOut,
+    KeyIn,
+    KeyOut,
+    NewKeyOut,
+    SearchIn,
+    SearchOut,
+)
+from ragstack.domain import CollectionInfo
+from ragstack.errors import PermissionDeniedError, RagstackError
+from ragstack.generation.base import TextDelta
+from ragstack.search import Filters
+
+health = APIRouter(tags=["health"])
+query = APIRouter(prefix="/v1", tags=["query"])
+collections = APIRouter(prefix="/v1", tags=["collections"])
+admin = APIRouter(prefix="/v1", tags=["admin"])
+
+
+# -- health -----------------------------------------------------------------------------------
+
+
+@health.get("/healthz", summary="Liveness (no key)")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@health.get("/readyz", summary="Readiness: the database answers (no key)")
+def readyz(api: State) -> JSONResponse:
+    try:
+        with api.svc.store.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception:  # any driver error means not ready
+        return JSONResponse(error_body("unavailable", "the database does not answer", 503), 503)
+    return JSONResponse({"status": "ready"})
+
+
+@health.get("/metrics", summary="Prometheus metrics (admin key)", response_class=PlainTextResponse)
+def metrics(who: Admin) -> PlainTextResponse:
+    m = who.state.metrics
+    return PlainTextResponse(m.render(), media_type=m.content_type)
+
+
+# -- search and answers -----------------------------------------------------------------------
+
+
+@query.post("/search", summary="ACL-filtered hybrid search")
+def search(body: SearchIn, who: Reader) -> SearchOut:
+    route, svc = "/v1/search", who.state.svc
+    try:
+        svc.visible_collection(body.collection, who.principals, who.tenant)
+        result = svc.search(
+            body.collection,
+            body.query,
+            principals=who.principals,
+            tenant=who.tenant,
+            mode=body.mode,
+            top_k=body.top_k,
+            filters=body.filters.to_filters() if body.filters else None,
+            rerank=body.rerank,
+        )
+    except Exception as exc:
+        who.audit_failure(route, "search", exc, collection=body.collection, query=body.query)
+        raise
+    hits = result.hit_dicts()
+    who.audit(route, "search", 200, collection=body.collection, query=body.query,
+              chunk_ids=[h["chunk_id"] for h in hits])  # fmt: skip
+    return SearchOut(
+        collection=body.collection,
+        query=body.query,
+        mode=result.mode,
+        hits=[HitOut(**h) for h in hits],
+        timings_ms={k: round(v, 3) for k, v in result.timings_ms.items()},
+    )
+
+
+def _answered(who: Caller, body: AnswerIn, response: AnswerResponse) -> dict[str, Any]:
+    who.state.metrics.answered(response)
+    who.audit("/v1/answer", "answer", 200, collection=body.collection, query=body.question,
+              chunk_ids=[int(s["chunk_id"]) for s in response.sources],
+              detail={"cached": response.cached, "abstained": response.abstained})  # fmt: skip
+    return response.to_dict()
+
+
+@query.post(
+    "/answer",
+    summary="A cited answer (JSON, or Server-Sent Events with stream: true)",
+    response_model=AnswerOut,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def answer(body: AnswerIn, who: Reader) -> Any:
+    svc = who.state.svc
+    request = AnswerRequest(
+        body.collection,
+        body.question,
+        tuple(who.principals),
+        tenant=who.tenant,
+        mode=body.mode,
+        generator=body.generator,
+        filters=body.filters.to_filters() if body.filters else Filters(),
+        max_tokens=body.max_tokens,
+        use_cache=body.use_cache,
+        rerank=body.rerank,
+    )
+    try:
+        svc.visible_collection(body.collection, who.principals, who.tenant)
+        if not body.stream:
+            return _answered(who, body, svc.ask(request))
+        events = svc.answer(request)
+        first = next(events)  # errors before the first event are plain error responses
+    except Exception as exc:
+        who.audit_failure("/v1/answer", "answer", exc, collection=body.collection,
+                          query=body.question)  # fmt: skip
+        raise
+
+    def stream() -> Iterator[str]:
+        try:
+            for event in _chain(first, events):
+                if isinstance(event, TextDelta):
+                    yield _sse("delta", {"text": event.text})
+                else:
+                    yield _sse("answer", _answered(who, body, event))
+        except RagstackError as exc:
+            who.audit_failure("/v1/answer", "answer", exc, collection=body.collection)
+            yield _sse("error", error_body(exc.code, str(exc), status_of(exc))["error"])
+
+    return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+# -- collections ------------------------------------------------------------------------------
+
+
+def _collection_out(info: CollectionInfo, documents: int) -> CollectionOut:
+    return CollectionOut(
+        name=info.name,
+        documents=documents,
+        embedder=info.embedder_id,
+        vector_backend=info.vector_backend,
+        generation=info.generation,
+        tenant=info.tenant,
+        created_at=info.created_at.isoformat(),
+    )
+
+
+@collections.get("/collections", summary="Collections this key can see")
+def list_collections(who: Reader) -> list[CollectionOut]:
+    visible = who.state.svc.visible_collections(who.principals, who.tenant)
+    return [_collection_out(info, n) for info, n in visible]
+
+
+@collections.post("/collections", status_code=201, summary="Create a collection (writer)")
+def create_collection(body: CollectionIn, who: Writer) -> CollectionOut:
+    route = "/v1/collections"
+    try:
+        info = who.state.svc.create_collection(
+            body.name,
+            owner=who.key.principal,
+            public=body.public,
+            allow=body.allow,
+            tenant=who.tenant,
+            vector_backend=body.vector_backend,
+            pii_mode=body.pii_mode,
+        )
+    except Exception as exc:
+        who.audit_failure(route, "collection_create", exc, collection=body.name)
+        raise
+    who.audit(route, "collection_create", 201, collection=body.name)
+    return _collection_out(info, 0)
+
+
+@collections.delete(
+    "/collections/{name}",
+    status_code=204,
+    summary="Delete a collection (admin, or the writer who owns it)",
+)
+def delete_collection(name: str, who: Writer) -> Response:
+    route, svc = "/v1/collections/{name}", who.state.svc
+    try:
+        info = svc.visible_collection(name, who.principals, who.tenant)
+        if not who.key.allows("admin") and info.owner != who.key.principal:
+            raise PermissionDeniedError("only an admin or the collection's owner deletes it")
+        svc.delete_collection(name)
+    except Exception as exc:
+        who.audit_failure(route, "collection_delete", exc, collection=name)
+        raise
+    who.audit(route, "collection_delete", 204, collection=name)
+    return Response(status_code=204)
+
+
+# -- keys and audit ---------------------------------------------------------------------------
+
+
+@admin.post("/keys", status_code=201, summary="Create an API key (admin)")
+def create_key(body: KeyIn, who: Admin) -> NewKeyOut:
+    try:
+        info, secret = who.state.keys.create(
+            body.principal, groups=body.groups, role=body.role, name=body.name,
+            tenant=body.tenant,
+        )  # fmt: skip
+    except Exception as exc:
+        who.audit_failure("/v1/keys", "key_create", exc)
+        raise
+    detail = {"key_id": info.key_id, "principal": info.principal, "role": info.role}
+    who.audit("/v1/keys", "key_create", 201, detail=detail)
+    return NewKeyOut(key=KeyOut(**info.to_dict()), secret=secret)
+
+
+@admin.get("/keys", summary="List API keys (admin; no secrets)")
+def list_keys(who: Admin) -> list[KeyOut]:
+    return [KeyOut(**k.to_dict()) for k in who.state.keys.list()]
+
+
+@admin.delete("/keys/{key_id}", summary="Revoke an API key (admin)")
+def revoke_key(key_id: str, who: Admin) -> KeyOut:
+    route = "/v1/keys/{key_id}"
+    try:
+        info = who.state.keys.revoke(key_id)
+    except Exception as exc:
+        who.audit_failure(route, "key_revoke", exc, detail={"key_id": key_id})
+        raise
+    who.audit(route, "key_revoke", 200, detail={"key_id": key_id})
+    return KeyOut(**info.to_dict())
+
+
+@admin.get(
+    "/audit",
+    summary="The audit log, newest first (admin); format=jsonl exports JSON lines",
+    response_model=list[AuditOut],
+)
+def read_audit(
+    who: Admin,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    before_id: Annotated[int | None, Query(ge=1)] = None,
+    action: Annotated[str | None, Query(max_length=64)] = None,
+    format: Annotated[Literal["json", "jsonl"], Query()] = "json",
+) -> Any:
+    entries = who.state.audit.entries(limit=limit, before_id=before_id, action=action)
+    rows = [e.to_dict() for e in entries]
+    if format == "jsonl":
+        lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+        return PlainTextResponse(lines, media_type="application/x-ndjson")
+    return rows
