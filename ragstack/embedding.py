@@ -410,6 +410,9 @@ def onnx_session(path: Path, threads: int) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3  # errors only
+    # Idle worker threads sleep instead of spinning: spinning pools of two sessions (query
+    # embedder, reranker) and torch's own threads otherwise fight over the cores.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -373,23 +373,55 @@ class Ragstack:
     # -- documents --------------------------------------------------------------------------
 
     def documents(
-        self, collection: str, *, limit: int = 100, offset: int = 0
+        self,
+        collection: str,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        principals: Sequence[str] | None = None,
+        tenant: str | None = None,
     ) -> list[DocumentInfo]:
+        """A page of documents; with ``principals``, only those they may read."""
         info = self.store.get_collection(collection)
-        return self.store.list_documents(info.id, limit=limit, offset=offset)
+        return self.store.list_documents(
+            info.id, limit=limit, offset=offset, readers=principals, tenant=tenant
+        )
 
-    def document(self, collection: str, document_id: int) -> DocumentInfo:
+    def document(
+        self,
+        collection: str,
+        document_id: int,
+        *,
+        principals: Sequence[str] | None = None,
+        tenant: str | None = None,
+    ) -> DocumentInfo:
+        """One document; with ``principals``, only one they may read (else not found)."""
         info = self.store.get_collection(collection)
-        return self.store.get_document(info.id, document_id)
+        return self.store.get_document(info.id, document_id, readers=principals, tenant=tenant)
 
-    def chunks(self, collection: str, document_id: int) -> list[ChunkInfo]:
-        info = self.store.get_collection(collection)
-        self.store.get_document(info.id, document_id)
+    def chunks(
+        self,
+        collection: str,
+        document_id: int,
+        *,
+        principals: Sequence[str] | None = None,
+        tenant: str | None = None,
+    ) -> list[ChunkInfo]:
+        self.document(collection, document_id, principals=principals, tenant=tenant)
         return self.store.list_chunks(document_id)
 
-    def delete_document(self, collection: str, document_id: int) -> int:
+    def delete_document(
+        self,
+        collection: str,
+        document_id: int,
+        *,
+        principals: Sequence[str] | None = None,
+        tenant: str | None = None,
+    ) -> int:
+        """Removes a document from SQL and every index; with ``principals``, only one they may
+        read (else not found). Returns the chunks removed."""
         info = self.store.get_collection(collection)
-        self.store.get_document(info.id, document_id)
+        self.store.get_document(info.id, document_id, readers=principals, tenant=tenant)
         with writer_lock(self.collection_dir(info)):
             indexes, _ = self.open_indexes(info)
             removed = self.store.delete_documents(info.id, [document_id])

@@ -194,3 +194,30 @@ class AuditOut(BaseModel):
     status: int
     latency_ms: float
     detail: dict[str, Any]
+
+
+class DocumentOut(BaseModel):
+    id: int
+    uri: str
+    title: str
+    mime: str
+    source: str
+    chunk_count: int
+    size_bytes: int
+    pii_counts: dict[str, int]
+    updated_at: str
+
+
+class ChunkOut(BaseModel):
+    id: int
+    ordinal: int
+    text: str
+    section: str
+    page: int | None
+    char_start: int
+    char_end: int
+    instruction_like: bool
+
+
+class DocumentDetailOut(DocumentOut):
+    chunks: list[ChunkOut]

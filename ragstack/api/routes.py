@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -17,8 +18,11 @@ from ragstack.api.models import (
     AnswerIn,
     AnswerOut,
     AuditOut,
+    ChunkOut,
     CollectionIn,
     CollectionOut,
+    DocumentDetailOut,
+    DocumentOut,
     HitOut,
     KeyIn,
     KeyOut,
@@ -26,7 +30,7 @@ from ragstack.api.models import (
     SearchIn,
     SearchOut,
 )
-from ragstack.domain import CollectionInfo
+from ragstack.domain import CollectionInfo, DocumentInfo
 from ragstack.errors import PermissionDeniedError, RagstackError
 from ragstack.generation.base import TextDelta
 from ragstack.search import Filters
@@ -213,6 +217,70 @@ def delete_collection(name: str, who: Writer) -> Response:
         who.audit_failure(route, "collection_delete", exc, collection=name)
         raise
     who.audit(route, "collection_delete", 204, collection=name)
+    return Response(status_code=204)
+
+
+# -- documents --------------------------------------------------------------------------------
+
+
+def _document_out(d: DocumentInfo) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "uri": d.uri,
+        "title": d.title,
+        "mime": d.mime,
+        "source": d.source,
+        "chunk_count": d.chunk_count,
+        "size_bytes": d.size_bytes,
+        "pii_counts": d.pii_counts,
+        "updated_at": d.updated_at.isoformat(),
+    }
+
+
+@collections.get(
+    "/collections/{name}/documents", summary="Documents of a collection this key may read"
+)
+def list_documents(
+    name: str,
+    who: Reader,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[DocumentOut]:
+    svc = who.state.svc
+    svc.visible_collection(name, who.principals, who.tenant)
+    docs = svc.documents(name, limit=limit, offset=offset, principals=who.principals,
+                         tenant=who.tenant)  # fmt: skip
+    return [DocumentOut(**_document_out(d)) for d in docs]
+
+
+@collections.get(
+    "/collections/{name}/documents/{document_id}", summary="A document with its chunks"
+)
+def get_document(name: str, document_id: int, who: Reader) -> DocumentDetailOut:
+    svc = who.state.svc
+    svc.visible_collection(name, who.principals, who.tenant)
+    doc = svc.document(name, document_id, principals=who.principals, tenant=who.tenant)
+    chunks = svc.chunks(name, document_id, principals=who.principals, tenant=who.tenant)
+    return DocumentDetailOut(**_document_out(doc), chunks=[ChunkOut(**asdict(c)) for c in chunks])
+
+
+@collections.delete(
+    "/collections/{name}/documents/{document_id}",
+    status_code=204,
+    summary="Delete a document from SQL and every index (writer who may read it)",
+)
+def delete_document(name: str, document_id: int, who: Writer) -> Response:
+    route, svc = "/v1/collections/{name}/documents/{document_id}", who.state.svc
+    try:
+        svc.visible_collection(name, who.principals, who.tenant)
+        removed = svc.delete_document(name, document_id, principals=who.principals,
+                                      tenant=who.tenant)  # fmt: skip
+    except Exception as exc:
+        who.audit_failure(route, "delete", exc, collection=name,
+                          detail={"document_id": document_id})  # fmt: skip
+        raise
+    who.audit(route, "delete", 204, collection=name,
+              detail={"document_id": document_id, "chunks": removed})  # fmt: skip
     return Response(status_code=204)
 
 

@@ -359,26 +359,56 @@ class Store:
             s.commit()
         return np.array(removed, dtype=np.int64)
 
+    @staticmethod
+    def _readable(q: Any, readers: Sequence[str] | None, tenant: str | None) -> Any:
+        """``q`` (over documents) narrowed to what ``readers`` (plus ``public``) may read."""
+        if readers is not None:
+            who = sorted(set(readers) | {PUBLIC})
+            q = q.where(
+                col(DocumentRow.id).in_(
+                    select(col(AclRow.document_id)).where(col(AclRow.principal).in_(who))
+                )
+            )
+        if tenant is not None:
+            q = q.where(or_(col(DocumentRow.tenant).is_(None), col(DocumentRow.tenant) == tenant))
+        return q
+
     def list_documents(
-        self, collection_id: int, *, limit: int = 100, offset: int = 0
+        self,
+        collection_id: int,
+        *,
+        limit: int = 100,
+        offset: int = 0,
+        readers: Sequence[str] | None = None,
+        tenant: str | None = None,
     ) -> list[DocumentInfo]:
+        """A page of the collection's documents; with ``readers``, only those they may read."""
+        q = select(DocumentRow).where(col(DocumentRow.collection_id) == collection_id)
+        q = self._readable(q, readers, tenant)
         with self.session() as s:
-            rows = s.scalars(
-                select(DocumentRow)
-                .where(col(DocumentRow.collection_id) == collection_id)
-                .order_by(col(DocumentRow.id))
-                .limit(limit)
-                .offset(offset)
-            ).all()
+            rows = s.scalars(q.order_by(col(DocumentRow.id)).limit(limit).offset(offset)).all()
             acl = self._principals(s, [r.id for r in rows if r.id is not None])
             coll = s.get(CollectionRow, collection_id)
             name = coll.name if coll else ""
             return [self._doc_info(r, name, acl.get(r.id or 0, ())) for r in rows]
 
-    def get_document(self, collection_id: int, document_id: int) -> DocumentInfo:
+    def get_document(
+        self,
+        collection_id: int,
+        document_id: int,
+        *,
+        readers: Sequence[str] | None = None,
+        tenant: str | None = None,
+    ) -> DocumentInfo:
+        """One document; with ``readers``, one they may read, else the same ``NotFoundError``
+        as a missing one."""
+        q = select(DocumentRow).where(
+            col(DocumentRow.collection_id) == collection_id, col(DocumentRow.id) == document_id
+        )
+        q = self._readable(q, readers, tenant)
         with self.session() as s:
-            row = s.get(DocumentRow, document_id)
-            if row is None or row.collection_id != collection_id:
+            row = s.scalars(q).first()
+            if row is None:
                 raise NotFoundError(f"no document {document_id} in this collection")
             coll = s.get(CollectionRow, collection_id)
             return self._doc_info(

@@ -250,3 +250,32 @@ def test_openapi_documents_every_route(api: Api) -> None:
             "/metrics"} <= paths  # fmt: skip
     assert "ErrorOut" in spec["components"]["schemas"]
     assert spec["paths"]["/v1/search"]["post"]["responses"]["401"]
+
+
+def test_documents_are_listed_read_and_deleted_within_the_acl(api: Api) -> None:
+    eng = api.client.get("/v1/collections/kb/documents", headers=api.eng).json()
+    outsider = api.client.get("/v1/collections/kb/documents", headers=api.outsider).json()
+    assert {Path(d["uri"]).name for d in eng} == {"deploy.md", "faq.md"}
+    assert [Path(d["uri"]).name for d in outsider] == ["faq.md"]
+    deploy = next(d for d in eng if d["uri"].endswith("deploy.md"))
+    detail = api.client.get(f"/v1/collections/kb/documents/{deploy['id']}", headers=api.eng)
+    assert detail.status_code == 200
+    chunks = detail.json()["chunks"]
+    assert chunks and "canary" in " ".join(c["text"] for c in chunks)
+    assert detail.json()["chunk_count"] == len(chunks)
+    hidden = api.client.get(f"/v1/collections/kb/documents/{deploy['id']}",
+                            headers=api.outsider)  # fmt: skip
+    missing = api.client.get("/v1/collections/kb/documents/999999", headers=api.outsider)
+    assert hidden.status_code == missing.status_code == 404
+    assert error_of(hidden)["message"] == f"no document {deploy['id']} in this collection"
+    # deleting needs a writer who can read it; then it is gone from SQL and the indexes
+    url = f"/v1/collections/kb/documents/{deploy['id']}"
+    assert api.client.delete(url, headers=api.eng).status_code == 403
+    assert api.client.delete(url, headers=api.writer).status_code == 204
+    assert api.client.get(url, headers=api.eng).status_code == 404
+    hits = api.client.post("/v1/search", json={"collection": "kb", "query": "canary deploy"},
+                           headers=api.eng).json()["hits"]  # fmt: skip
+    assert all(not h["uri"].endswith("deploy.md") for h in hits)
+    assert api.svc.check_index("kb").ok
+    rows = api.client.get("/v1/audit?action=delete", headers=api.admin).json()
+    assert rows[0]["status"] == 204 and rows[0]["detail"]["document_id"] == deploy["id"]
