@@ -66,6 +66,6 @@ def create_app(svc: Ragstack) -> FastAPI:
         )
         return response
 
-    for router in (routes.health, routes.query, routes.collections, routes.admin):
+    for router in (routes.health, routes.query, routes.collections, routes.admin, routes.chat):
         app.include_router(router)
     return app

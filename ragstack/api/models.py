@@ -221,3 +221,46 @@ class ChunkOut(BaseModel):
 
 class DocumentDetailOut(DocumentOut):
     chunks: list[ChunkOut]
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant", "tool", "developer"]
+    content: str | None = Field(None, max_length=8192)
+
+
+class ChatIn(BaseModel):
+    """OpenAI chat-completions request; ``model`` names the collection to answer from.
+    Sampling fields other clients send (temperature, top_p, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {"model": "handbook", "messages": [{"role": "user", "content": "Vacation?"}]}
+            ]
+        },
+    )
+
+    model: str = Field(min_length=1, max_length=128)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
+    stream: bool = False
+    max_tokens: int | None = Field(None, ge=1, le=4096)
+
+
+class ChatChoice(BaseModel):
+    index: int
+    message: ChatMessage
+    finish_reason: str
+
+
+class ChatOut(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: dict[str, int]
+    ragstack: dict[str, Any] = Field(
+        description="The citations, sources, abstention and timings of the answer (the text "
+        "also carries the numbered references)."
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
@@ -18,6 +20,10 @@ from ragstack.api.models import (
     AnswerIn,
     AnswerOut,
     AuditOut,
+    ChatChoice,
+    ChatIn,
+    ChatMessage,
+    ChatOut,
     ChunkOut,
     CollectionIn,
     CollectionOut,
@@ -31,7 +37,7 @@ from ragstack.api.models import (
     SearchOut,
 )
 from ragstack.domain import CollectionInfo, DocumentInfo
-from ragstack.errors import PermissionDeniedError, RagstackError
+from ragstack.errors import InputError, PermissionDeniedError, RagstackError
 from ragstack.generation.base import TextDelta
 from ragstack.search import Filters
 
@@ -39,6 +45,7 @@ health = APIRouter(tags=["health"])
 query = APIRouter(prefix="/v1", tags=["query"])
 collections = APIRouter(prefix="/v1", tags=["collections"])
 admin = APIRouter(prefix="/v1", tags=["admin"])
+chat = APIRouter(prefix="/v1", tags=["openai"])
 
 
 # -- health -----------------------------------------------------------------------------------
@@ -106,13 +113,12 @@ def _answered(who: Caller, body: AnswerIn, response: AnswerResponse) -> dict[str
     return response.to_dict()
 
 
-@query.post(
-    "/answer",
-    summary="A cited answer (JSON, or Server-Sent Events with stream: true)",
-    response_model=AnswerOut,
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
-def answer(body: AnswerIn, who: Reader) -> Any:
+Event = tuple[str, dict[str, Any]]  # ("delta", {"text"}) | ("answer", {...}) | ("error", {...})
+
+
+def _answer(body: AnswerIn, who: Caller) -> dict[str, Any] | Iterator[Event]:
+    """The answer as a dict, or (``body.stream``) an iterator of events. Errors before the
+    first event raise here, so they become plain error responses."""
     svc = who.state.svc
     request = AnswerRequest(
         body.collection,
@@ -131,24 +137,111 @@ def answer(body: AnswerIn, who: Reader) -> Any:
         if not body.stream:
             return _answered(who, body, svc.ask(request))
         events = svc.answer(request)
-        first = next(events)  # errors before the first event are plain error responses
+        first = next(events)
     except Exception as exc:
         who.audit_failure("/v1/answer", "answer", exc, collection=body.collection,
                           query=body.question)  # fmt: skip
         raise
 
-    def stream() -> Iterator[str]:
+    def stream() -> Iterator[Event]:
         try:
             for event in _chain(first, events):
                 if isinstance(event, TextDelta):
-                    yield _sse("delta", {"text": event.text})
+                    yield "delta", {"text": event.text}
                 else:
-                    yield _sse("answer", _answered(who, body, event))
+                    yield "answer", _answered(who, body, event)
         except RagstackError as exc:
             who.audit_failure("/v1/answer", "answer", exc, collection=body.collection)
-            yield _sse("error", error_body(exc.code, str(exc), status_of(exc))["error"])
+            yield "error", error_body(exc.code, str(exc), status_of(exc))["error"]
 
-    return StreamingResponse(stream(), media_type="text/event-stream")
+    return stream()
+
+
+@query.post(
+    "/answer",
+    summary="A cited answer (JSON, or Server-Sent Events with stream: true)",
+    response_model=AnswerOut,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def answer(body: AnswerIn, who: Reader) -> Any:
+    result = _answer(body, who)
+    if isinstance(result, dict):
+        return result
+    return StreamingResponse(
+        (_sse(name, data) for name, data in result), media_type="text/event-stream"
+    )
+
+
+# -- OpenAI-compatible chat ---------------------------------------------------------------------
+
+
+def references(response: dict[str, Any]) -> str:
+    """The numbered sources as text under the answer, so no client drops the citations."""
+    lines = [f"[{s['number']}] {s['title'] or s['uri']} ({s['uri']})" for s in response["sources"]]
+    return "\n\nReferences:\n" + "\n".join(lines) if lines else ""
+
+
+def _ragstack_extra(response: dict[str, Any]) -> dict[str, Any]:
+    keep = ("citations", "sources", "abstained", "unsupported_citations", "cached", "timings_ms")
+    return {k: response[k] for k in keep}
+
+
+@chat.post(
+    "/chat/completions",
+    summary="OpenAI-compatible chat completions over a collection (model = collection)",
+    response_model=ChatOut,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+def chat_completions(body: ChatIn, who: Reader) -> Any:
+    questions = [m.content for m in body.messages if m.role == "user" and m.content]
+    if not questions:
+        raise InputError("the messages need at least one user message with content")
+    request = AnswerIn(collection=body.model, question=questions[-1][:4096],
+                       max_tokens=body.max_tokens, stream=body.stream)  # fmt: skip
+    created, ident = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    result = _answer(request, who)
+    if isinstance(result, dict):
+        response = result
+        content = response["answer"] + references(response)
+        usage = response["usage"]
+        return ChatOut(
+            id=ident,
+            created=created,
+            model=body.model,
+            choices=[
+                ChatChoice(
+                    index=0,
+                    message=ChatMessage(role="assistant", content=content),
+                    finish_reason="stop",
+                )
+            ],
+            usage={
+                "prompt_tokens": usage["prompt_tokens"],
+                "completion_tokens": usage["completion_tokens"],
+                "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
+            },
+            ragstack=_ragstack_extra(response),
+        )
+
+    def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
+        data = {"id": ident, "object": "chat.completion.chunk", "created": created,
+                "model": body.model, "choices": [{"index": 0, "delta": delta,
+                                                  "finish_reason": finish}], **extra}  # fmt: skip
+        return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+    def relay(events: Iterator[Event]) -> Iterator[str]:
+        yield chunk({"role": "assistant", "content": ""}, None)
+        for name, payload in events:
+            if name == "delta":
+                yield chunk({"content": payload["text"]}, None)
+            elif name == "answer":
+                yield chunk({"content": references(payload)}, "stop",
+                            ragstack=_ragstack_extra(payload))  # fmt: skip
+            else:
+                yield chunk({}, "error", error=payload)
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(relay(result), media_type="text/event-stream")
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:

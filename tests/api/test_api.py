@@ -279,3 +279,42 @@ def test_documents_are_listed_read_and_deleted_within_the_acl(api: Api) -> None:
     assert api.svc.check_index("kb").ok
     rows = api.client.get("/v1/audit?action=delete", headers=api.admin).json()
     assert rows[0]["status"] == 204 and rows[0]["detail"]["document_id"] == deploy["id"]
+
+
+def test_openai_compatible_chat_completions(api: Api) -> None:
+    body = {
+        "model": "kb",
+        "messages": [{"role": "system", "content": "Be brief."},
+                     {"role": "user", "content": "How does the deploy pipeline release?"}],
+        "temperature": 0.2,
+    }  # fmt: skip
+    r = api.client.post("/v1/chat/completions", json=body, headers=api.eng)
+    assert r.status_code == 200
+    data = r.json()
+    assert data["object"] == "chat.completion" and data["model"] == "kb"
+    message = data["choices"][0]["message"]
+    assert message["role"] == "assistant" and data["choices"][0]["finish_reason"] == "stop"
+    extra = data["ragstack"]
+    assert extra["citations"] and "\n\nReferences:\n[1] " in message["content"]
+    for s in extra["sources"]:
+        assert f"[{s['number']}] " in message["content"] and s["uri"] in message["content"]
+    assert data["usage"]["total_tokens"] == (
+        data["usage"]["prompt_tokens"] + data["usage"]["completion_tokens"]
+    )
+    r = api.client.post("/v1/chat/completions", json={**body, "stream": True},
+                        headers=api.outsider)  # fmt: skip
+    lines = [x.removeprefix("data: ") for x in r.text.split("\n\n") if x]
+    assert lines[-1] == "[DONE]"
+    chunks = [json.loads(x) for x in lines[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks)
+    assert "References:" in text and "deploy.md" not in r.text
+    assert all(Path(c["uri"]).name == "faq.md" for c in chunks[-1]["ragstack"]["citations"])
+    system_only = {"model": "kb", "messages": [{"role": "system", "content": "x"}]}
+    bad = api.client.post("/v1/chat/completions", headers=api.eng, json=system_only)
+    assert bad.status_code == 400 and error_of(bad)["code"] == "invalid_input"
+    hidden = api.client.post("/v1/chat/completions", headers=api.eng,
+                             json={**body, "model": "hr-only"})  # fmt: skip
+    assert hidden.status_code == 404
