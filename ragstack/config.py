@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = Field(
         1 << 20, ge=1024, description="Largest API request body (bytes); uploads excepted."
     )
+    api_max_upload_bytes: int = Field(
+        100 << 20, ge=1024, description="Largest document upload request (bytes)."
+    )
     api_cors_origins: tuple[str, ...] = Field(
         (), description="Origins allowed by CORS (none: CORS off)."
     )

@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -26,6 +27,7 @@ from ragstack.api.deps import ApiState
 from ragstack.api.errors import BodyLimit, RateLimiter, install_error_handlers
 from ragstack.api.metrics import Metrics
 from ragstack.api.models import ERRORS
+from ragstack.jobs import Jobs
 from ragstack.service import Ragstack
 
 
@@ -37,8 +39,16 @@ def create_app(svc: Ragstack) -> FastAPI:
         Audit(svc.store),
         RateLimiter(settings.api_rate_per_s, settings.api_burst),
         Metrics(svc),
+        Jobs(svc),
     )
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        api.jobs.shutdown()  # let a running ingest finish its batch and commit
+
     app = FastAPI(
+        lifespan=lifespan,
         title="ragstack",
         version="0.1.0",
         description="ACL-filtered hybrid search and cited answers. Every route but /healthz "
@@ -54,7 +64,9 @@ def create_app(svc: Ragstack) -> FastAPI:
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "X-API-Key", "Content-Type"],
         )
-    app.add_middleware(BodyLimit, limit=settings.api_max_body_bytes)
+    app.add_middleware(
+        BodyLimit, limit=settings.api_max_body_bytes, upload_limit=settings.api_max_upload_bytes
+    )
 
     @app.middleware("http")
     async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Any:

@@ -13,6 +13,7 @@ from ragstack.access import Audit, KeyInfo, Keys, Role
 from ragstack.api.errors import RateLimiter, status_of
 from ragstack.api.metrics import Metrics
 from ragstack.errors import UnauthenticatedError
+from ragstack.jobs import Jobs
 from ragstack.service import Ragstack
 
 
@@ -23,6 +24,7 @@ class ApiState:
     audit: Audit
     limiter: RateLimiter
     metrics: Metrics
+    jobs: Jobs
 
 
 @dataclass

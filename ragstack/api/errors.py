@@ -107,19 +107,21 @@ class RateLimiter:
 
 
 class BodyLimit:
-    """ASGI middleware: a 413 in the error shape for bodies over ``limit`` bytes, declared
-    (Content-Length) or streamed."""
+    """ASGI middleware: a 413 in the error shape for bodies over ``limit`` bytes (document
+    uploads: ``upload_limit``), declared (Content-Length) or streamed."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: ASGIApp, limit: int, upload_limit: int) -> None:
+        self.app, self.limit, self.upload_limit = app, limit, upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload = scope["method"] == "POST" and str(scope["path"]).endswith("/documents")
+        limit = self.upload_limit if upload else self.limit
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._too_large(scope, send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._too_large(scope, send, limit)
             return
         seen = 0
 
@@ -127,14 +129,14 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise DocumentTooLargeError(f"request body over {self.limit:,} bytes")
+            if seen > limit:
+                raise DocumentTooLargeError(f"request body over {limit:,} bytes")
             return message
 
         await self.app(scope, counted, send)
 
-    async def _too_large(self, scope: Scope, send: Send) -> None:
-        exc = DocumentTooLargeError(f"request body over {self.limit:,} bytes")
+    async def _too_large(self, scope: Scope, send: Send, limit: int) -> None:
+        exc = DocumentTooLargeError(f"request body over {limit:,} bytes")
         response = error_response(exc)
         await response(scope, _nothing, send)
 

@@ -264,3 +264,16 @@ class ChatOut(BaseModel):
         description="The citations, sources, abstention and timings of the answer (the text "
         "also carries the numbered references)."
     )
+
+
+class JobOut(BaseModel):
+    id: str
+    collection: str
+    status: Literal["queued", "running", "completed", "failed", "interrupted"]
+    sources: list[str]
+    progress: dict[str, int | None]
+    counts: dict[str, int]
+    errors: list[dict[str, str]] = Field(description="Per-file problems: uri, kind, reason.")
+    message: str
+    created_at: str
+    finished_at: str | None

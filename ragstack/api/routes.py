@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import text
 
@@ -30,6 +32,7 @@ from ragstack.api.models import (
     DocumentDetailOut,
     DocumentOut,
     HitOut,
+    JobOut,
     KeyIn,
     KeyOut,
     NewKeyOut,
@@ -37,9 +40,16 @@ from ragstack.api.models import (
     SearchOut,
 )
 from ragstack.domain import CollectionInfo, DocumentInfo
-from ragstack.errors import InputError, PermissionDeniedError, RagstackError
+from ragstack.errors import (
+    DocumentTooLargeError,
+    InputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RagstackError,
+)
 from ragstack.generation.base import TextDelta
 from ragstack.search import Filters
+from ragstack.service import IngestRequest, SourceSpec
 
 health = APIRouter(tags=["health"])
 query = APIRouter(prefix="/v1", tags=["query"])
@@ -375,6 +385,83 @@ def delete_document(name: str, document_id: int, who: Writer) -> Response:
     who.audit(route, "delete", 204, collection=name,
               detail={"document_id": document_id, "chunks": removed})  # fmt: skip
     return Response(status_code=204)
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _upload_name(filename: str | None) -> str:
+    name = _SAFE_NAME.sub("_", PurePath(filename or "").name).lstrip(".")
+    if not name:
+        raise InputError("every uploaded file needs a name")
+    return name[:200]
+
+
+@collections.post(
+    "/collections/{name}/documents",
+    status_code=202,
+    summary="Upload files and/or give a URL: an ingest job (writer)",
+)
+def add_documents(
+    name: str,
+    who: Writer,
+    files: Annotated[list[UploadFile] | None, File(description="Documents to ingest.")] = None,
+    url: Annotated[str | None, Form(max_length=2048, description="A page to fetch.")] = None,
+    allow: Annotated[list[str] | None, Form(description="Principals who may read them.")] = None,
+    public: Annotated[bool, Form()] = False,
+) -> JobOut:
+    route, svc = "/v1/collections/{name}/documents", who.state.svc
+    try:
+        svc.visible_collection(name, who.principals, who.tenant)
+        if not files and not url:
+            raise InputError("give files to upload, a url, or both")
+        sources: list[SourceSpec] = []
+        names: list[str] = []
+        if files:
+            folder = svc.settings.data_dir / "uploads" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for upload in files:
+                target = folder / _upload_name(upload.filename)
+                _save(upload, target, svc.settings.max_file_bytes)
+                names.append(target.name)
+            sources.append(SourceSpec(str(folder), include=tuple(names)))
+        if url:
+            if not url.startswith(("http://", "https://")):
+                raise InputError("url must be http:// or https://")
+            sources.append(SourceSpec(url))
+            names.append(url)
+        request = IngestRequest(name, sources, allow=tuple(allow or ()), public=public,
+                                tenant=who.tenant, delete_missing=False)  # fmt: skip
+        job = who.state.jobs.submit(request, principal=who.key.principal,
+                                    key_id=who.key.key_id, sources=names)  # fmt: skip
+    except Exception as exc:
+        who.audit_failure(route, "ingest", exc, collection=name)
+        raise
+    who.audit(route, "ingest", 202, collection=name, detail={"job": job.id, "sources": names})
+    return JobOut(**job.to_dict())
+
+
+def _save(upload: UploadFile, target: Path, limit: int) -> None:
+    """Streams an upload to ``target`` (atomically), refusing it past ``limit`` bytes."""
+    part = target.with_name(f".{target.name}.part")
+    size = 0
+    with part.open("wb") as out:
+        while block := upload.file.read(1 << 20):
+            size += len(block)
+            if size > limit:
+                out.close()
+                part.unlink(missing_ok=True)
+                raise DocumentTooLargeError(f"{target.name} is over {limit:,} bytes")
+            out.write(block)
+    part.replace(target)
+
+
+@collections.get("/jobs/{job_id}", summary="An ingest job: progress, counts, per-file errors")
+def get_job(job_id: str, who: Reader) -> JobOut:
+    job = who.state.jobs.get(job_id)
+    if job.principal != who.key.principal and not who.key.allows("admin"):
+        raise NotFoundError(f"no job {job_id!r}")  # someone else's job is not revealed
+    return JobOut(**job.to_dict())
 
 
 # -- keys and audit ---------------------------------------------------------------------------

@@ -204,3 +204,24 @@ class AuditRow(SQLModel, table=True):
     status: int
     latency_ms: float
     detail: str = "{}"  # JSON
+
+
+class JobRow(SQLModel, table=True):
+    """An ingest job the API queued: its progress, counts and per-file errors."""
+
+    __tablename__ = "ingest_jobs"
+
+    id: str = Field(primary_key=True)
+    collection: str = Field(index=True)
+    principal: str
+    key_id: str | None = None
+    sources: str = "[]"  # JSON: what the job ingests (upload names or URLs)
+    status: str = "queued"  # queued | running | completed | failed | interrupted
+    total: int | None = None
+    done: int = 0
+    chunks: int = 0
+    counts: str = "{}"
+    errors: str = "[]"  # JSON list of {"uri", "kind", "reason"}
+    message: str = ""
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None

@@ -318,3 +318,49 @@ def test_openai_compatible_chat_completions(api: Api) -> None:
     hidden = api.client.post("/v1/chat/completions", headers=api.eng,
                              json={**body, "model": "hr-only"})  # fmt: skip
     assert hidden.status_code == 404
+
+
+def test_uploads_become_an_ingest_job_with_per_file_errors(api: Api) -> None:
+    files = [
+        ("files", ("runbook.md", b"# Runbook\n\nRestart the canary with the rollback lever.",
+                   "text/markdown")),
+        ("files", ("broken.pdf", b"%PDF-1.7 this is not really a pdf", "application/pdf")),
+    ]  # fmt: skip
+    r = api.client.post("/v1/collections/kb/documents", files=files,
+                        data={"allow": ["group:eng"]}, headers=api.writer)  # fmt: skip
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["status"] in ("queued", "running", "completed")
+    assert job["sources"] == ["runbook.md", "broken.pdf"]
+    done = api.client.app.state.api.jobs.wait(job["id"])  # type: ignore[attr-defined]
+    assert done.status == "completed", done
+    got = api.client.get(f"/v1/jobs/{job['id']}", headers=api.writer).json()
+    assert got["counts"]["ingested"] == 1 and got["counts"]["failed"] == 1
+    assert [e["uri"].rsplit("/", 1)[-1] for e in got["errors"]] == ["broken.pdf"]
+    assert got["progress"]["done"] == 2
+    # the ACL given at upload holds: eng reads it, an outsider neither reads it nor its job
+    eng = api.client.post("/v1/search", json={"collection": "kb", "query": "rollback lever"},
+                          headers=api.eng).json()["hits"]  # fmt: skip
+    assert eng and eng[0]["uri"].endswith("runbook.md")
+    out = api.client.post("/v1/search", json={"collection": "kb", "query": "rollback lever"},
+                          headers=api.outsider).json()["hits"]  # fmt: skip
+    assert all(not h["uri"].endswith("runbook.md") for h in out)
+    assert api.client.get(f"/v1/jobs/{job['id']}", headers=api.outsider).status_code == 404
+    assert api.client.get(f"/v1/jobs/{job['id']}", headers=api.admin).status_code == 200
+    # readers cannot upload; nothing to ingest is a clear error
+    assert api.client.post("/v1/collections/kb/documents", files=files[:1],
+                           headers=api.eng).status_code == 403  # fmt: skip
+    r = api.client.post("/v1/collections/kb/documents", data={"public": "true"},
+                        headers=api.writer)  # fmt: skip
+    assert r.status_code == 400 and error_of(r)["code"] == "invalid_input"
+
+
+def test_upload_limits(tmp_path: Path) -> None:
+    api = make_api(tmp_path, max_file_bytes=4096, api_max_upload_bytes=64 * 1024)
+    big = ("files", ("big.txt", b"word " * 2000, "text/plain"))
+    r = api.client.post("/v1/collections/kb/documents", files=[big], headers=api.writer)
+    assert r.status_code == 413 and "big.txt" in str(error_of(r)["message"])
+    huge = ("files", ("huge.txt", b"x" * 100_000, "text/plain"))
+    r = api.client.post("/v1/collections/kb/documents", files=[huge], headers=api.writer)
+    assert r.status_code == 413
+    assert not list((tmp_path / "data" / "uploads").rglob("*.part"))
