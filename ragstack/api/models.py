@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,7 +26,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         401: "Missing, invalid or revoked API key",
         403: "The key's role does not allow this",
         404: "Not found (or not visible to this key)",
+        409: "Conflict: it already exists, or the collection is pinned to another embedder",
         413: "Request body too large",
+        415: "Unsupported document type",
         422: "Request does not match the schema",
         429: "Rate limit exceeded; see Retry-After",
         503: "A dependency (generator, database) is unavailable",
@@ -148,7 +150,7 @@ class CollectionOut(BaseModel):
 class CollectionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128, examples=["handbook"])
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$", examples=["handbook"])
     public: bool = False
     allow: list[str] = Field(default_factory=list, max_length=100)
     vector_backend: Literal["hnsw", "ivfpq", "exact"] | None = None
@@ -158,8 +160,10 @@ class CollectionIn(BaseModel):
 class KeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    principal: str = Field(min_length=6, max_length=200, examples=["user:alice"])
-    groups: list[str] = Field(default_factory=list, max_length=100, examples=[["group:eng"]])
+    principal: str = Field(pattern=r"^user:\S(.{0,190}\S)?$", examples=["user:alice"])
+    groups: list[Annotated[str, Field(pattern=r"^group:\S(.{0,190}\S)?$")]] = Field(
+        default_factory=list, max_length=100, examples=[["group:eng"]]
+    )
     role: Literal["reader", "writer", "admin"] = "reader"
     name: str = Field("", max_length=200)
     tenant: str | None = Field(None, max_length=128)

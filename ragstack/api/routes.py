@@ -503,6 +503,7 @@ def revoke_key(key_id: str, who: Admin) -> KeyOut:
     "/audit",
     summary="The audit log, newest first (admin); format=jsonl exports JSON lines",
     response_model=list[AuditOut],
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
 )
 def read_audit(
     who: Admin,

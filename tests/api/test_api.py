@@ -157,7 +157,7 @@ def test_keys_are_created_once_used_and_revoked(api: Api) -> None:
     assert api.client.delete(f"/v1/keys/{key_id}", headers=api.admin).json()["revoked_at"]
     assert api.client.get("/v1/collections", headers=bearer(secret)).status_code == 401
     bad = api.client.post("/v1/keys", json={"principal": "group:x"}, headers=api.admin)
-    assert bad.status_code == 400 and error_of(bad)["code"] == "invalid_input"
+    assert bad.status_code == 422 and error_of(bad)["code"] == "invalid_request"
 
 
 def test_answers_as_json_and_as_server_sent_events(api: Api) -> None:
