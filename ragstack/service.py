@@ -260,10 +260,16 @@ class Ragstack:
         self, name: str, principals: Sequence[str], tenant: str | None = None
     ) -> CollectionInfo:
         """The collection, or the very ``NotFoundError`` a missing one gives when the caller
-        cannot see it (so its existence is not revealed)."""
-        for info, _ in self.visible_collections(principals, tenant):
-            if info.name == name:
-                return info
+        cannot see it (so its existence is not revealed). Same rule as
+        ``visible_collections``, for one collection (on every API search: no counting)."""
+        info = self.store.get_collection(name)
+        who = set(principals) | {PUBLIC}
+        if (tenant is None or info.tenant in (None, tenant)) and (
+            info.owner in who
+            or who & set(info.default_acl)
+            or self.store.can_read_any(info.id, principals, tenant)
+        ):
+            return info
         raise NotFoundError(f"no collection named {name!r}")
 
     def delete_collection(self, name: str) -> None:

@@ -173,6 +173,21 @@ class Store:
         with self.session() as s:
             return {int(c): int(n) for c, n in s.execute(q).all()}
 
+    def can_read_any(
+        self, collection_id: int, principals: Sequence[str], tenant: str | None = None
+    ) -> bool:
+        """Whether ``principals`` (or ``public``) may read at least one document of it."""
+        who = sorted(set(principals) | {PUBLIC})
+        q = (
+            select(col(DocumentRow.id))
+            .join(AclRow, col(AclRow.document_id) == col(DocumentRow.id))
+            .where(col(DocumentRow.collection_id) == collection_id, col(AclRow.principal).in_(who))
+        )
+        if tenant is not None:
+            q = q.where(or_(col(DocumentRow.tenant).is_(None), col(DocumentRow.tenant) == tenant))
+        with self.engine.connect() as conn:
+            return conn.execute(q.limit(1)).first() is not None
+
     def get_setting(self, collection_id: int, key: str) -> str | None:
         table = CollectionSettingRow.__table__  # type: ignore[attr-defined]
         with self.engine.connect() as conn:
