@@ -239,6 +239,56 @@ class Ragstack:
             }
         return out
 
+    def collection_health(self, name: str, *, recall_sample: int = 50) -> dict[str, Any]:
+        """Everything the admin page shows for one collection (admin only: it spans every
+        document): sizes, freshness, failures, PII, flags, cache, latency, ANN recall."""
+        from ragstack import health
+
+        info = self.store.get_collection(name)
+        root = self.collection_dir(info)
+        docs, chunks = self.store.count_documents(info.id)
+        pii, flagged = health.pii_and_flags(self.store, info.id)
+        cache = self.cache_stats(name)
+        lookups = cache.get("lookups", 0)
+        return {
+            "collection": name,
+            "documents": docs,
+            "chunks": chunks,
+            "embedder": info.embedder_id,
+            "vector_backend": info.vector_backend,
+            "generation": info.generation,
+            "index_bytes": {
+                "dense": health.dir_bytes(root / "dense"),
+                "bm25": health.dir_bytes(root / "bm25"),
+            },
+            "ingest_by_source": health.ingest_by_source(self.store, info.id),
+            "failed_files": health.failed_files(self.store, info.id),
+            "pii_counts": pii,
+            "instruction_like_chunks": flagged,
+            "cache": {
+                **cache,
+                "hit_rate": round(cache.get("hits", 0) / lookups, 4) if lookups else None,
+            },
+            "latency": health.latency_series(self.store, name),
+            "ann": health.ann_recall(
+                self.store, self._reader(info).dense, info.id, info.dim, sample=recall_sample
+            ),
+        }
+
+    def reindex(self, name: str) -> dict[str, int]:
+        """Rebuilds the collection's dense and BM25 indexes from SQL (the source of truth)."""
+        import shutil
+
+        info = self.store.get_collection(name)
+        root = self.collection_dir(info)
+        with writer_lock(root):
+            shutil.rmtree(root / "dense", ignore_errors=True)
+            shutil.rmtree(root / "bm25", ignore_errors=True)
+            indexes, report = self.open_indexes(info)
+            indexes.save()
+            self.store.bump_generation(info.id)
+        return {"dense": report.dense_added, "bm25": report.lexical_added}
+
     def visible_collections(
         self, principals: Sequence[str], tenant: str | None = None
     ) -> list[tuple[CollectionInfo, int]]:

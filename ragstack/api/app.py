@@ -22,7 +22,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from ragstack.access import Audit, Keys
-from ragstack.api import routes
+from ragstack.api import admin, routes
 from ragstack.api.deps import ApiState
 from ragstack.api.errors import BodyLimit, RateLimiter, install_error_handlers
 from ragstack.api.metrics import Metrics
@@ -78,6 +78,7 @@ def create_app(svc: Ragstack) -> FastAPI:
         )
         return response
 
-    for router in (routes.health, routes.query, routes.collections, routes.admin, routes.chat):
+    routers = (routes.health, routes.query, routes.collections, routes.admin, routes.chat)
+    for router in (*routers, admin.api, admin.page):
         app.include_router(router)
     return app

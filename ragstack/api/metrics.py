@@ -7,8 +7,6 @@ index directories at scrape time.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -19,15 +17,10 @@ from prometheus_client import (
 )
 
 from ragstack.answering import AnswerResponse
+from ragstack.health import dir_bytes
 from ragstack.service import Ragstack
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-
-
-def _dir_bytes(path: Path) -> int:
-    if not path.exists():
-        return 0
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 class Metrics:
@@ -75,7 +68,7 @@ class Metrics:
             info = self.svc.collection(name)
             root = self.svc.collection_dir(info)
             for index in ("dense", "bm25"):
-                self.index_bytes.labels(name, index).set(_dir_bytes(root / index))
+                self.index_bytes.labels(name, index).set(dir_bytes(root / index))
             self.documents.labels(name).set(figures["documents"])
             self.chunks.labels(name).set(figures["chunks"])
             for status, n in figures["runs"].items():

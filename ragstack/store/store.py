@@ -188,6 +188,16 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(q.limit(1)).first() is not None
 
+    def bump_generation(self, collection_id: int) -> None:
+        """Readers reopen indexes and caches die: after a change not made by a write."""
+        with self.session() as s:
+            s.execute(
+                update(CollectionRow)
+                .where(col(CollectionRow.id) == collection_id)
+                .values(generation=col(CollectionRow.generation) + 1, updated_at=utcnow())
+            )
+            s.commit()
+
     def get_setting(self, collection_id: int, key: str) -> str | None:
         table = CollectionSettingRow.__table__  # type: ignore[attr-defined]
         with self.engine.connect() as conn:
