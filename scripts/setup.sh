@@ -17,6 +17,18 @@ if sys.version_info < (3, 11):
     sys.exit(f"ragstack needs Python >= 3.11, found {sys.version.split()[0]}")
 PY
 
+# Debian's Chromium for the admin page's browser test (Playwright drives it; never
+# `playwright install`).
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "==> chromium (Debian) for the browser test"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+            >/dev/null; } || echo "warning: could not install chromium; the browser test will say so"
+    else
+        echo "note: the browser test needs Debian's chromium: sudo apt-get install chromium"
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating $VENV"
     "$PYTHON" -m venv "$VENV"
