@@ -3,10 +3,11 @@
 Starts ``ragstack serve``'s app under uvicorn in a child process on a loopback port, over the
 SciFact collection the evals ingest into ``.cache/evals`` (the configured embedder), with a
 reader key. Then ``--clients`` threads send ``POST /v1/search`` (hybrid, top 10, no rerank)
-for ``--seconds``: half of the requests repeat a hot set of 20 claims (warm caches), half walk
-through the other test claims. A baseline runs first under the same load and process layout:
-``GET /v1/collections`` (auth, rate limit, SQL, JSON; no retrieval), so the ratio shows what
-search adds to the API's own overhead. The server's RSS is read at the start and the end.
+for ``--seconds`` after ``--warmup-seconds`` of the same load: half of the requests repeat a hot
+set of 20 claims (warm caches), half walk through the other test claims. A baseline runs first
+under the same load and process layout: ``GET /v1/collections`` (auth, rate limit, SQL, JSON;
+no retrieval), so the ratio shows what search adds to the API's own overhead. The server's
+RSS is read after the warm-up and at the end.
 
 Table, then ONE final JSON line (only that line with ``--json``).
 """
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
+    parser.add_argument("--warmup-seconds", type=float, default=10.0)
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
     rep = Reporter(args.json)
@@ -120,10 +122,9 @@ def main(argv: list[str] | None = None) -> None:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit("the server did not start: see .cache/bench_api-server.log")
             time.sleep(0.2)
-        for q in hot[:5]:  # load the model and warm the caches before the clock
+        for q in hot[:5]:  # load the model before the clock
             httpx.post(f"{url}/v1/search", json={"collection": name, "query": q},
                        headers=headers, timeout=60).raise_for_status()  # fmt: skip
-        rss_start = rss_mb(server.pid)
 
         def listing(_: random.Random) -> tuple[str, str, None]:
             return "GET", "/v1/collections", None
@@ -134,6 +135,10 @@ def main(argv: list[str] | None = None) -> None:
 
         base, base_errors, base_s = load(url, headers, args.clients, args.baseline_seconds,
                                          listing)  # fmt: skip
+        # warm-up under the same load (every worker thread's first allocations), then the
+        # measured run: RSS growth is what the steady state adds
+        load(url, headers, args.clients, args.warmup_seconds, search)
+        rss_start = rss_mb(server.pid)
         lat, errors, elapsed = load(url, headers, args.clients, args.seconds, search)
         rss_end = rss_mb(server.pid)
     finally:

@@ -14,12 +14,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstack.access import Audit, Keys
 from ragstack.api import admin, routes
@@ -29,6 +29,33 @@ from ragstack.api.metrics import Metrics
 from ragstack.api.models import ERRORS
 from ragstack.jobs import Jobs
 from ragstack.service import Ragstack
+
+
+class Observe:
+    """ASGI middleware: request count and latency per route template and status (a plain ASGI
+    wrapper: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream per request)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            path = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.observe(scope["method"], path, status, time.perf_counter() - started)
 
 
 def create_app(svc: Ragstack) -> FastAPI:
@@ -68,15 +95,7 @@ def create_app(svc: Ragstack) -> FastAPI:
         BodyLimit, limit=settings.api_max_body_bytes, upload_limit=settings.api_max_upload_bytes
     )
 
-    @app.middleware("http")
-    async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Any:
-        started = time.perf_counter()
-        response = await call_next(request)
-        path = getattr(request.scope.get("route"), "path", "unmatched")
-        api.metrics.observe(
-            request.method, path, response.status_code, time.perf_counter() - started
-        )
-        return response
+    app.add_middleware(Observe, metrics=api.metrics)
 
     routers = (routes.health, routes.query, routes.collections, routes.admin, routes.chat)
     for router in (*routers, admin.api, admin.page):
