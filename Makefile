@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/ragstack demo
+	$(BIN)/ragstack demo --serve
 
 lint: setup
 	$(BIN)/ruff check .

@@ -51,8 +51,13 @@ def version() -> None:
 @app.command()
 def demo(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    serve: Annotated[
+        bool, typer.Option(help="End by serving the API and the admin page (until Ctrl-C).")
+    ] = False,
+    port: Annotated[int, typer.Option(help="Port for --serve.")] = 8000,
 ) -> None:
-    """Ingest the bundled handbook and search it as two principals (no setup needed)."""
+    """Ingest the bundled handbook, search it as two principals and answer a question (no
+    setup needed); with --serve, then run the API with demo keys."""
     from ragstack.demo import DEMO_QUESTION, run_demo
 
     svc = _service()
@@ -109,6 +114,36 @@ def demo(
     )
     console.print(f"\n[bold]Q:[/] {DEMO_QUESTION}")
     _print_answer(result.answer, streamed=False)
+    if serve:
+        _serve_demo(svc, s.collection, port)
+
+
+def _serve_demo(svc: Any, collection: str, port: int) -> None:
+    """Demo keys (an admin, a reader in group:hr), the URLs, a sample curl; then the API."""
+    import uvicorn
+
+    from ragstack.access import Keys
+    from ragstack.api import create_app
+
+    keys = Keys(svc.store)
+    for old in keys.list():  # one live pair of demo keys at a time
+        if old.name in ("demo admin", "demo reader") and old.revoked_at is None:
+            keys.revoke(old.key_id)
+    _, admin = keys.create("user:demo-admin", role="admin", name="demo admin")
+    _, reader = keys.create("user:demo", groups=["group:hr"], name="demo reader")
+    url = f"http://127.0.0.1:{port}"
+    body = json.dumps({"collection": collection, "query": "vacation carry over"})
+    print(  # plain print: a terminal-width wrap would break the keys and the command
+        f"\nAPI {url} (OpenAPI {url}/docs)\n"
+        f"admin page {url}/admin (log in with the demo admin key)\n"
+        f"  demo admin key:  {admin}\n"
+        f"  demo reader key: {reader}  (user:demo, group:hr)\n"
+        f"try:\n  curl -s {url}/v1/search -H 'Authorization: Bearer {reader}' "
+        f"-H 'Content-Type: application/json' -d '{body}'\n"
+        "Ctrl-C stops the server.",
+        flush=True,
+    )
+    uvicorn.run(create_app(svc), host="127.0.0.1", port=port, log_level="warning")
 
 
 # -- shared plumbing ----------------------------------------------------------------------------

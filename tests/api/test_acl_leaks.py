@@ -1,4 +1,5 @@
-"""Randomised ACL leak test through every API route that returns content.
+"""Randomised ACL leak test through every API route that returns content (search, answer,
+chat completions, document lists and reads, collection counts).
 
 40 documents get random ACLs over 5 users, 4 groups and ``public``; each carries a unique
 marker word. 12,000 seeded requests with random keys (a user and some groups), routes, modes,
@@ -116,8 +117,8 @@ def test_no_route_leaks_a_document_outside_the_acl(world: World) -> None:
         readable = {n for n, a in world.acl.items() if a & who}
         hidden = set(world.acl) - readable
         headers = {"Authorization": f"Bearer {secret}"}
-        kind = rng.choices(["search", "list", "get", "collections", "answer"],
-                           weights=[60, 12, 20, 5, 3])[0]  # fmt: skip
+        kind = rng.choices(["search", "list", "get", "collections", "answer", "chat"],
+                           weights=[58, 12, 20, 5, 3, 2])[0]  # fmt: skip
         routes[kind] += 1
         if kind == "search":
             words = rng.sample(WORDS, rng.randint(1, 3))
@@ -154,7 +155,7 @@ def test_no_route_leaks_a_document_outside_the_acl(world: World) -> None:
             r = world.client.get("/v1/collections", headers=headers)
             counts = {c["name"]: c["documents"] for c in r.json()}
             check(counts.get("corp", 0) == len(readable), f"{case} collections")
-        else:
+        elif kind == "answer":
             question = f"What about {' '.join(rng.sample(WORDS, 2))} {marker(rng.randrange(40))}?"
             r = world.client.post("/v1/answer", headers=headers,
                                   json={"collection": "corp", "question": question})  # fmt: skip
@@ -163,6 +164,16 @@ def test_no_route_leaks_a_document_outside_the_acl(world: World) -> None:
             sources = {world.chunk_doc[s["chunk_id"]] for s in data["sources"]}
             check(r.status_code == 200 and cited <= readable and sources <= readable,
                   f"{case} answer")  # fmt: skip
+        else:
+            question = f"Tell me about {rng.choice(WORDS)} {marker(rng.randrange(40))}"
+            r = world.client.post("/v1/chat/completions", headers=headers,
+                                  json={"model": "corp", "messages": [
+                                      {"role": "user", "content": question}]})  # fmt: skip
+            extra = r.json()["ragstack"]
+            cited = {Path(c["uri"]).name for c in extra["citations"]}
+            sources = {world.chunk_doc[s["chunk_id"]] for s in extra["sources"]}
+            check(r.status_code == 200 and cited <= readable and sources <= readable,
+                  f"{case} chat")  # fmt: skip
         # what came back, minus the caller's own query echoed by /v1/search
         text = json.dumps(r.json()["hits"]) if kind == "search" else r.text
         check(not any(marker(int(n[1:3])) in text for n in hidden), f"{case} {kind} marker")
