@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     api_max_upload_bytes: int = Field(
         100 << 20, ge=1024, description="Largest document upload request (bytes)."
     )
+    api_timeout_s: float = Field(
+        60.0, gt=0, le=3600, description="API requests not answered by then get a 504."
+    )
     api_cors_origins: tuple[str, ...] = Field(
         (), description="Origins allowed by CORS (none: CORS off)."
     )

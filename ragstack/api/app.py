@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ragstack.access import Audit, Keys
 from ragstack.api import admin, routes
 from ragstack.api.deps import ApiState
-from ragstack.api.errors import BodyLimit, RateLimiter, install_error_handlers
+from ragstack.api.errors import BodyLimit, RateLimiter, Timeout, install_error_handlers
 from ragstack.api.metrics import Metrics
 from ragstack.api.models import ERRORS
 from ragstack.jobs import Jobs
@@ -95,6 +95,7 @@ def create_app(svc: Ragstack) -> FastAPI:
         BodyLimit, limit=settings.api_max_body_bytes, upload_limit=settings.api_max_upload_bytes
     )
 
+    app.add_middleware(Timeout, seconds=settings.api_timeout_s)
     app.add_middleware(Observe, metrics=api.metrics)
 
     routers = (routes.health, routes.query, routes.collections, routes.admin, routes.chat)

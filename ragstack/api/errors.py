@@ -3,6 +3,8 @@ limits that answer in the same shape: a token bucket per key and a request body 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -143,3 +145,36 @@ class BodyLimit:
 
 async def _nothing() -> Message:  # pragma: no cover - the 413 response reads no body
     return {"type": "http.disconnect"}
+
+
+class Timeout:
+    """ASGI middleware: a request whose response has not started within ``seconds`` gets a 504
+    in the error shape. The handler is cancelled (work already in a worker thread finishes
+    and is discarded); a response that has started (a stream) is never cut."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app, self.seconds = app, seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        task = asyncio.ensure_future(self.app(scope, receive, sending))
+        done, _ = await asyncio.wait({task}, timeout=self.seconds)
+        if task in done or started:
+            await task
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if not started:
+            body = error_body("timeout", f"no response within {self.seconds:g} s", 504)
+            await JSONResponse(body, 504)(scope, _nothing, send)

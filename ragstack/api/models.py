@@ -32,6 +32,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         422: "Request does not match the schema",
         429: "Rate limit exceeded; see Retry-After",
         503: "A dependency (generator, database) is unavailable",
+        504: "No response within the request timeout",
     }.items()
 }
 

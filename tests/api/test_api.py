@@ -7,6 +7,7 @@ embedder; the documents are a few files with different ACLs.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -364,3 +365,18 @@ def test_upload_limits(tmp_path: Path) -> None:
     r = api.client.post("/v1/collections/kb/documents", files=[huge], headers=api.writer)
     assert r.status_code == 413
     assert not list((tmp_path / "data" / "uploads").rglob("*.part"))
+
+
+def test_request_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    api = make_api(tmp_path, api_timeout_s=0.2)
+    real = api.svc.search
+
+    def slow(*args: object, **kwargs: object) -> object:
+        time.sleep(1.0)  # a stuck dependency, faked: the real search takes milliseconds
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(api.svc, "search", slow)
+    r = api.client.post("/v1/search", json={"collection": "kb", "query": "deploy"},
+                        headers=api.eng)  # fmt: skip
+    assert r.status_code == 504 and error_of(r)["code"] == "timeout"
+    assert api.client.get("/v1/collections", headers=api.eng).status_code == 200
