@@ -1,6 +1,7 @@
 """API load test: ``python -m evals.bench_api [--json]``.
 
-Starts ``ragstack serve``'s app under uvicorn in a child process on a loopback port, over the
+Starts ``ragstack serve``'s app under uvicorn (``--workers`` processes, one per core by
+default) in a child process on a loopback port, over the
 SciFact collection the evals ingest into ``.cache/evals`` (the configured embedder), with a
 reader key. Then ``--clients`` threads send ``POST /v1/search`` (hybrid, top 10, no rerank)
 for ``--seconds`` after ``--warmup-seconds`` of the same load: half of the requests repeat a hot
@@ -36,10 +37,15 @@ from ragstack.evaluation import percentile
 
 
 def rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and its descendants (uvicorn's workers), in MB."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+            total += int(line.split()[1]) / 1024
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        total += sum(rss_mb(int(c)) for c in children)
+    return total
 
 
 def free_port() -> int:
@@ -89,6 +95,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--baseline-seconds", type=float, default=15.0)
     parser.add_argument("--warmup-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="uvicorn worker processes (one per core)"
+    )
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
     rep = Reporter(args.json)
@@ -107,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     log = (REPO_ROOT / ".cache" / "bench_api-server.log").open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "ragstack.api.server:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
+         "--port", str(port), "--log-level", "warning", "--workers", str(args.workers)],
         env=env, stdout=subprocess.DEVNULL, stderr=log,
     )  # fmt: skip
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {secret}"}
@@ -158,6 +167,7 @@ def main(argv: list[str] | None = None) -> None:
         "rss_mb_end": rss_end,
         "rss_growth": rss_end / rss_start - 1,
         "clients": args.clients,
+        "workers": args.workers,
         "seconds": args.seconds,
         "baseline_p50_ms": p50(base),
         "baseline_rps": len(base) / base_s,
@@ -166,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
         "embedder": svc.c.embedder.model_id,
     }
     rep.table(
-        f"{args.clients} clients, closed loop, loopback; server: uvicorn, 1 process",
+        f"{args.clients} clients, closed loop, loopback; server: uvicorn, "
+        f"{args.workers} worker process(es)",
         ["route", "requests", "errors", "rps", "p50 ms", "p95 ms", "p99 ms"],
         [
             [

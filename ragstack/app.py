@@ -33,12 +33,18 @@ def make_embedder(settings: Settings) -> tuple[Embedder, TokenCounter, int]:
             settings.embedder_model_path,
             cache_dir=settings.data_dir / "models",
             batch_size=settings.embed_batch_size,
+            threads=settings.onnx_threads,
         )
     else:
         path = settings.embedder_model_path
         queries = None
         if settings.onnx_queries and OnnxEmbedder.can_export(path):
-            queries = OnnxEmbedder(path, cache_dir=settings.data_dir / "models", quantize=False)
+            queries = OnnxEmbedder(
+                path,
+                cache_dir=settings.data_dir / "models",
+                quantize=False,
+                threads=settings.onnx_threads,
+            )
         model = SentenceTransformerEmbedder(
             path, batch_size=settings.embed_batch_size, query_engine=queries
         )
@@ -93,6 +99,7 @@ def make_reranker(settings: Settings) -> Reranker | None:
             settings.reranker_path,
             cache_dir=settings.data_dir / "models",
             max_length=settings.reranker_max_length,
+            threads=settings.onnx_threads,
         )
     return CrossEncoderReranker(settings.reranker_path, max_length=settings.reranker_max_length)
 

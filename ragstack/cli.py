@@ -982,7 +982,9 @@ def keys_revoke(
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
-    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="Worker processes (one per core serves the most searches).")
+    ] = 1,
 ) -> None:
     """Run the REST API (FastAPI on uvicorn); OpenAPI docs at /docs."""
     import uvicorn

@@ -68,6 +68,13 @@ class Settings(BaseSettings):
         "an fp32 ONNX export of the same weights (same vectors; several times less overhead "
         "per call), made once under <data_dir>/models.",
     )
+    onnx_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Threads per onnxruntime call (query path, onnx-int8 embedder, reranker); "
+        "none: every core. 1 serves concurrent requests better than it serves one alone.",
+    )
     embed_batch_size: int = Field(
         16, ge=1, le=4096, description="Chunks per model batch (16 measured fastest on CPU)."
     )
