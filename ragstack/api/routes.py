@@ -115,9 +115,9 @@ def search(body: SearchIn, who: Reader) -> SearchOut:
     )
 
 
-def _answered(who: Caller, body: AnswerIn, response: AnswerResponse) -> dict[str, Any]:
+def _answered(who: Caller, body: AnswerIn, response: AnswerResponse, route: str) -> dict[str, Any]:
     who.state.metrics.answered(response)
-    who.audit("/v1/answer", "answer", 200, collection=body.collection, query=body.question,
+    who.audit(route, "answer", 200, collection=body.collection, query=body.question,
               chunk_ids=[int(s["chunk_id"]) for s in response.sources],
               detail={"cached": response.cached, "abstained": response.abstained})  # fmt: skip
     return response.to_dict()
@@ -126,7 +126,9 @@ def _answered(who: Caller, body: AnswerIn, response: AnswerResponse) -> dict[str
 Event = tuple[str, dict[str, Any]]  # ("delta", {"text"}) | ("answer", {...}) | ("error", {...})
 
 
-def _answer(body: AnswerIn, who: Caller) -> dict[str, Any] | Iterator[Event]:
+def _answer(
+    body: AnswerIn, who: Caller, route: str = "/v1/answer"
+) -> dict[str, Any] | Iterator[Event]:
     """The answer as a dict, or (``body.stream``) an iterator of events. Errors before the
     first event raise here, so they become plain error responses."""
     svc = who.state.svc
@@ -145,11 +147,11 @@ def _answer(body: AnswerIn, who: Caller) -> dict[str, Any] | Iterator[Event]:
     try:
         svc.visible_collection(body.collection, who.principals, who.tenant)
         if not body.stream:
-            return _answered(who, body, svc.ask(request))
+            return _answered(who, body, svc.ask(request), route)
         events = svc.answer(request)
         first = next(events)
     except Exception as exc:
-        who.audit_failure("/v1/answer", "answer", exc, collection=body.collection,
+        who.audit_failure(route, "answer", exc, collection=body.collection,
                           query=body.question)  # fmt: skip
         raise
 
@@ -159,9 +161,9 @@ def _answer(body: AnswerIn, who: Caller) -> dict[str, Any] | Iterator[Event]:
                 if isinstance(event, TextDelta):
                     yield "delta", {"text": event.text}
                 else:
-                    yield "answer", _answered(who, body, event)
+                    yield "answer", _answered(who, body, event, route)
         except RagstackError as exc:
-            who.audit_failure("/v1/answer", "answer", exc, collection=body.collection)
+            who.audit_failure(route, "answer", exc, collection=body.collection)
             yield "error", error_body(exc.code, str(exc), status_of(exc))["error"]
 
     return stream()
@@ -209,7 +211,7 @@ def chat_completions(body: ChatIn, who: Reader) -> Any:
     request = AnswerIn(collection=body.model, question=questions[-1][:4096],
                        max_tokens=body.max_tokens, stream=body.stream)  # fmt: skip
     created, ident = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    result = _answer(request, who)
+    result = _answer(request, who, "/v1/chat/completions")
     if isinstance(result, dict):
         response = result
         content = response["answer"] + references(response)
