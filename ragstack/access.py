@@ -204,8 +204,21 @@ class AuditEntry:
         }
 
 
+def _valid_text(value: Any) -> Any:
+    """``value`` with every string made valid UTF-8: a request may carry lone surrogates (a
+    path parameter, say) that no JSON response could encode later."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_valid_text(v) for v in value]
+    return value
+
+
 class Audit:
-    """The append-only audit log in SQL. Query texts arrive already redacted."""
+    """The append-only audit log in SQL. Query texts arrive already redacted; every string is
+    stored as valid UTF-8."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -226,15 +239,15 @@ class Audit:
     ) -> None:
         row = AuditRow(
             key_id=key_id,
-            principals=json.dumps(list(principals)),
-            route=route,
+            principals=json.dumps(_valid_text(list(principals))),
+            route=_valid_text(route),
             action=action,
-            collection=collection,
-            query=query,
+            collection=_valid_text(collection),
+            query=_valid_text(query),
             chunk_ids=json.dumps([int(c) for c in chunk_ids]),
             status=status,
             latency_ms=latency_ms,
-            detail=json.dumps(detail or {}, sort_keys=True, default=str),
+            detail=json.dumps(_valid_text(detail or {}), sort_keys=True, default=str),
         )
         with self.store.session() as s:
             s.add(row)

@@ -380,3 +380,19 @@ def test_request_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
                         headers=api.eng)  # fmt: skip
     assert r.status_code == 504 and error_of(r)["code"] == "timeout"
     assert api.client.get("/v1/collections", headers=api.eng).status_code == 200
+
+
+def test_audit_keeps_strings_any_json_response_can_carry(api: Api) -> None:
+    """Found by schemathesis: a path parameter with a lone surrogate reached the audit log and
+    made GET /v1/audit a 500."""
+    r = api.client.delete("/v1/keys/%ED%A0%80abc", headers=api.admin)
+    assert r.status_code == 404
+    # a row with a lone surrogate, as the path parameter decoded to; it must read back
+    from ragstack.access import Audit
+
+    Audit(api.svc.store).record(route="/v1/keys/{key_id}", action="key_revoke", status=404,
+                                latency_ms=1.0, detail={"key_id": "x\udafey"})  # fmt: skip
+    rows = api.client.get("/v1/audit", headers=api.admin)
+    assert rows.status_code == 200
+    assert rows.json()[0]["detail"]["key_id"] == "x?y"
+    assert api.client.get("/v1/audit?format=jsonl", headers=api.admin).status_code == 200
