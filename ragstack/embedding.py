@@ -19,7 +19,7 @@ import os
 import re
 import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -271,7 +271,6 @@ class OnnxEmbedder:
         self._lower = bool(st_config.get("do_lower_case", False))
         self._session: Any = None
         self._tokenizer: Any = None
-        self._inputs: frozenset[str] = frozenset()
         self._pad_id = 0
         self.onnx_path: Path | None = None
 
@@ -331,8 +330,6 @@ class OnnxEmbedder:
         """Export the model if no cached export exists, then load it; ``embed`` calls this."""
         if self._session is not None:
             return
-        from tokenizers import Tokenizer
-
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         name = re.sub(r"[^A-Za-z0-9._-]+", "-", self.source_id)
         kind = "int8" if self.quantize else "fp32"
@@ -340,13 +337,8 @@ class OnnxEmbedder:
         if not path.is_file():
             self._export(path)
         session = onnx_session(path, self.threads)
-        tokenizer = Tokenizer.from_file(str(self.tokenizer_file))
-        padding = tokenizer.padding
-        self._pad_id = int(padding["pad_id"]) if padding else 0
-        tokenizer.no_padding()  # embed pads each batch to its own longest text
-        tokenizer.enable_truncation(max_length=self.max_tokens)
-        self._inputs = frozenset(i.name for i in session.get_inputs())
-        self._tokenizer, self._session, self.onnx_path = tokenizer, session, path
+        self._tokenizer, self._pad_id = onnx_tokenizer(self.tokenizer_file, self.max_tokens)
+        self._session, self.onnx_path = session, path
 
     def _export(self, target: Path) -> None:
         export_onnx(self.model_path, target, head="hidden", quantize=self.quantize)
@@ -357,19 +349,11 @@ class OnnxEmbedder:
         self.warm_up()
         prepared = [t.lower() for t in texts] if self._lower else list(texts)
         encodings = self._tokenizer.encode_batch(prepared)
-        lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch: less padding
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            ids = np.full((len(rows), int(lengths[rows].max())), self._pad_id, dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for i, row in enumerate(rows):
-                ids[i, : lengths[row]] = encodings[row].ids
-                mask[i, : lengths[row]] = 1
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-            hidden = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
-            out[rows] = self._pool(hidden[0], mask)
+        for rows, hidden, mask in run_batches(
+            self._session, encodings, self.batch_size, self._pad_id
+        ):
+            out[rows] = self._pool(hidden, mask)
         return out
 
     def _pool(self, hidden: npt.NDArray[np.float32], mask: npt.NDArray[np.int64]) -> FloatMatrix:
@@ -414,6 +398,42 @@ def onnx_session(path: Path, threads: int) -> Any:
     # embedder, reranker) and torch's own threads otherwise fight over the cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def onnx_tokenizer(path: Path, max_length: int) -> tuple[Any, int]:
+    """``(tokenizer, its pad id)`` from a ``tokenizer.json``: no padding of its own (batches
+    pad to their longest input), inputs (pairs: longest first) truncated to ``max_length``."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(path))
+    padding = tokenizer.padding
+    pad_id = int(padding["pad_id"]) if padding else 0
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length=max_length, strategy="longest_first")
+    return tokenizer, pad_id
+
+
+def run_batches(
+    session: Any, encodings: Sequence[Any], batch_size: int, pad_id: int
+) -> Iterator[tuple[npt.NDArray[np.intp], Any, npt.NDArray[np.int64]]]:
+    """Runs ``session`` over tokenised inputs in batches of similar length (less padding):
+    ``(rows of the inputs, the batch's first output, its attention mask)`` per batch."""
+    wanted = frozenset(i.name for i in session.get_inputs())
+    lengths = np.array([len(e.ids) for e in encodings])
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        rows = order[start : start + batch_size]
+        ids = np.full((len(rows), int(lengths[rows].max())), pad_id, dtype=np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros_like(ids)
+        for i, row in enumerate(rows):
+            n = lengths[row]
+            ids[i, :n] = encodings[row].ids
+            types[i, :n] = encodings[row].type_ids
+            mask[i, :n] = 1
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        outputs = session.run(None, {k: v for k, v in feed.items() if k in wanted})
+        yield rows, outputs[0], mask
 
 
 def export_onnx(model_path: Path, target: Path, *, head: OnnxHead, quantize: bool = True) -> None:

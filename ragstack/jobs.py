@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -93,7 +92,6 @@ class Jobs:
     def __init__(self, svc: Ragstack) -> None:
         self.svc = svc
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragstack-ingest")
-        self._lock = threading.Lock()
         with svc.store.session() as s:  # whatever a dead process left behind
             s.execute(
                 update(JobRow)

@@ -20,7 +20,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from ragstack.embedding import ONNX_SUFFIX, export_onnx, onnx_cache_key, onnx_session
+from ragstack.embedding import (
+    ONNX_SUFFIX,
+    export_onnx,
+    onnx_cache_key,
+    onnx_session,
+    onnx_tokenizer,
+    run_batches,
+)
 from ragstack.errors import ConfigError
 
 DEFAULT_MAX_LENGTH = 256
@@ -187,7 +194,6 @@ class OnnxReranker:
         self._lock = threading.Lock()
         self._session: Any = None
         self._tokenizer: Any = None
-        self._inputs: frozenset[str] = frozenset()
         self._pad_id = 0
         self.onnx_path: Path | None = None
 
@@ -200,8 +206,6 @@ class OnnxReranker:
         with self._lock:
             if self._session is not None:
                 return
-            from tokenizers import Tokenizer
-
             self.cache_dir.mkdir(parents=True, exist_ok=True)
             key = onnx_cache_key(self.model_dir, "logits")
             path = self.cache_dir / f"reranker-{self.model_dir.name}-{key}.int8.onnx"
@@ -213,34 +217,16 @@ class OnnxReranker:
                         f"cannot export the cross-encoder at {self.model_dir}: {exc}"
                     ) from exc
             session = onnx_session(path, self.threads)
-            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-            padding = tokenizer.padding
-            self._pad_id = int(padding["pad_id"]) if padding else 0
-            tokenizer.no_padding()
-            tokenizer.enable_truncation(max_length=self.max_length, strategy="longest_first")
-            self._inputs = frozenset(i.name for i in session.get_inputs())
-            self._tokenizer, self._session, self.onnx_path = tokenizer, session, path
+            tokenizer_file = self.model_dir / "tokenizer.json"
+            self._tokenizer, self._pad_id = onnx_tokenizer(tokenizer_file, self.max_length)
+            self._session, self.onnx_path = session, path
 
     def rerank(self, query: str, passages: Sequence[str]) -> list[float]:
         if not passages:
             return []
         self.warm_up()
         encodings = self._tokenizer.encode_batch([(query, p) for p in passages])
-        lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(lengths, kind="stable")  # similar lengths share a batch
         out = np.empty(len(passages), dtype=np.float32)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = int(lengths[rows].max())
-            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
-            types = np.zeros_like(ids)
-            mask = np.zeros_like(ids)
-            for i, row in enumerate(rows):
-                enc = encodings[row]
-                ids[i, : lengths[row]] = enc.ids
-                types[i, : lengths[row]] = enc.type_ids
-                mask[i, : lengths[row]] = 1
-            feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            logits = self._session.run(None, {k: v for k, v in feed.items() if k in self._inputs})
-            out[rows] = logits[0].reshape(-1)
+        for rows, logits, _ in run_batches(self._session, encodings, self.batch_size, self._pad_id):
+            out[rows] = logits.reshape(-1)
         return [float(s) for s in out]

@@ -227,40 +227,39 @@ class Ragstack:
         return self.store.get_collection(name)
 
     def collection_figures(self) -> dict[str, dict[str, Any]]:
-        """Operator figures per collection (every collection: for admins and metrics only):
-        documents, chunks, ingest runs by status."""
-        out: dict[str, dict[str, Any]] = {}
-        for info in self.store.list_collections():
-            docs, chunks = self.store.count_documents(info.id)
-            out[info.name] = {
-                "documents": docs,
-                "chunks": chunks,
-                "runs": self.store.run_counts(info.id),
-            }
-        return out
+        """Operator figures of every collection (for admins and metrics only: they span every
+        document): see ``_figures``."""
+        return {info.name: self._figures(info) for info in self.store.list_collections()}
 
-    def collection_health(self, name: str, *, recall_sample: int = 50) -> dict[str, Any]:
-        """Everything the admin page shows for one collection (admin only: it spans every
-        document): sizes, freshness, failures, PII, flags, cache, latency, ANN recall."""
-        from ragstack import health
+    def _figures(self, info: CollectionInfo) -> dict[str, Any]:
+        """Documents, chunks, embedder, generation, index bytes and ingest runs by status."""
+        from ragstack.health import dir_bytes
 
-        info = self.store.get_collection(name)
         root = self.collection_dir(info)
         docs, chunks = self.store.count_documents(info.id)
-        pii, flagged = health.pii_and_flags(self.store, info.id)
-        cache = self.cache_stats(name)
-        lookups = cache.get("lookups", 0)
         return {
-            "collection": name,
+            "collection": info.name,
             "documents": docs,
             "chunks": chunks,
             "embedder": info.embedder_id,
             "vector_backend": info.vector_backend,
             "generation": info.generation,
-            "index_bytes": {
-                "dense": health.dir_bytes(root / "dense"),
-                "bm25": health.dir_bytes(root / "bm25"),
-            },
+            "index_bytes": {"dense": dir_bytes(root / "dense"), "bm25": dir_bytes(root / "bm25")},
+            "runs": self.store.run_counts(info.id),
+        }
+
+    def collection_health(self, name: str, *, recall_sample: int = 50) -> dict[str, Any]:
+        """Everything the admin page shows for one collection (admin only: it spans every
+        document): ``_figures`` plus freshness, failures, PII, flags, cache, latency and ANN
+        recall."""
+        from ragstack import health
+
+        info = self.store.get_collection(name)
+        pii, flagged = health.pii_and_flags(self.store, info.id)
+        cache = self.cache_stats(name)
+        lookups = cache.get("lookups", 0)
+        return {
+            **self._figures(info),
             "ingest_by_source": health.ingest_by_source(self.store, info.id),
             "failed_files": health.failed_files(self.store, info.id),
             "pii_counts": pii,
@@ -292,17 +291,14 @@ class Ragstack:
     def visible_collections(
         self, principals: Sequence[str], tenant: str | None = None
     ) -> list[tuple[CollectionInfo, int]]:
-        """``(collection, documents the caller may read)`` for every collection the caller
-        can see: it owns it, is in its default ACL, or may read one of its documents (and,
-        with a ``tenant``, the collection is that tenant's or nobody's)."""
-        who = set(principals) | {PUBLIC}
+        """``(collection, documents the caller may read)`` for every collection it can see
+        (``_sees``)."""
         readable = self.store.readable_documents(principals, tenant)
         out = []
         for info in self.store.list_collections():
-            if tenant is not None and info.tenant not in (None, tenant):
-                continue
             count = readable.get(info.id, 0)
-            if count or info.owner in who or who & set(info.default_acl):
+            seen = _sees(info, principals, tenant)
+            if seen or (seen is None and count):
                 out.append((info, count))
         return out
 
@@ -310,15 +306,11 @@ class Ragstack:
         self, name: str, principals: Sequence[str], tenant: str | None = None
     ) -> CollectionInfo:
         """The collection, or the very ``NotFoundError`` a missing one gives when the caller
-        cannot see it (so its existence is not revealed). Same rule as
-        ``visible_collections``, for one collection (on every API search: no counting)."""
+        cannot see it (so its existence is not revealed). One EXISTS, no counting: every API
+        search calls it."""
         info = self.store.get_collection(name)
-        who = set(principals) | {PUBLIC}
-        if (tenant is None or info.tenant in (None, tenant)) and (
-            info.owner in who
-            or who & set(info.default_acl)
-            or self.store.can_read_any(info.id, principals, tenant)
-        ):
+        seen = _sees(info, principals, tenant)
+        if seen or (seen is None and self.store.can_read_any(info.id, principals, tenant)):
             return info
         raise NotFoundError(f"no collection named {name!r}")
 
@@ -838,6 +830,16 @@ class Ragstack:
                 indexes = _load_without_repair(root, info)
                 recovered = ReconcileReport()
             return indexes.check(self.store, recovered)
+
+
+def _sees(info: CollectionInfo, principals: Sequence[str], tenant: str | None) -> bool | None:
+    """Whether a caller sees a collection: not outside its tenant (a collection of none is
+    everyone's), yes as its owner or in its default ACL (``public`` counts for everyone);
+    otherwise ``None``: it sees it if it may read one of its documents."""
+    if tenant is not None and info.tenant not in (None, tenant):
+        return False
+    who = set(principals) | {PUBLIC}
+    return True if info.owner in who or who & set(info.default_acl) else None
 
 
 def _load_without_repair(root: Path, info: CollectionInfo) -> CollectionIndexes:

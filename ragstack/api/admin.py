@@ -16,8 +16,7 @@ from fastapi import APIRouter, Cookie, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ragstack.access import KeyInfo
-from ragstack.api.deps import Admin, State
+from ragstack.api.deps import Admin, ApiState, Caller, State
 from ragstack.errors import NotFoundError, RagstackError
 
 COOKIE = "ragstack_admin"
@@ -58,14 +57,15 @@ def clear_cache(name: str, who: Admin) -> dict[str, int]:
 # -- the page -----------------------------------------------------------------------------------
 
 
-def _admin_from_cookie(state: Any, key: str | None) -> KeyInfo | None:
+def _admin_from_cookie(state: ApiState, key: str | None) -> Caller | None:
+    """The admin behind the page's cookie (audited like an API caller), or ``None``."""
     if not key:
         return None
     try:
-        info: KeyInfo = state.keys.authenticate(key)
+        info = state.keys.authenticate(key)
     except RagstackError:
         return None
-    return info if info.allows("admin") else None
+    return Caller(info, state) if info.allows("admin") else None
 
 
 def _to_login() -> RedirectResponse:
@@ -102,12 +102,7 @@ def collections_page(
 ) -> Response:
     if _admin_from_cookie(state, ragstack_admin) is None:
         return _to_login()
-    svc = state.svc
-    figures = {
-        name: {**f, "embedder": svc.collection(name).embedder_id,
-               "generation": svc.collection(name).generation}
-        for name, f in svc.collection_figures().items()
-    }  # fmt: skip
+    figures = state.svc.collection_figures()
     return templates.TemplateResponse(
         request, "collections.html", {"logged_in": True, "figures": figures}
     )
@@ -153,9 +148,7 @@ def reindex_page(
     if who is None:
         return _to_login()
     added = state.svc.reindex(name)
-    state.audit.record(route="/admin/collections/{name}/reindex", action="reindex", status=200,
-                       latency_ms=0.0, key_id=who.key_id, principals=who.principals,
-                       collection=name, detail=added)  # fmt: skip
+    who.audit("/admin/collections/{name}/reindex", "reindex", 200, collection=name, detail=added)
     return _back(name, f"re-indexed: {added['dense']} dense, {added['bm25']} BM25 chunks")
 
 
@@ -167,9 +160,8 @@ def clear_cache_page(
     if who is None:
         return _to_login()
     removed = state.svc.clear_cache(name)
-    state.audit.record(route="/admin/collections/{name}/clear-cache", action="cache_clear",
-                       status=200, latency_ms=0.0, key_id=who.key_id,
-                       principals=who.principals, collection=name)  # fmt: skip
+    who.audit("/admin/collections/{name}/clear-cache", "cache_clear", 200, collection=name,
+              detail={"removed": removed})  # fmt: skip
     return _back(name, f"cache cleared: {removed} entries")
 
 
@@ -184,10 +176,8 @@ def delete_document_page(
     if who is None:
         return _to_login()
     removed = state.svc.delete_document(name, document_id)
-    state.audit.record(route="/admin/collections/{name}/documents/{document_id}/delete",
-                       action="delete", status=200, latency_ms=0.0, key_id=who.key_id,
-                       principals=who.principals, collection=name,
-                       detail={"document_id": document_id, "chunks": removed})  # fmt: skip
+    who.audit("/admin/collections/{name}/documents/{document_id}/delete", "delete", 200,
+              collection=name, detail={"document_id": document_id, "chunks": removed})  # fmt: skip
     return _back(name, f"deleted document {document_id}")
 
 

@@ -1,8 +1,8 @@
 """Prometheus metrics of one API process (``GET /metrics``, admin key only).
 
 Route labels are route templates (``/v1/collections/{name}``), never raw paths, so no label
-carries a name a caller typed. Index sizes and document counts are read from SQL and the
-index directories at scrape time.
+carries a name a caller typed. Index sizes and document counts are ``collection_figures`` at
+scrape time.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from prometheus_client import (
 )
 
 from ragstack.answering import AnswerResponse
-from ragstack.health import dir_bytes
 from ragstack.service import Ragstack
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -65,10 +64,8 @@ class Metrics:
 
     def render(self) -> bytes:
         for name, figures in self.svc.collection_figures().items():
-            info = self.svc.collection(name)
-            root = self.svc.collection_dir(info)
-            for index in ("dense", "bm25"):
-                self.index_bytes.labels(name, index).set(dir_bytes(root / index))
+            for index, size in figures["index_bytes"].items():
+                self.index_bytes.labels(name, index).set(size)
             self.documents.labels(name).set(figures["documents"])
             self.chunks.labels(name).set(figures["chunks"])
             for status, n in figures["runs"].items():

@@ -161,41 +161,25 @@ class Store:
     ) -> dict[int, int]:
         """Collection id -> how many of its documents any of ``principals`` (or ``public``)
         may read, for collections with at least one (within ``tenant`` when given)."""
-        who = sorted(set(principals) | {PUBLIC})
-        q = (
-            select(col(DocumentRow.collection_id), func.count(func.distinct(col(DocumentRow.id))))
-            .join(AclRow, col(AclRow.document_id) == col(DocumentRow.id))
-            .where(col(AclRow.principal).in_(who))
-            .group_by(col(DocumentRow.collection_id))
+        q = select(col(DocumentRow.collection_id), func.count()).group_by(
+            col(DocumentRow.collection_id)
         )
-        if tenant is not None:
-            q = q.where(or_(col(DocumentRow.tenant).is_(None), col(DocumentRow.tenant) == tenant))
         with self.session() as s:
-            return {int(c): int(n) for c, n in s.execute(q).all()}
+            rows = s.execute(self._readable(q, principals, tenant)).all()
+        return {int(c): int(n) for c, n in rows}
 
     def can_read_any(
         self, collection_id: int, principals: Sequence[str], tenant: str | None = None
     ) -> bool:
         """Whether ``principals`` (or ``public``) may read at least one document of it."""
-        who = sorted(set(principals) | {PUBLIC})
-        q = (
-            select(col(DocumentRow.id))
-            .join(AclRow, col(AclRow.document_id) == col(DocumentRow.id))
-            .where(col(DocumentRow.collection_id) == collection_id, col(AclRow.principal).in_(who))
-        )
-        if tenant is not None:
-            q = q.where(or_(col(DocumentRow.tenant).is_(None), col(DocumentRow.tenant) == tenant))
+        q = select(col(DocumentRow.id)).where(col(DocumentRow.collection_id) == collection_id)
         with self.engine.connect() as conn:
-            return conn.execute(q.limit(1)).first() is not None
+            return conn.execute(self._readable(q, principals, tenant).limit(1)).first() is not None
 
     def bump_generation(self, collection_id: int) -> None:
         """Readers reopen indexes and caches die: after a change not made by a write."""
         with self.session() as s:
-            s.execute(
-                update(CollectionRow)
-                .where(col(CollectionRow.id) == collection_id)
-                .values(generation=col(CollectionRow.generation) + 1, updated_at=utcnow())
-            )
+            s.execute(_next_generation(collection_id))
             s.commit()
 
     def get_setting(self, collection_id: int, key: str) -> str | None:
@@ -272,11 +256,7 @@ class Store:
             for d in drafts:
                 results.append(self._write_one(s, collection_id, d))
             if drafts:
-                s.execute(
-                    update(CollectionRow)
-                    .where(col(CollectionRow.id) == collection_id)
-                    .values(generation=col(CollectionRow.generation) + 1, updated_at=utcnow())
-                )
+                s.execute(_next_generation(collection_id))
             s.commit()
         return results
 
@@ -376,11 +356,7 @@ class Store:
                         col(DocumentRow.id).in_(part),
                     )
                 )
-            s.execute(
-                update(CollectionRow)
-                .where(col(CollectionRow.id) == collection_id)
-                .values(generation=col(CollectionRow.generation) + 1, updated_at=utcnow())
-            )
+            s.execute(_next_generation(collection_id))
             s.commit()
         return np.array(removed, dtype=np.int64)
 
@@ -654,6 +630,15 @@ class Store:
                 ],
             )
             s.commit()
+
+
+def _next_generation(collection_id: int) -> Any:
+    """The update that bumps a collection's generation: every committed change runs it."""
+    return (
+        update(CollectionRow)
+        .where(col(CollectionRow.id) == collection_id)
+        .values(generation=col(CollectionRow.generation) + 1, updated_at=utcnow())
+    )
 
 
 def index_text(section: str, text: str) -> str:
