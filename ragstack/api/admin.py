@@ -17,6 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from ragstack.api.deps import Admin, ApiState, Caller, State
+from ragstack.api.routes import RowId
 from ragstack.errors import NotFoundError, RagstackError
 
 COOKIE = "ragstack_admin"
@@ -168,7 +169,7 @@ def clear_cache_page(
 @page.post("/collections/{name}/documents/{document_id}/delete")
 def delete_document_page(
     name: str,
-    document_id: int,
+    document_id: RowId,
     state: State,
     ragstack_admin: Annotated[str | None, Cookie()] = None,
 ) -> Response:

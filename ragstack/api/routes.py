@@ -12,6 +12,7 @@ from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import text
 
@@ -50,6 +51,9 @@ from ragstack.errors import (
 from ragstack.generation.base import TextDelta
 from ragstack.search import Filters
 from ragstack.service import IngestRequest, SourceSpec
+
+MAX_ROW_ID = 2**63 - 1  # SQL's BIGINT: a larger id cannot exist, and cannot even be bound
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
 
 health = APIRouter(tags=["health"])
 query = APIRouter(prefix="/v1", tags=["query"])
@@ -361,7 +365,7 @@ def list_documents(
 @collections.get(
     "/collections/{name}/documents/{document_id}", summary="A document with its chunks"
 )
-def get_document(name: str, document_id: int, who: Reader) -> DocumentDetailOut:
+def get_document(name: str, document_id: RowId, who: Reader) -> DocumentDetailOut:
     svc = who.state.svc
     svc.visible_collection(name, who.principals, who.tenant)
     doc = svc.document(name, document_id, principals=who.principals, tenant=who.tenant)
@@ -374,7 +378,7 @@ def get_document(name: str, document_id: int, who: Reader) -> DocumentDetailOut:
     status_code=204,
     summary="Delete a document from SQL and every index (writer who may read it)",
 )
-def delete_document(name: str, document_id: int, who: Writer) -> Response:
+def delete_document(name: str, document_id: RowId, who: Writer) -> Response:
     route, svc = "/v1/collections/{name}/documents/{document_id}", who.state.svc
     try:
         svc.visible_collection(name, who.principals, who.tenant)
@@ -510,7 +514,7 @@ def revoke_key(key_id: str, who: Admin) -> KeyOut:
 def read_audit(
     who: Admin,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
     format: Annotated[Literal["json", "jsonl"], Query()] = "json",
 ) -> Any:
