@@ -15,13 +15,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
+import queue
 import secrets
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlmodel import col
 
 from ragstack.domain import check_principal
@@ -32,7 +35,9 @@ from ragstack.errors import (
     UnauthenticatedError,
 )
 from ragstack.store import Store
-from ragstack.store.models import ApiKeyRow, AuditRow
+from ragstack.store.models import ApiKeyRow, AuditRow, utcnow
+
+log = logging.getLogger("ragstack.audit")
 
 Role = Literal["reader", "writer", "admin"]
 ROLES: tuple[Role, ...] = ("reader", "writer", "admin")
@@ -218,10 +223,20 @@ def _valid_text(value: Any) -> Any:
 
 class Audit:
     """The append-only audit log in SQL. Query texts arrive already redacted; every string is
-    stored as valid UTF-8."""
+    stored as valid UTF-8.
 
-    def __init__(self, store: Store) -> None:
+    ``buffered`` (the API server): ``record`` queues the row and a writer thread commits what
+    has queued, many rows per transaction, off the request path. Every read here (``entries``)
+    and ``flush`` wait for the rows recorded before them, so what a caller did is what it
+    reads back; ``close`` writes the rest. A process killed outright loses at most the rows
+    of the one commit in flight."""
+
+    def __init__(self, store: Store, *, buffered: bool = False) -> None:
         self.store = store
+        self.buffered = buffered
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._writer: threading.Thread | None = None
+        self._start = threading.Lock()
 
     def record(
         self,
@@ -237,26 +252,74 @@ class Audit:
         chunk_ids: Sequence[int] = (),
         detail: dict[str, Any] | None = None,
     ) -> None:
-        row = AuditRow(
-            key_id=key_id,
-            principals=json.dumps(_valid_text(list(principals))),
-            route=_valid_text(route),
-            action=action,
-            collection=_valid_text(collection),
-            query=_valid_text(query),
-            chunk_ids=json.dumps([int(c) for c in chunk_ids]),
-            status=status,
-            latency_ms=latency_ms,
-            detail=json.dumps(_valid_text(detail or {}), sort_keys=True, default=str),
-        )
+        row = {
+            "at": utcnow(),
+            "key_id": key_id,
+            "principals": json.dumps(_valid_text(list(principals))),
+            "route": _valid_text(route),
+            "action": action,
+            "collection": _valid_text(collection),
+            "query": _valid_text(query),
+            "chunk_ids": json.dumps([int(c) for c in chunk_ids]),
+            "status": status,
+            "latency_ms": latency_ms,
+            "detail": json.dumps(_valid_text(detail or {}), sort_keys=True, default=str),
+        }
+        if not self.buffered:
+            self._write([row])
+            return
+        self._ensure_writer()
+        self._queue.put(row)
+
+    def flush(self) -> None:
+        """Return once every row recorded before this call is committed."""
+        if self._writer is not None:
+            self._queue.join()
+
+    def close(self) -> None:
+        """Write what is queued and stop the writer thread."""
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+            self._writer = None
+
+    def _ensure_writer(self) -> None:
+        with self._start:
+            if self._writer is None:
+                self._writer = threading.Thread(target=self._drain, name="audit", daemon=True)
+                self._writer.start()
+
+    def _drain(self) -> None:
+        while True:
+            first = self._queue.get()
+            batch = [first]
+            while len(batch) < 1000:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            rows = [r for r in batch if r is not None]
+            try:
+                if rows:
+                    self._write(rows)
+            except Exception as exc:  # the writer must outlive one bad commit
+                log.error("audit: %d rows not written: %s", len(rows), type(exc).__name__)
+            finally:
+                for _ in batch:
+                    self._queue.task_done()
+            if None in batch:
+                return
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
         with self.store.session() as s:
-            s.add(row)
+            s.execute(insert(AuditRow), rows)
             s.commit()
 
     def entries(
         self, *, limit: int = 100, before_id: int | None = None, action: str | None = None
     ) -> list[AuditEntry]:
         """Newest first; page with ``before_id`` (the last id of the previous page)."""
+        self.flush()
         q = select(AuditRow).order_by(col(AuditRow.id).desc()).limit(max(1, min(limit, 10_000)))
         if before_id is not None:
             q = q.where(col(AuditRow.id) < before_id)

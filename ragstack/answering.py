@@ -30,6 +30,10 @@ class MemoEmbed:
         self._memo: OrderedDict[str, F32] = OrderedDict()
         self._lock = threading.Lock()
 
+    def clear(self) -> None:
+        with self._lock:
+            self._memo.clear()
+
     def __call__(self, texts: Sequence[str]) -> F32:
         with self._lock:
             missing = [t for t in dict.fromkeys(texts) if t not in self._memo]

@@ -526,8 +526,8 @@ class Ragstack:
         allow = self._permitted(info, principals, tenant, filters)
         t_allow = time.perf_counter()
         qvec = query_vector
-        if qvec is None and mode != "bm25":
-            qvec = self.c.embedder.embed([query])
+        if qvec is None and mode != "bm25":  # a repeated query costs no model call
+            qvec = (self.c.memo or self.c.embedder.embed)([query])
         t_embed = time.perf_counter()
         use_rerank = self.settings.rerank_default if rerank is None else rerank
         if use_rerank and self.c.reranker is None:

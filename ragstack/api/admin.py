@@ -66,7 +66,10 @@ def _admin_from_cookie(state: ApiState, key: str | None) -> Caller | None:
         info = state.keys.authenticate(key)
     except RagstackError:
         return None
-    return Caller(info, state) if info.allows("admin") else None
+    if not info.allows("admin"):
+        return None
+    state.audit.flush()  # the page's figures count every request recorded before it
+    return Caller(info, state)
 
 
 def _to_login() -> RedirectResponse:

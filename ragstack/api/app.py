@@ -63,7 +63,7 @@ def create_app(svc: Ragstack) -> FastAPI:
     api = ApiState(
         svc,
         Keys(svc.store),
-        Audit(svc.store),
+        Audit(svc.store, buffered=True),
         RateLimiter(settings.api_rate_per_s, settings.api_burst),
         Metrics(svc),
         Jobs(svc),
@@ -73,6 +73,7 @@ def create_app(svc: Ragstack) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         api.jobs.shutdown()  # let a running ingest finish its batch and commit
+        api.audit.close()  # and write the audit rows still queued
 
     app = FastAPI(
         lifespan=lifespan,

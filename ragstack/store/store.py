@@ -365,10 +365,15 @@ class Store:
         """``q`` (over documents) narrowed to what ``readers`` (plus ``public``) may read."""
         if readers is not None:
             who = sorted(set(readers) | {PUBLIC})
+            # correlated EXISTS: a page of documents probes the ACL per row and stops at the
+            # page's end, instead of first collecting every readable document id
             q = q.where(
-                col(DocumentRow.id).in_(
-                    select(col(AclRow.document_id)).where(col(AclRow.principal).in_(who))
+                select(col(AclRow.document_id))
+                .where(
+                    col(AclRow.document_id) == col(DocumentRow.id),
+                    col(AclRow.principal).in_(who),
                 )
+                .exists()
             )
         if tenant is not None:
             q = q.where(or_(col(DocumentRow.tenant).is_(None), col(DocumentRow.tenant) == tenant))

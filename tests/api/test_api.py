@@ -407,3 +407,49 @@ def test_ids_beyond_sql_integers_are_invalid_requests(api: Api) -> None:
     assert r.status_code == 422
     r = api.client.delete(f"/v1/collections/kb/documents/{huge}", headers=api.writer)
     assert r.status_code == 422
+
+
+def test_buffered_audit_reads_back_every_row_recorded_before_it(api: Api) -> None:
+    """The server's audit writer commits off the request path; a read waits for it."""
+    import threading
+
+    from ragstack.access import Audit
+
+    audit = Audit(api.svc.store, buffered=True)
+
+    def burst(n: int) -> None:
+        for i in range(50):
+            audit.record(route="/v1/search", action="search", status=200, latency_ms=1.0,
+                         key_id=f"k{n}", detail={"i": i})  # fmt: skip
+
+    threads = [threading.Thread(target=burst, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = audit.entries(limit=1000, action="search")
+    mine = [r for r in rows if r.key_id in {"k0", "k1", "k2", "k3"}]
+    assert len(mine) == 200
+    assert sorted(r.detail["i"] for r in mine if r.key_id == "k2") == list(range(50))
+    # a commit that fails (here: the table is gone) is logged and the writer goes on
+    from sqlalchemy import text
+
+    with api.svc.store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_log RENAME TO audit_log_away"))
+    audit.record(route="/v1/search", action="search", status=200, latency_ms=1.0, key_id="lost")
+    audit.flush()
+    with api.svc.store.engine.begin() as conn:
+        conn.execute(text("ALTER TABLE audit_log_away RENAME TO audit_log"))
+    audit.record(route="/v1/search", action="search", status=200, latency_ms=1.0, key_id="kept")
+    audit.close()
+    keys = [r.key_id for r in Audit(api.svc.store).entries(limit=5)]
+    assert "kept" in keys and "lost" not in keys
+
+
+def test_searches_are_audited_by_the_time_an_admin_reads(api: Api) -> None:
+    for i in range(20):
+        r = api.client.post("/v1/search", json={"collection": "kb", "query": f"deploy {i}"},
+                            headers=api.eng)  # fmt: skip
+        assert r.status_code == 200
+    rows = api.client.get("/v1/audit?action=search&limit=20", headers=api.admin).json()
+    assert [row["query"] for row in rows] == [f"deploy {i}" for i in reversed(range(20))]
