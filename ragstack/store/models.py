@@ -1,6 +1,6 @@
 """SQL tables: the source of truth. Indexes hold only chunk ids and can be rebuilt from here.
 
-Chunk ids come from an AUTOINCREMENT key (a PostgreSQL sequence later), so an id is never
+Chunk ids come from an AUTOINCREMENT key (an identity sequence on PostgreSQL), so an id is never
 reused: a changed document gets new chunks and new ids, and a chunk's text and vector
 never change under its id. That is what lets the store and the indexes be reconciled by
 comparing id sets alone.
@@ -10,12 +10,26 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# Row ids that can pass 2**31 (chunks, documents, audit rows): BIGINT on PostgreSQL, and on
+# SQLite the INTEGER that makes a column its rowid (64-bit there anyway).
+BIGID = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class CollectionRow(SQLModel, table=True):
@@ -56,7 +70,7 @@ class DocumentRow(SQLModel, table=True):
     __tablename__ = "documents"
     __table_args__ = (UniqueConstraint("collection_id", "uri", name="uq_document_uri"),)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, sa_column=Column(BIGID, primary_key=True))
     collection_id: int = Field(
         sa_column=Column(
             Integer, ForeignKey("collections.id", ondelete="CASCADE"), index=True, nullable=False
@@ -85,11 +99,11 @@ class ChunkRow(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, sa_column=Column(BIGID, primary_key=True))
     collection_id: int = Field(index=True)
     document_id: int = Field(
         sa_column=Column(
-            Integer, ForeignKey("documents.id", ondelete="CASCADE"), index=True, nullable=False
+            BIGID, ForeignKey("documents.id", ondelete="CASCADE"), index=True, nullable=False
         )
     )
     ordinal: int
@@ -108,7 +122,7 @@ class AclRow(SQLModel, table=True):
     __tablename__ = "acl_entries"
 
     document_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
+        sa_column=Column(BIGID, ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True)
     )
     principal: str = Field(primary_key=True, index=True)
 
@@ -192,7 +206,7 @@ class AuditRow(SQLModel, table=True):
 
     __tablename__ = "audit_log"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, sa_column=Column(BIGID, primary_key=True))
     at: datetime = Field(default_factory=utcnow, index=True)
     key_id: str | None = Field(default=None, index=True)
     principals: str = "[]"  # JSON
@@ -223,5 +237,7 @@ class JobRow(SQLModel, table=True):
     counts: str = "{}"
     errors: str = "[]"  # JSON list of {"uri", "kind", "reason"}
     message: str = ""
+    owner: str = ""  # the API process running it (its lease)
+    heartbeat_at: datetime | None = None  # renewed while the owner lives
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
