@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -28,6 +29,7 @@ from indexes import (
     HnswIndex,
     IdFilter,
     IvfPqIndex,
+    LexicalIndex,
     ManifestMismatchError,
     VectorIndex,
     open_vector_index,
@@ -35,9 +37,11 @@ from indexes import (
 from ragstack.domain import CollectionInfo
 from ragstack.errors import ConflictError, UnavailableError
 from ragstack.store import Store
+from ragstack.store.store import IndexWriter
 
 log = logging.getLogger(__name__)
 I64 = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
 
 
 def new_vector_index(backend: str, dim: int) -> VectorIndex:
@@ -94,6 +98,73 @@ class CheckReport:
         )
 
 
+def in_database(store: Store) -> bool:
+    """Whether collections keep their indexes in the database (PostgreSQL, shared by every
+    process) rather than in files next to it (SQLite, one machine)."""
+    return store.dialect == "postgresql"
+
+
+@contextmanager
+def collection_lock(store: Store, info: CollectionInfo, root: Path) -> Iterator[None]:
+    """One writer per collection: a file lock for files, else a PostgreSQL advisory lock
+    held by one connection (any machine; released if the process dies)."""
+    if not in_database(store):
+        with writer_lock(root):
+            yield
+        return
+    key = 0x7261_0000_0000 + int(info.id)
+    with store.engine.connect() as conn:
+        if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar():
+            conn.rollback()
+            raise UnavailableError(
+                f"another process is writing to collection {info.name!r}; try again when it ends"
+            )
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.exec_driver_sql(f"SELECT pg_advisory_unlock({key})")
+            conn.commit()
+
+
+def drop_indexes(store: Store, info: CollectionInfo, root: Path) -> None:
+    """Delete a collection's indexes (its files, or its tables); SQL rows stay."""
+    import shutil
+
+    if in_database(store):
+        from ragstack.store.pgindex import drop_collection_tables
+
+        with store.engine.begin() as conn:
+            drop_collection_tables(conn, info.id)
+        _created.discard((store.url, info.id))
+        return
+    shutil.rmtree(root / "dense", ignore_errors=True)
+    shutil.rmtree(root / "bm25", ignore_errors=True)
+
+
+def index_bytes(store: Store, info: CollectionInfo, root: Path) -> dict[str, int]:
+    """Size of each index: its files, or its tables with their indexes."""
+    if not in_database(store):
+        from ragstack.health import dir_bytes
+
+        return {"dense": dir_bytes(root / "dense"), "bm25": dir_bytes(root / "bm25")}
+    bm25 = [f"rs_bm25_{k}_{info.id}" for k in ("post", "docs", "terms", "stats")]
+    names = {"dense": [f"rs_dense_{info.id}"], "bm25": bm25}
+    out = {}
+    with store.engine.connect() as conn:
+        for kind, tables in names.items():
+            out[kind] = sum(
+                int(conn.exec_driver_sql(
+                    "SELECT coalesce(pg_total_relation_size(to_regclass(%s)), 0)", (t,)
+                ).scalar() or 0)
+                for t in tables
+            )  # fmt: skip
+    return out
+
+
+_created: set[tuple[str, int]] = set()  # (database, collection) whose index tables exist
+
+
 @contextmanager
 def writer_lock(root: Path) -> Iterator[None]:
     """One writer per collection across processes (released by the OS if the process dies)."""
@@ -113,12 +184,54 @@ def writer_lock(root: Path) -> Iterator[None]:
 
 class CollectionIndexes:
     def __init__(
-        self, root: Path, info: CollectionInfo, dense: VectorIndex, lexical: Bm25Index
+        self, root: Path, info: CollectionInfo, dense: VectorIndex, lexical: LexicalIndex
     ) -> None:
         self.root = root
         self.info = info
         self.dense = dense
         self.lexical = lexical
+
+    @property
+    def transactional(self) -> bool:
+        """Indexes in the database: written inside the SQL transaction (``sql_writer``)."""
+        return hasattr(self.dense, "add_in")
+
+    @property
+    def sql_writer(self) -> IndexWriter | None:
+        """What ``Store.write_documents`` / ``delete_documents`` call inside their transaction
+        (database indexes), or ``None`` (files follow the commit through ``apply``)."""
+        if not self.transactional:
+            return None
+        dense, lexical = cast(Any, self.dense), cast(Any, self.lexical)
+
+        def write(conn: Any, removed: I64, added: I64, vectors: F32, texts: Sequence[str]) -> None:
+            if removed.size:
+                dense.remove_in(conn, removed)
+                lexical.remove_in(conn, removed)
+            if added.size:
+                dense.add_in(conn, added, vectors)
+                lexical.add_in(conn, added, texts)
+
+        return write
+
+    @classmethod
+    def open_in_database(
+        cls, root: Path, info: CollectionInfo, store: Store, *, repair: bool
+    ) -> tuple[CollectionIndexes, ReconcileReport]:
+        """The collection's tables (made on first use); ``repair`` (writers, checks)
+        reconciles them with the chunks like files are: readers never pay for that."""
+        from ragstack.store.pgindex import PgBm25Index, PgVectorIndex, create_collection_tables
+
+        dense = PgVectorIndex(store.engine, info.id, info.dim, info.vector_backend)
+        lexical = PgBm25Index(store.engine, info.id)
+        if (store.url, info.id) not in _created:
+            create_collection_tables(store.engine, dense, lexical)
+            _created.add((store.url, info.id))
+        indexes, report = cls(root, info, dense, lexical), ReconcileReport()
+        if repair:
+            indexes.reconcile(store, report)
+            indexes.save()
+        return indexes, report
 
     @property
     def dense_dir(self) -> Path:
@@ -130,8 +243,10 @@ class CollectionIndexes:
 
     @classmethod
     def open(
-        cls, root: Path, info: CollectionInfo, store: Store
+        cls, root: Path, info: CollectionInfo, store: Store, *, repair: bool = True
     ) -> tuple[CollectionIndexes, ReconcileReport]:
+        if in_database(store):
+            return cls.open_in_database(root, info, store, repair=repair)
         report = ReconcileReport()
         dense_dir, lexical_dir = root / "dense", root / "bm25"
         dense: VectorIndex
@@ -186,7 +301,10 @@ class CollectionIndexes:
     def apply(
         self, removed: I64, added: I64, vectors: npt.NDArray[np.float32], texts: Sequence[str]
     ) -> None:
-        """Mirror one committed SQL write: drop ``removed`` ids, index ``added`` ones."""
+        """Mirror one committed SQL write: drop ``removed`` ids, index ``added`` ones
+        (database indexes were written inside that write's transaction already)."""
+        if self.transactional:
+            return
         if removed.size:
             self.dense.remove(removed)
             self.lexical.remove(removed)

@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from sqlalchemy import or_, select
@@ -34,6 +34,9 @@ from ragstack.errors import InputError
 from ragstack.indexing import CollectionIndexes
 from ragstack.store import Store
 from ragstack.store.models import AclRow, ChunkRow, DocumentRow
+
+if TYPE_CHECKING:
+    from ragstack.store.pgindex import SqlAllow
 
 Mode = Literal["bm25", "dense", "hybrid"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
@@ -117,16 +120,11 @@ class Hit:
     ranks: dict[str, int] = field(default_factory=dict)  # 1-based rank per retriever
 
 
-def permitted_chunks(
-    store: Store,
-    collection_id: int,
-    principals: Sequence[str],
-    *,
-    tenant: str | None = None,
-    filters: Filters = Filters(),
-) -> IdFilter:
-    """Ids of the chunks readable by any of ``principals`` (``public`` always counts) that
-    pass ``filters``; with a ``tenant``, only documents of that tenant or of none."""
+def _permitted_documents(
+    collection_id: int, principals: Sequence[str], tenant: str | None, filters: Filters
+) -> Any:
+    """``SELECT document id`` of the documents ``principals`` (or ``public``) may read that
+    pass every filter but the metadata one."""
     who = sorted(set(principals) | {PUBLIC})
     docs = (
         select(col(AclRow.document_id))
@@ -145,6 +143,44 @@ def permitted_chunks(
         docs = docs.where(col(DocumentRow.updated_at) >= filters.updated_after)
     if filters.updated_before is not None:
         docs = docs.where(col(DocumentRow.updated_at) < filters.updated_before)
+    return docs
+
+
+def _chunks_of(documents: Any, filters: Filters) -> Any:
+    chunks = select(col(ChunkRow.id)).where(col(ChunkRow.document_id).in_(documents))
+    if filters.exclude_instruction_like:
+        chunks = chunks.where(col(ChunkRow.instruction_like).is_(False))
+    return chunks
+
+
+def permitted_query(
+    collection_id: int,
+    principals: Sequence[str],
+    *,
+    tenant: str | None = None,
+    filters: Filters = Filters(),
+) -> SqlAllow | None:
+    """The permitted chunk ids as one query, for indexes that join it in SQL; ``None`` when
+    a metadata filter needs Python (then ``permitted_chunks``)."""
+    if filters.meta:
+        return None
+    from ragstack.store.pgindex import SqlAllow
+
+    return SqlAllow(_chunks_of(_permitted_documents(collection_id, principals, tenant, filters),
+                               filters))  # fmt: skip
+
+
+def permitted_chunks(
+    store: Store,
+    collection_id: int,
+    principals: Sequence[str],
+    *,
+    tenant: str | None = None,
+    filters: Filters = Filters(),
+) -> IdFilter:
+    """Ids of the chunks readable by any of ``principals`` (``public`` always counts) that
+    pass ``filters``; with a ``tenant``, only documents of that tenant or of none."""
+    docs = _permitted_documents(collection_id, principals, tenant, filters)
     with store.session() as s:
         if filters.meta:
             rows = s.execute(docs.add_columns(col(DocumentRow.meta))).all()
@@ -156,10 +192,7 @@ def permitted_chunks(
             doc_ids = list(s.execute(docs.distinct()).scalars().all())
         if not doc_ids:
             return IdFilter(np.zeros(0, dtype=np.int64))
-        chunks = select(col(ChunkRow.id)).where(col(ChunkRow.document_id).in_(doc_ids))
-        if filters.exclude_instruction_like:
-            chunks = chunks.where(col(ChunkRow.instruction_like).is_(False))
-        ids = s.execute(chunks).scalars().all()
+        ids = s.execute(_chunks_of(doc_ids, filters)).scalars().all()
     return IdFilter(np.array(ids, dtype=np.int64))
 
 
@@ -247,7 +280,7 @@ def retrieve(
     indexes: CollectionIndexes,
     embedder: Embedder,
     query: str,
-    allow: IdFilter,
+    allow: IdFilter | SqlAllow,
     *,
     mode: Mode = "hybrid",
     top_k: int = 10,
@@ -257,9 +290,12 @@ def retrieve(
 ) -> Retrieved:
     """Chunk ids only: the part of search that touches indexes, not SQL (``group_of`` maps
     chunk ids to their ``fusion.group_by`` value, for group evidence in hybrid mode)."""
-    if len(allow) == 0:
+    if isinstance(allow, IdFilter) and len(allow) == 0:
         return Retrieved([], [], [])
     depth = max(top_k, fusion.candidates) if mode == "hybrid" else top_k
+    # an SqlAllow only ever reaches the database indexes, which take it (``indexes`` knows
+    # only IdFilter, by design: it has no SQL)
+    allow = cast(IdFilter, allow)
     lexical: list[tuple[int, float]] = []
     dense: list[tuple[int, float]] = []
     if mode in ("bm25", "hybrid"):

@@ -22,7 +22,15 @@ from ragstack.embedding import Embedder
 from ragstack.errors import ConfigError, ConflictError, InputError, NotFoundError
 from ragstack.evaluation import Qrels, TuneResult, doc_key, tune
 from ragstack.generation.base import Generator, Source, TextDelta, Usage
-from ragstack.indexing import CheckReport, CollectionIndexes, ReconcileReport, writer_lock
+from ragstack.indexing import (
+    CheckReport,
+    CollectionIndexes,
+    ReconcileReport,
+    collection_lock,
+    drop_indexes,
+    in_database,
+    index_bytes,
+)
 from ragstack.ingest.chunking import Chunker
 from ragstack.ingest.pipeline import (
     IngestOptions,
@@ -46,9 +54,11 @@ from ragstack.search import (
     Mode,
     hydrate,
     permitted_chunks,
+    permitted_query,
     retrieve,
 )
 from ragstack.store import Store, index_text
+from ragstack.store.pgindex import SqlAllow
 
 
 @dataclass(frozen=True)
@@ -178,8 +188,9 @@ class Ragstack:
         self.c = components
         self._readers: dict[int, tuple[int, CollectionIndexes]] = {}
         self._group_maps: dict[tuple[int, int, str], dict[int, str]] = {}
-        self._allowed: OrderedDict[tuple[object, ...], IdFilter] = OrderedDict()
+        self._allowed: OrderedDict[tuple[object, ...], IdFilter | SqlAllow] = OrderedDict()
         self._lock = threading.RLock()
+        self._files = not in_database(store)  # indexes in files (SQLite) or in the database
         self._redactors: dict[tuple[int, str, bool], Redactor] = {}
 
     # -- collections ------------------------------------------------------------------------
@@ -233,8 +244,6 @@ class Ragstack:
 
     def _figures(self, info: CollectionInfo) -> dict[str, Any]:
         """Documents, chunks, embedder, generation, index bytes and ingest runs by status."""
-        from ragstack.health import dir_bytes
-
         root = self.collection_dir(info)
         docs, chunks = self.store.count_documents(info.id)
         return {
@@ -244,7 +253,7 @@ class Ragstack:
             "embedder": info.embedder_id,
             "vector_backend": info.vector_backend,
             "generation": info.generation,
-            "index_bytes": {"dense": dir_bytes(root / "dense"), "bm25": dir_bytes(root / "bm25")},
+            "index_bytes": index_bytes(self.store, info, root),
             "runs": self.store.run_counts(info.id),
         }
 
@@ -276,13 +285,10 @@ class Ragstack:
 
     def reindex(self, name: str) -> dict[str, int]:
         """Rebuilds the collection's dense and BM25 indexes from SQL (the source of truth)."""
-        import shutil
-
         info = self.store.get_collection(name)
         root = self.collection_dir(info)
-        with writer_lock(root):
-            shutil.rmtree(root / "dense", ignore_errors=True)
-            shutil.rmtree(root / "bm25", ignore_errors=True)
+        with collection_lock(self.store, info, root):
+            drop_indexes(self.store, info, root)
             indexes, report = self.open_indexes(info)
             indexes.save()
             self.store.bump_generation(info.id)
@@ -315,14 +321,11 @@ class Ragstack:
         raise NotFoundError(f"no collection named {name!r}")
 
     def delete_collection(self, name: str) -> None:
-        import shutil
-
         info = self.store.get_collection(name)
         root = self.collection_dir(info)
-        with writer_lock(root):
+        with collection_lock(self.store, info, root):
             self.store.delete_collection(name)
-            shutil.rmtree(root / "dense", ignore_errors=True)
-            shutil.rmtree(root / "bm25", ignore_errors=True)
+            drop_indexes(self.store, info, root)
         (root / ".lock").unlink(missing_ok=True)
         root.rmdir() if root.exists() and not any(root.iterdir()) else None
 
@@ -335,8 +338,11 @@ class Ragstack:
                 "Use the same embedder, or re-create the collection."
             )
 
-    def open_indexes(self, info: CollectionInfo) -> tuple[CollectionIndexes, ReconcileReport]:
-        return CollectionIndexes.open(self.collection_dir(info), info, self.store)
+    def open_indexes(
+        self, info: CollectionInfo, *, repair: bool = True
+    ) -> tuple[CollectionIndexes, ReconcileReport]:
+        """The collection's indexes, reconciled with SQL unless ``repair`` is off."""
+        return CollectionIndexes.open(self.collection_dir(info), info, self.store, repair=repair)
 
     # -- ingest -----------------------------------------------------------------------------
 
@@ -362,7 +368,7 @@ class Ragstack:
             )
         self._check_embedder(info)
         root = self.collection_dir(info)
-        with writer_lock(root):
+        with collection_lock(self.store, info, root):
             self.store.mark_interrupted_runs(info.id)
             indexes, recovered = self.open_indexes(info)
             resolved = [
@@ -470,9 +476,9 @@ class Ragstack:
         read (else not found). Returns the chunks removed."""
         info = self.store.get_collection(collection)
         self.store.get_document(info.id, document_id, readers=principals, tenant=tenant)
-        with writer_lock(self.collection_dir(info)):
+        with collection_lock(self.store, info, self.collection_dir(info)):
             indexes, _ = self.open_indexes(info)
-            removed = self.store.delete_documents(info.id, [document_id])
+            removed = self.store.delete_documents(info.id, [document_id], index=indexes.sql_writer)
             import numpy as np
 
             indexes.apply(removed, np.empty(0, np.int64), np.empty((0, info.dim), np.float32), [])
@@ -778,7 +784,8 @@ class Ragstack:
         with self._lock:
             cached = self._readers.get(info.id)
             if cached is None or cached[0] != info.generation:
-                cached = (info.generation, self.open_indexes(info)[0])
+                # readers of database indexes never reconcile: writers do, under the lock
+                cached = (info.generation, self.open_indexes(info, repair=self._files)[0])
                 self._readers[info.id] = cached
             return cached[1]
 
@@ -800,9 +807,14 @@ class Ragstack:
         principals: Sequence[str],
         tenant: str | None,
         filters: Filters,
-    ) -> IdFilter:
+    ) -> IdFilter | SqlAllow:
         """The caller's permitted chunk ids, cached per collection generation (a committed
-        change bumps it, so a stale set is never used)."""
+        change bumps it, so a stale set is never used). Indexes in the database take the
+        permission query itself instead, and join it in the search's own SQL."""
+        if not self._files:
+            query = permitted_query(info.id, principals, tenant=tenant, filters=filters)
+            if query is not None:
+                return query
         key = (info.id, info.generation, frozenset(principals), tenant, filters)
         with self._lock:
             found = self._allowed.get(key)
@@ -823,11 +835,15 @@ class Ragstack:
         unless ``repair`` is off)."""
         info = self.store.get_collection(collection)
         root = self.collection_dir(info)
-        with writer_lock(root):
+        with collection_lock(self.store, info, root):
             if repair:
                 indexes, recovered = self.open_indexes(info)
             else:
-                indexes = _load_without_repair(root, info)
+                indexes = (
+                    _load_without_repair(root, info)
+                    if self._files
+                    else self.open_indexes(info, repair=False)[0]
+                )
                 recovered = ReconcileReport()
             return indexes.check(self.store, recovered)
 

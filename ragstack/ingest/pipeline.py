@@ -433,7 +433,7 @@ class Ingestor:
             doc_id for uri, (doc_id, _v, src) in known.items() if src in sources and uri not in seen
         ]
         if gone:
-            removed = self.store.delete_documents(self.info.id, gone)
+            removed = self.store.delete_documents(self.info.id, gone, index=self.indexes.sql_writer)
             self.indexes.apply(
                 removed, np.empty(0, np.int64), np.empty((0, self.info.dim), np.float32), []
             )
@@ -485,7 +485,7 @@ class Ingestor:
                 )
             ]
             drafts.append(DocumentDraft(**p.draft_fields, chunks=chunks))  # type: ignore[arg-type]
-        results = self.store.write_documents(self.info.id, drafts)
+        results = self.store.write_documents(self.info.id, drafts, index=self.indexes.sql_writer)
         removed = np.concatenate([r.removed for r in results])
         added = np.concatenate([r.added for r in results])
         vectors = np.stack([c.embedding for d in drafts for c in d.chunks])

@@ -9,13 +9,24 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -44,6 +55,9 @@ from ragstack.store.models import (
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
+# Called inside a write's transaction with (connection, removed chunk ids, added chunk ids,
+# their vectors, their texts as indexed): how indexes that live in the database commit with it.
+IndexWriter = Callable[[Connection, I64, I64, F32, Sequence[str]], None]
 
 
 def database_url(url: str) -> str:
@@ -220,6 +234,7 @@ class Store:
             s.commit()
 
     def delete_collection(self, name: str) -> None:
+        """Every row of the collection (its index files or tables are the caller's)."""
         with self.session() as s:
             row = self._collection_row(s, name)
             cid = row.id
@@ -265,15 +280,34 @@ class Store:
         return out
 
     def write_documents(
-        self, collection_id: int, drafts: Sequence[DocumentDraft]
+        self,
+        collection_id: int,
+        drafts: Sequence[DocumentDraft],
+        *,
+        index: IndexWriter | None = None,
     ) -> list[WriteResult]:
-        """Insert or replace documents with their chunks and ACLs, in one transaction."""
+        """Insert or replace documents with their chunks and ACLs, in one transaction (with
+        ``index``'s writes, when the indexes live in the database)."""
         results = []
         with self.session() as s:
             for d in drafts:
                 results.append(self._write_one(s, collection_id, d))
             if drafts:
                 s.execute(_next_generation(collection_id))
+            if index is not None and results:
+                chunks = [c for d in drafts for c in d.chunks]
+                vectors = (
+                    np.stack([c.embedding for c in chunks]).astype(np.float32, copy=False)
+                    if chunks
+                    else np.empty((0, 0), dtype=np.float32)
+                )
+                index(
+                    s.connection(),
+                    np.concatenate([r.removed for r in results]),
+                    np.concatenate([r.added for r in results]),
+                    vectors,
+                    [index_text(c.section, c.text) for c in chunks],
+                )
             s.commit()
         return results
 
@@ -351,7 +385,13 @@ class Store:
             added = np.array(ids, dtype=np.int64)
         return WriteResult(doc_id, added, removed)
 
-    def delete_documents(self, collection_id: int, document_ids: Sequence[int]) -> I64:
+    def delete_documents(
+        self,
+        collection_id: int,
+        document_ids: Sequence[int],
+        *,
+        index: IndexWriter | None = None,
+    ) -> I64:
         """Delete documents (and their chunks and ACLs); returns the removed chunk ids."""
         if not document_ids:
             return np.empty(0, dtype=np.int64)
@@ -374,8 +414,12 @@ class Store:
                     )
                 )
             s.execute(_next_generation(collection_id))
+            gone = np.array(removed, dtype=np.int64)
+            if index is not None:
+                empty = np.empty(0, dtype=np.int64)
+                index(s.connection(), gone, empty, np.empty((0, 0), dtype=np.float32), [])
             s.commit()
-        return np.array(removed, dtype=np.int64)
+        return gone
 
     @staticmethod
     def _readable(q: Any, readers: Sequence[str] | None, tenant: str | None) -> Any:

@@ -1,0 +1,480 @@
+"""A collection's dense and lexical indexes inside PostgreSQL (the shared-database backend).
+
+With ``RAGSTACK_DATABASE_URL=postgresql://...`` every API replica and ingest worker reads the
+same indexes, so none lives in local files: each collection gets its own tables, created on
+first use (they are index data, like the embedded backend's index directories, and so are
+outside the Alembic schema):
+
+* ``rs_dense_<id>``: chunk id and its vector (pgvector ``vector(dim)``), with an HNSW index on
+  inner product (the vectors are normalised: inner product is cosine) for the ``hnsw``
+  backend, IVFFlat for ``ivfpq`` (built once the collection has rows to train its lists on),
+  none for ``exact``.
+* ``rs_bm25_post_<id>`` (term, chunk id, tf, document length), ``rs_bm25_docs_<id>`` (chunk
+  id, length), ``rs_bm25_terms_<id>`` (term, df) and ``rs_bm25_stats_<id>`` (documents, total
+  length): BM25 postings analysed in Python
+  with the embedded engine's own ``Analyzer`` and scored in SQL with its formula (Lucene idf,
+  k1 1.2, b 0.75), so both backends rank alike. Only the query terms' postings are touched
+  (PostgreSQL's own ``ts_rank`` is not BM25 and scans every matching row's tsvector).
+
+Every search takes the permitted chunk ids either as an ``IdFilter`` (bound as one array) or
+as an ``SqlAllow``: the ACL, tenant and metadata query itself, joined in the same statement,
+so exactly the ``top_k`` best *permitted* chunks come back (HNSW with pgvector's iterative
+scan, and an exact scan when that still finds fewer). Writes run inside the caller's
+transaction (``add_in`` / ``remove_in``), so SQL and these indexes commit together.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    Text,
+    any_,
+    bindparam,
+    column,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+    values,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from indexes import IdFilter, LexicalHits, SearchResult
+from indexes.analysis import Analyzer
+from indexes.scoring import idf_lucene
+from indexes.types import Metric
+
+I64 = npt.NDArray[np.int64]
+F32 = npt.NDArray[np.float32]
+_META = MetaData()
+_CREATE_LOCK = 0x7273_6978  # advisory lock key for creating a collection's tables
+
+
+@dataclass(frozen=True)
+class SqlAllow:
+    """The permitted chunk ids as a query (``SELECT chunks.id ...``) to join in SQL."""
+
+    select: Select[Any]
+
+
+Allow = IdFilter | SqlAllow
+
+
+def _permitted(id_col: Any, allow: Allow) -> Any:
+    if isinstance(allow, SqlAllow):
+        return id_col.in_(allow.select)
+    return id_col == any_(bindparam("allowed", allow.ids.tolist(), type_=ARRAY(BigInteger)))
+
+
+def _table(name: str, *cols: Column[Any]) -> Table:
+    found = _META.tables.get(name)
+    return found if found is not None else Table(name, _META, *cols)
+
+
+def drop_collection_tables(conn: Connection, collection_id: int) -> None:
+    """Drop a collection's index tables (with the collection)."""
+    for kind in ("dense", "bm25_post", "bm25_docs", "bm25_terms", "bm25_stats"):
+        name = f"rs_{kind}_{int(collection_id)}"
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+        if name in _META.tables:
+            _META.remove(_META.tables[name])
+
+
+def _unit(vectors: F32) -> F32:
+    """Rows scaled to length 1 (cosine as inner product); zero rows stay zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    out: F32 = (vectors / np.where(norms > 0, norms, 1.0)).astype(np.float32, copy=False)
+    return out
+
+
+def _ids(values_: npt.ArrayLike) -> list[int]:
+    return [int(i) for i in np.asarray(values_, dtype=np.int64).reshape(-1)]
+
+
+class PgVectorIndex:
+    """``VectorIndex`` over ``rs_dense_<collection id>`` (see the module docstring)."""
+
+    IVF_MIN_ROWS = 10_000  # IVFFlat lists are trained on the rows present: wait for enough
+
+    def __init__(self, engine: Engine, collection_id: int, dim: int, backend: str) -> None:
+        self.engine = engine
+        self.collection_id = int(collection_id)
+        self._dim = int(dim)
+        self.backend = backend
+        self.name = f"rs_dense_{self.collection_id}"
+        self.table = _table(
+            self.name,
+            Column("id", BigInteger, primary_key=True, autoincrement=False),
+            Column("embedding", Vector(self._dim), nullable=False),
+        )
+
+    # -- VectorIndex ------------------------------------------------------------------------
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def metric(self) -> Metric:
+        return "cosine"
+
+    def create(self, conn: Connection) -> None:
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS {self.name} "
+            f"(id BIGINT PRIMARY KEY, embedding vector({self._dim}) NOT NULL)"
+        )
+        if self.backend == "hnsw":
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS {self.name}_hnsw ON {self.name} "
+                "USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64)"
+            )
+
+    def __len__(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(self.table)).scalar_one())
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, int | np.integer):
+            return False
+        with self.engine.connect() as conn:
+            q = select(self.table.c.id).where(self.table.c.id == int(item))
+            return conn.execute(q).first() is not None
+
+    def ids(self) -> I64:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(self.table.c.id).order_by(self.table.c.id)).scalars()
+            return np.fromiter(rows, dtype=np.int64)
+
+    def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        with self.engine.begin() as conn:
+            self.add_in(conn, ids, vectors)
+
+    def upsert(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        with self.engine.begin() as conn:
+            self.remove_in(conn, ids)
+            self.add_in(conn, ids, vectors)
+
+    def remove(self, ids: npt.ArrayLike) -> int:
+        with self.engine.begin() as conn:
+            return self.remove_in(conn, ids)
+
+    def add_in(self, conn: Connection, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
+        id_list = _ids(ids)
+        if not id_list:
+            return
+        vecs = _unit(np.asarray(vectors, dtype=np.float32).reshape(len(id_list), self._dim))
+        rows = [{"id": i, "embedding": v} for i, v in zip(id_list, vecs, strict=True)]
+        for start in range(0, len(rows), 2000):
+            conn.execute(insert(self.table), rows[start : start + 2000])
+
+    def remove_in(self, conn: Connection, ids: npt.ArrayLike) -> int:
+        id_list = _ids(ids)
+        if not id_list:
+            return 0
+        gone = conn.execute(
+            delete(self.table).where(
+                self.table.c.id == any_(bindparam("gone", id_list, type_=ARRAY(BigInteger)))
+            )
+        )
+        return int(gone.rowcount or 0)
+
+    def search(
+        self, queries: npt.ArrayLike, top_k: int, allow: Allow | None = None
+    ) -> SearchResult:
+        q = _unit(np.asarray(queries, dtype=np.float32).reshape(-1, self._dim))
+        scores = np.full((len(q), top_k), -np.inf, dtype=np.float32)
+        out = np.full((len(q), top_k), -1, dtype=np.int64)
+        for row, vec in enumerate(q):
+            hits = self._search_one(vec, top_k, allow)
+            for col, (cid, score) in enumerate(hits):
+                out[row, col], scores[row, col] = cid, score
+        return SearchResult(scores, out)
+
+    def _search_one(self, vec: F32, top_k: int, allow: Allow | None) -> list[tuple[int, float]]:
+        dist = self.table.c.embedding.max_inner_product(vec)  # the negated inner product
+        stmt = select(self.table.c.id, dist.label("d")).order_by(dist).limit(top_k)
+        if allow is not None:
+            stmt = stmt.where(_permitted(self.table.c.id, allow))
+        rows = self._run(stmt, top_k, exact=self.backend == "exact")
+        if len(rows) < top_k and self.backend != "exact":
+            rows = self._run(stmt, top_k, exact=True)  # the ANN scan gave up: be exact
+        hits = [(int(i), -float(d)) for i, d in rows]
+        hits.sort(key=lambda h: (-h[1], h[0]))  # iterative scans return in relaxed order
+        return hits
+
+    def _run(self, stmt: Select[Any], top_k: int, *, exact: bool) -> list[Any]:
+        with self.engine.begin() as conn:
+            if exact:
+                conn.exec_driver_sql("SET LOCAL enable_indexscan = off")
+            else:
+                ef = min(1000, max(100, 2 * top_k))
+                conn.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {ef}")
+                conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
+                conn.exec_driver_sql("SET LOCAL ivfflat.iterative_scan = relaxed_order")
+                conn.exec_driver_sql("SET LOCAL ivfflat.probes = 10")
+            return list(conn.execute(stmt).all())
+
+    @classmethod
+    def load(
+        cls, path: Path, *, dim: int | None = None, metric: str | None = None
+    ) -> PgVectorIndex:
+        raise TypeError("a database index is opened with its engine, never loaded from a path")
+
+    def save(self, path: Path | None = None) -> None:
+        """Nothing to write (every change is committed); builds the IVFFlat index of an
+        ``ivfpq`` collection once it has rows enough to train on."""
+        if self.backend != "ivfpq":
+            return
+        with self.engine.begin() as conn:
+            exists = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_indexes WHERE indexname = %s", (f"{self.name}_ivf",)
+            ).first()
+            if exists:
+                return
+            rows = int(conn.execute(select(func.count()).select_from(self.table)).scalar_one())
+            if rows < self.IVF_MIN_ROWS:
+                return
+            lists = max(16, int(math.sqrt(rows)))
+            conn.exec_driver_sql(
+                f"CREATE INDEX IF NOT EXISTS {self.name}_ivf ON {self.name} "
+                f"USING ivfflat (embedding vector_ip_ops) WITH (lists = {lists})"
+            )
+
+
+class PgBm25Index:
+    """``LexicalIndex`` over the ``rs_bm25_*_<collection id>`` tables."""
+
+    backend = "bm25"
+
+    def __init__(
+        self,
+        engine: Engine,
+        collection_id: int,
+        *,
+        analyzer: Analyzer | None = None,
+        k1: float = 1.2,
+        b: float = 0.75,
+    ) -> None:
+        self.engine = engine
+        self.collection_id = int(collection_id)
+        self.analyzer = analyzer or Analyzer()
+        self.k1, self.b = float(k1), float(b)
+        cid = self.collection_id
+        self.post = _table(
+            f"rs_bm25_post_{cid}",
+            Column("term", Text, primary_key=True),
+            Column("id", BigInteger, primary_key=True, autoincrement=False),
+            Column("tf", Integer, nullable=False),
+            Column("len", Integer, nullable=False),
+        )
+        self.docs = _table(
+            f"rs_bm25_docs_{cid}",
+            Column("id", BigInteger, primary_key=True, autoincrement=False),
+            Column("len", Integer, nullable=False),
+        )
+        self.terms = _table(
+            f"rs_bm25_terms_{cid}",
+            Column("term", Text, primary_key=True),
+            Column("df", BigInteger, nullable=False),
+        )
+        self.stats = _table(
+            f"rs_bm25_stats_{cid}",
+            Column("one", Integer, primary_key=True, autoincrement=False),
+            Column("docs", BigInteger, nullable=False),
+            Column("total", BigInteger, nullable=False),
+        )
+
+    def create(self, conn: Connection) -> None:
+        cid = self.collection_id
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS rs_bm25_post_{cid} (term TEXT NOT NULL, id BIGINT NOT "
+            "NULL, tf INTEGER NOT NULL, len INTEGER NOT NULL, PRIMARY KEY (term, id))"
+        )
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS rs_bm25_post_{cid}_id ON rs_bm25_post_{cid} (id)"
+        )
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS rs_bm25_docs_{cid} "
+            "(id BIGINT PRIMARY KEY, len INTEGER NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS rs_bm25_terms_{cid} "
+            "(term TEXT PRIMARY KEY, df BIGINT NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS rs_bm25_stats_{cid} (one INTEGER PRIMARY KEY, "
+            "docs BIGINT NOT NULL, total BIGINT NOT NULL)"
+        )
+        conn.exec_driver_sql(
+            f"INSERT INTO rs_bm25_stats_{cid} VALUES (1, 0, 0) ON CONFLICT DO NOTHING"
+        )
+
+    def __len__(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(self.stats.c.docs)).scalar() or 0)
+
+    def ids(self) -> I64:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(self.docs.c.id).order_by(self.docs.c.id))
+            return np.fromiter(rows.scalars(), dtype=np.int64)
+
+    def add(self, ids: npt.ArrayLike, texts: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            self.add_in(conn, ids, texts)
+
+    def remove(self, ids: npt.ArrayLike) -> int:
+        with self.engine.begin() as conn:
+            return self.remove_in(conn, ids)
+
+    def add_in(self, conn: Connection, ids: npt.ArrayLike, texts: Sequence[str]) -> None:
+        id_list = _ids(ids)
+        if not id_list:
+            return
+        postings: list[dict[str, Any]] = []
+        docs: list[dict[str, int]] = []
+        df: Counter[str] = Counter()
+        for cid, text in zip(id_list, texts, strict=True):
+            terms = self.analyzer(text)
+            docs.append({"id": cid, "len": len(terms)})
+            counts = Counter(terms)
+            df.update(counts.keys())
+            postings += [{"term": t, "id": cid, "tf": n, "len": len(terms)}
+                         for t, n in counts.items()]  # fmt: skip
+        total = sum(d["len"] for d in docs)
+        for start in range(0, len(docs), 5000):
+            conn.execute(insert(self.docs), docs[start : start + 5000])
+        for start in range(0, len(postings), 5000):
+            conn.execute(insert(self.post), postings[start : start + 5000])
+        rows = [{"term": t, "df": n} for t, n in df.items()]
+        for start in range(0, len(rows), 5000):
+            up = pg_insert(self.terms).values(rows[start : start + 5000])
+            grown = {"df": self.terms.c.df + up.excluded.df}
+            conn.execute(up.on_conflict_do_update(index_elements=["term"], set_=grown))
+        self._count(conn, len(id_list), total)
+
+    def _count(self, conn: Connection, docs: int, total: int) -> None:
+        st = self.stats.c
+        conn.execute(update(self.stats).values(docs=st.docs + docs, total=st.total + total))
+
+    def remove_in(self, conn: Connection, ids: npt.ArrayLike) -> int:
+        id_list = _ids(ids)
+        if not id_list:
+            return 0
+        wanted = bindparam("gone", id_list, type_=ARRAY(BigInteger))
+        lengths = (
+            conn.execute(
+                delete(self.docs).where(self.docs.c.id == any_(wanted)).returning(self.docs.c.len)
+            )
+            .scalars()
+            .all()
+        )
+        if not lengths:
+            return 0
+        gone = conn.execute(
+            delete(self.post).where(self.post.c.id == any_(wanted)).returning(self.post.c.term)
+        ).scalars()
+        df = Counter(gone)
+        if df:
+            v = values(column("term", Text), column("n", BigInteger), name="gone_terms").data(
+                list(df.items())
+            )
+            conn.execute(
+                update(self.terms)
+                .where(self.terms.c.term == v.c.term)
+                .values(df=self.terms.c.df - v.c.n)
+            )
+            conn.execute(delete(self.terms).where(self.terms.c.df <= 0))
+        self._count(conn, -len(lengths), -sum(lengths))
+        return len(lengths)
+
+    def save(self, path: Path | None = None) -> None:
+        """Nothing to write: every change is committed."""
+
+    @classmethod
+    def load(cls, path: Path) -> PgBm25Index:
+        raise TypeError("a database index is opened with its engine, never loaded from a path")
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, int | np.integer):
+            return False
+        with self.engine.connect() as conn:
+            q = select(self.docs.c.id).where(self.docs.c.id == int(item))
+            return conn.execute(q).first() is not None
+
+    def upsert(self, ids: npt.ArrayLike, texts: Sequence[str]) -> None:
+        with self.engine.begin() as conn:
+            self.remove_in(conn, ids)
+            self.add_in(conn, ids, texts)
+
+    def search(self, query: str, top_k: int, allow: Allow | None = None) -> LexicalHits:
+        empty = LexicalHits(np.empty(0, np.float32), np.empty(0, np.int64))
+        counts = Counter(self.analyzer(query))
+        if not counts:
+            return empty
+        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+            stats = conn.execute(select(self.stats.c.docs, self.stats.c.total)).first()
+            if stats is None or not stats.docs:
+                return empty
+            n_docs, avgdl = int(stats.docs), max(float(stats.total) / int(stats.docs), 1e-9)
+            dfs = dict(
+                conn.execute(
+                    select(self.terms.c.term, self.terms.c.df).where(
+                        self.terms.c.term.in_(list(counts))
+                    )
+                ).all()
+            )
+            if not dfs:
+                return empty
+            terms = sorted(dfs)
+            idf = idf_lucene(np.array([dfs[t] for t in terms], dtype=np.float64), n_docs)
+            q = values(column("term", Text), column("w", Float), name="q").data(
+                [(t, float(w) * counts[t]) for t, w in zip(terms, idf, strict=True)]
+            )
+            p, k1, b = self.post, self.k1, self.b
+            norm: Any = (
+                literal_column(str(k1 * (1 - b))) + literal_column(str(k1 * b / avgdl)) * p.c.len
+            )
+            score = func.sum(q.c.w * p.c.tf * (k1 + 1) / (p.c.tf + norm)).label("score")
+            stmt = (
+                select(p.c.id, score)
+                .select_from(p.join(q, p.c.term == q.c.term))
+                .group_by(p.c.id)
+                .order_by(score.desc(), p.c.id)
+                .limit(top_k)
+            )
+            if allow is not None:
+                stmt = stmt.where(_permitted(p.c.id, allow))
+            rows = conn.execute(stmt).all()
+        return LexicalHits(
+            np.array([r.score for r in rows], dtype=np.float32),
+            np.array([r.id for r in rows], dtype=np.int64),
+        )
+
+
+def create_collection_tables(engine: Engine, dense: PgVectorIndex, lexical: PgBm25Index) -> None:
+    """Create a collection's index tables if missing (concurrent callers wait their turn)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CREATE_LOCK})")
+        dense.create(conn)
+        lexical.create(conn)

@@ -1,0 +1,100 @@
+"""The PostgreSQL indexes against the embedded ones on the same data: BM25 scores equal to
+the numpy engine's, vector search equal to exact search, filters applied inside SQL, writes
+that commit with the caller's transaction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine
+
+from indexes import Bm25Index, ExactIndex, IdFilter
+from ragstack.store import Store
+from ragstack.store.pgindex import PgBm25Index, PgVectorIndex, create_collection_tables
+from tests.conftest import fresh_postgres_database
+
+TEXTS = [
+    "The vacation policy gives twenty days of paid leave",
+    "Expense reports are due monthly, expenses over limits need approval",
+    "Deploys run canary releases before the full rollout",
+    "The deploy pipeline rolls back a failed canary automatically",
+    "Salary bands are reviewed every year",
+    "Parental leave is sixteen weeks, paid",
+    "",  # no indexable term: still a document
+    "leave leave leave the building when the alarm sounds",
+]
+
+
+@pytest.fixture
+def engine(postgres_server: object) -> Engine:
+    store = Store(fresh_postgres_database(postgres_server))
+    store.create_schema()  # the vector extension
+    return store.engine
+
+
+def both(engine: Engine, dim: int, backend: str = "hnsw") -> tuple[PgVectorIndex, PgBm25Index]:
+    dense, lexical = PgVectorIndex(engine, 7, dim, backend), PgBm25Index(engine, 7)
+    create_collection_tables(engine, dense, lexical)
+    return dense, lexical
+
+
+def test_bm25_scores_equal_the_embedded_engine(engine: Engine) -> None:
+    _, pg = both(engine, 4)
+    ref = Bm25Index()
+    ids = np.arange(10, 10 + len(TEXTS))
+    pg.add(ids, TEXTS)
+    ref.add(ids, TEXTS)
+    assert pg.ids().tolist() == ids.tolist() and len(pg) == len(TEXTS)
+    for query in ("paid leave", "deploy canary", "expenses", "leave leave", "nothing here"):
+        got, want = pg.search(query, 5), ref.search(query, 5)
+        assert got.ids.tolist() == want.ids.tolist(), query
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+    # removal keeps df, document count and average length exact
+    pg.remove([11, 13, 999])
+    ref.remove([11, 13])
+    for query in ("paid leave", "deploy canary", "expenses"):
+        got, want = pg.search(query, 5), ref.search(query, 5)
+        assert got.ids.tolist() == want.ids.tolist(), query
+        np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+    allow = IdFilter([15, 17])
+    got, want = pg.search("leave", 5, allow), ref.search("leave", 5, allow)
+    assert got.ids.tolist() == want.ids.tolist() == [17, 15]
+
+
+@pytest.mark.parametrize("backend", ["hnsw", "exact"])
+def test_vector_search_equals_exact_search_with_filters(engine: Engine, backend: str) -> None:
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((600, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(1, 601)
+    pg, _ = both(engine, 16, backend)
+    ref = ExactIndex(16)
+    pg.add(ids, vectors)
+    ref.add(ids, vectors)
+    queries = vectors[:5] + 0.1 * rng.standard_normal((5, 16)).astype(np.float32)
+    for allow in (None, IdFilter(ids[::7]), IdFilter([3, 5])):
+        got, want = pg.search(queries, 10, allow), ref.search(queries, 10, allow)
+        for row in range(5):
+            # HNSW is approximate: nearly all of the exact top 10, with exact scores
+            exact = dict(want.hits(row))
+            overlap = [(i, s) for i, s in got.hits(row) if i in exact]
+            assert len(overlap) >= (10 if backend == "exact" or allow else 8) * len(exact) // 10
+            assert all(abs(s - exact[i]) < 1e-4 for i, s in overlap)
+            assert {i for i, _ in got.hits(row)} <= set((allow or IdFilter(ids)).ids.tolist())
+            n = len(want.hits(row))
+            assert len(got.hits(row)) == n, "k permitted results come back when k exist"
+    assert pg.remove([1, 2, 2000]) == 2 and len(pg) == 598 and 1 not in pg and 3 in pg
+
+
+def test_writes_commit_or_roll_back_with_the_callers_transaction(engine: Engine) -> None:
+    dense, lexical = both(engine, 4)
+    vec = np.eye(4, dtype=np.float32)
+    with pytest.raises(RuntimeError), engine.begin() as conn:
+        dense.add_in(conn, [1, 2], vec[:2])
+        lexical.add_in(conn, [1, 2], TEXTS[:2])
+        raise RuntimeError("the SQL write failed")
+    assert len(dense) == 0 and len(lexical) == 0 and lexical.search("vacation", 3).ids.size == 0
+    with engine.begin() as conn:
+        dense.add_in(conn, [1, 2], vec[:2])
+        lexical.add_in(conn, [1, 2], TEXTS[:2])
+    assert dense.ids().tolist() == lexical.ids().tolist() == [1, 2]
