@@ -158,9 +158,29 @@ def fresh_postgres_database(server: Any) -> str:
     return f"{base}/{name}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Each backend in turn: SQLite in a temp dir, then a fresh PostgreSQL database."""
+def _database_for(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ragstack.db'}"
     return fresh_postgres_database(request.getfixturevalue("postgres_server"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each backend in turn: SQLite in a temp dir, then a fresh PostgreSQL database."""
+    return _database_for(request, tmp_path)
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> str | None:
+    """The database ``make_service`` uses in modules that set ``BOTH_BACKENDS = True``
+    (elsewhere ``None``: the default SQLite in the data dir)."""
+    if not hasattr(request, "param"):
+        return None
+    return _database_for(request, tmp_path)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A module with ``BOTH_BACKENDS = True`` runs every test that builds a service
+    (``make_service``) on SQLite and on PostgreSQL."""
+    if getattr(metafunc.module, "BOTH_BACKENDS", False) and "make_service" in metafunc.fixturenames:
+        metafunc.parametrize("backend", ["sqlite", "postgresql"], indirect=True)

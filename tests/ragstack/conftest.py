@@ -13,8 +13,10 @@ Factory = Callable[..., Ragstack]
 
 
 @pytest.fixture
-def make_service(tmp_path: Path) -> Factory:
-    """A ragstack on a fresh data dir; hashing embedder unless told otherwise."""
+def make_service(tmp_path: Path, backend: str | None) -> Factory:
+    """A ragstack on a fresh data dir; hashing embedder unless told otherwise; on the
+    ``backend`` database in modules that run on both (``BOTH_BACKENDS``)."""
+    database = backend
 
     def factory(**overrides: object) -> Ragstack:
         values: dict[str, object] = {
@@ -23,6 +25,7 @@ def make_service(tmp_path: Path) -> Factory:
             "principal": "user:alice",
             "chunk_max_tokens": 64,
             "chunk_overlap_tokens": 8,
+            **({"database_url": database} if database else {}),
         }
         values.update(overrides)
         return build(Settings(**values))  # type: ignore[arg-type]

@@ -1,11 +1,11 @@
-"""kill -9 at random points of real ingest processes: nothing lost, nothing duplicated."""
+"""kill -9 at random points of real ingest processes: nothing lost, nothing duplicated, on
+SQLite (indexes in files) and on PostgreSQL (indexes in the database)."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
-import sqlite3
 import subprocess
 import sys
 import time
@@ -54,11 +54,12 @@ def run_cli(args: list[str], env: dict[str, str], timeout: float = 120) -> str:
     return done.stdout
 
 
-def env_for(data: Path) -> dict[str, str]:
+def env_for(data: Path, database_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         {
             "RAGSTACK_DATA_DIR": str(data),
+            "RAGSTACK_DATABASE_URL": database_url,
             "RAGSTACK_EMBEDDER": "hashing",
             "RAGSTACK_PRINCIPAL": "user:alice",
             "RAGSTACK_INDEX_SAVE_INTERVAL_S": "0.05",
@@ -70,22 +71,44 @@ def env_for(data: Path) -> dict[str, str]:
     return env
 
 
-def snapshot(db: Path) -> tuple[dict[str, str], int, list[tuple[str, int, int]]]:
-    con = sqlite3.connect(db)
+def snapshot(database_url: str) -> tuple[dict[str, str], int, list[tuple[str, int, int]]]:
+    from sqlalchemy import text
+
+    from ragstack.store import make_engine
+
+    engine = make_engine(database_url)
     try:
-        docs = dict(con.execute("SELECT uri, version FROM documents").fetchall())
-        chunks = con.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
-        per_doc = con.execute(
-            "SELECT d.uri, d.chunk_count, COUNT(c.id) FROM documents d "
-            "LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.id ORDER BY d.uri"
-        ).fetchall()
+        with engine.connect() as con:
+            docs = {u: v for u, v in con.execute(text("SELECT uri, version FROM documents"))}
+            chunks = con.execute(text("SELECT COUNT(*) FROM chunks")).scalar_one()
+            per_doc = [
+                (u, int(n), int(m))
+                for u, n, m in con.execute(
+                    text(
+                        "SELECT d.uri, d.chunk_count, COUNT(c.id) FROM documents d "
+                        "LEFT JOIN chunks c ON c.document_id = d.id GROUP BY d.id, d.uri, "
+                        "d.chunk_count ORDER BY d.uri"
+                    )
+                )
+            ]
     finally:
-        con.close()
+        engine.dispose()
     return docs, int(chunks), per_doc
 
 
+def reference_database(database_url: str, tmp_path: Path, server: object) -> str:
+    """A second, empty database of the same kind."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'ref.db'}"
+    from tests.conftest import fresh_postgres_database
+
+    return fresh_postgres_database(server)
+
+
 @pytest.mark.slow
-def test_kill_9_during_ingest(tmp_path: Path) -> None:
+def test_kill_9_during_ingest(
+    tmp_path: Path, database_url: str, request: pytest.FixtureRequest
+) -> None:
     rng = random.Random(20261123)
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -93,7 +116,7 @@ def test_kill_9_during_ingest(tmp_path: Path) -> None:
     for i in range(next_id):
         write_doc(docs, i, rng)
     data = tmp_path / "data"
-    env = env_for(data)
+    env = env_for(data, database_url)
     cmd = [sys.executable, "-m", "ragstack", "ingest", str(docs), "-c", "crash", "--json"]
     kills = completed = 0
     while kills < 20:
@@ -124,10 +147,11 @@ def test_kill_9_during_ingest(tmp_path: Path) -> None:
     assert no_repair[0]["ok"], "a completed run leaves indexes in step without any repair"
 
     # the same folder ingested once, cleanly, into a fresh data dir is the reference
-    ref_env = env_for(tmp_path / "ref")
-    run_cli(cmd[3:], ref_env, timeout=300)
-    got_docs, got_chunks, got_per_doc = snapshot(data / "ragstack.db")
-    ref_docs, ref_chunks, ref_per_doc = snapshot(tmp_path / "ref" / "ragstack.db")
+    server = request.getfixturevalue("postgres_server") if "postgresql" in database_url else None
+    ref_url = reference_database(database_url, tmp_path, server)
+    run_cli(cmd[3:], env_for(tmp_path / "ref", ref_url), timeout=300)
+    got_docs, got_chunks, got_per_doc = snapshot(database_url)
+    ref_docs, ref_chunks, ref_per_doc = snapshot(ref_url)
     on_disk = {p.absolute().as_uri() for p in docs.glob("*.md")}
     assert set(got_docs) == on_disk, "every file present, every deleted file gone"
     assert got_docs == ref_docs, "every document at its current version"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +11,8 @@ from indexes import IdFilter
 from ragstack.errors import ConflictError, InputError
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 from tests.ragstack.conftest import Factory
+
+BOTH_BACKENDS = True  # every test on SQLite and on PostgreSQL
 
 HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
 
@@ -33,13 +34,16 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def all_stored_text(db: Path) -> str:
-    con = sqlite3.connect(db)
-    try:
-        parts = [r[0] for r in con.execute("SELECT text FROM chunks")]
-        parts += [r[0] for r in con.execute("SELECT text || title FROM documents")]
-    finally:
-        con.close()
+def all_stored_text(svc: Ragstack) -> str:
+    """Every text the database holds: chunks, documents, and (PostgreSQL) the BM25 terms."""
+    from sqlalchemy import inspect, text
+
+    with svc.store.engine.connect() as con:
+        parts = [r[0] for r in con.execute(text("SELECT text FROM chunks"))]
+        parts += [r[0] for r in con.execute(text("SELECT text || title FROM documents"))]
+        for table in inspect(con).get_table_names():
+            if table.startswith("rs_bm25_terms_"):
+                parts += [r[0] for r in con.execute(text(f"SELECT term FROM {table}"))]
     return "\n".join(parts)
 
 
@@ -78,7 +82,7 @@ def test_pii_never_stored(make_service: Factory, tmp_path: Path) -> None:
     )
     counts = ingest(svc, docs)
     assert counts["ingested"] == 1
-    stored = all_stored_text(svc.settings.data_dir / "ragstack.db")
+    stored = all_stored_text(svc)
     for secret in ("jane.roe", "555 0199", "4111 1111", "GB82"):
         assert secret not in stored
     assert "<EMAIL>" in stored and "<CREDIT_CARD>" in stored
@@ -101,7 +105,7 @@ def test_opt_in_ner_pseudonymises_names_everywhere(make_service: Factory, tmp_pa
     write(docs, "b.txt", "The invoice was approved by Margaret Thornton (margaret@example.org).")
     assert ingest(svc, docs, pii_ner=True, pii_mode="pseudonym")["ingested"] == 2
     assert ingest(svc, docs, "plain")["ingested"] == 2
-    stored = all_stored_text(svc.settings.data_dir / "ragstack.db")
+    stored = all_stored_text(svc)
     assert "Thornton" in stored, "the collection without NER keeps names"
     ner_docs = {Path(d.uri).name: d for d in svc.documents("docs")}
     texts = {n: " ".join(c.text for c in svc.chunks("docs", d.id)) for n, d in ner_docs.items()}
@@ -265,7 +269,7 @@ def test_ingest_from_a_web_site_on_loopback(make_service: Factory, tmp_path: Pat
         server.shutdown()
         server.server_close()
     assert summary.ingested == 2 and summary.failed == 0, summary.problems
-    stored = all_stored_text(svc.settings.data_dir / "ragstack.db")
+    stored = all_stored_text(svc)
     assert "Refunds take five days." in stored and "sales@example.com" not in stored
 
 

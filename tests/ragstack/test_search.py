@@ -23,9 +23,12 @@ def write(folder: Path, name: str, text: str, acl: dict[str, object] | None = No
         (folder / f"{name}.acl.json").write_text(json.dumps(acl), encoding="utf-8")
 
 
+BOTH_BACKENDS = True  # every test on SQLite and on PostgreSQL
+
+
 @pytest.fixture
-def svc(make_service: Factory, tmp_path: Path, database_url: str) -> Ragstack:
-    svc = make_service(database_url=database_url)  # every test on SQLite and on PostgreSQL
+def svc(make_service: Factory, tmp_path: Path) -> Ragstack:
+    svc = make_service()
     docs = tmp_path / "docs"
     write(docs, "eng/deploy.md", "# Deploy\n\nThe deploy pipeline runs canary releases.", {
         "allow": ["group:eng"], "tenant": "acme"})  # fmt: skip
