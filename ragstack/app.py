@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ragstack.answering import MemoEmbed
 from ragstack.config import Settings
@@ -21,6 +22,9 @@ from ragstack.ingest.pipeline import Redactor
 from ragstack.rerank import Reranker
 from ragstack.service import Components, Ragstack
 from ragstack.store import Store
+
+if TYPE_CHECKING:
+    from ragstack.parsing import DocumentParser
 
 
 def make_embedder(settings: Settings) -> tuple[Embedder, TokenCounter, int]:
@@ -53,23 +57,33 @@ def make_embedder(settings: Settings) -> tuple[Embedder, TokenCounter, int]:
     return model, counter, model.max_tokens
 
 
-def build(settings: Settings | None = None) -> Ragstack:
-    settings = settings or Settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store(settings.resolved_database_url)
-    store.create_schema()
+def ingest_parts(settings: Settings) -> tuple[Embedder, Chunker, DocumentParser]:
+    """What ingest runs, wherever it runs (here, or on an ingest worker)."""
+    from ragstack.parsing import DocumentParser
+
     embedder, counter, window = make_embedder(settings)
     chunker = Chunker(
         counter,
         max_tokens=min(settings.chunk_max_tokens, window),
         overlap_tokens=settings.chunk_overlap_tokens,
     )
-    from ragstack.ingest.sources import resolve_source
-    from ragstack.parsing import DocumentParser
+    return embedder, chunker, DocumentParser(max_bytes=settings.max_file_bytes)
+
+
+def redactor_for(info: CollectionInfo, salt: str) -> Redactor:
+    """A collection's PII redactor (its mode, NER choice and salt)."""
     from ragstack.redaction import make_redactor
 
-    def redactor_for(info: CollectionInfo, salt: str) -> Redactor:
-        return make_redactor(info.pii_mode, ner=info.pii_ner, salt=salt)
+    return make_redactor(info.pii_mode, ner=info.pii_ner, salt=salt)
+
+
+def build(settings: Settings | None = None) -> Ragstack:
+    settings = settings or Settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.resolved_database_url)
+    store.create_schema()
+    embedder, chunker, parser = ingest_parts(settings)
+    from ragstack.ingest.sources import resolve_source
 
     memo = MemoEmbed(embedder)
 
@@ -79,7 +93,7 @@ def build(settings: Settings | None = None) -> Ragstack:
         Components(
             embedder=embedder,
             chunker=chunker,
-            parser=DocumentParser(max_bytes=settings.max_file_bytes),
+            parser=parser,
             redactor_for=redactor_for,
             resolve_source=resolve_source,
             generator_for=generator_factory(settings, memo),

@@ -325,6 +325,17 @@ def ingest(
             help="New collection: also redact person names and places (spaCy NER, slower).",
         ),
     ] = None,
+    executor: Annotated[
+        str,
+        typer.Option(
+            help="Where documents are parsed, redacted, chunked and embedded: `local` (this "
+            "process) or `ray` (Ray Data workers; commits stay here)."
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster to join with --executor ray (default: a local Ray)."),
+    ] = None,
     as_principal: Annotated[
         str | None, typer.Option("--as", help="Act as this principal (default RAGSTACK_PRINCIPAL).")
     ] = None,
@@ -361,6 +372,8 @@ def ingest(
         delete_missing=not keep_missing,
         pii_mode=pii_mode,
         pii_ner=pii_ner,
+        executor=executor,
+        ray_address=ray_address,
     )
     progress = _RichProgress(enabled=not as_json and console.is_terminal)
     summary = svc.ingest(request, principal=_principal(as_principal), progress=progress)

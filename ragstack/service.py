@@ -164,6 +164,8 @@ class IngestRequest:
     delete_missing: bool = True
     pii_mode: str | None = None  # for a collection this ingest creates
     pii_ner: bool | None = None
+    executor: str = "local"  # local | ray: where documents are prepared and embedded
+    ray_address: str | None = None  # with ray: a cluster to join (default: a local Ray)
 
 
 @dataclass
@@ -354,6 +356,8 @@ class Ragstack:
             check_principal(p)
         if not request.sources:
             raise InputError("nothing to ingest: give at least one path or URL")
+        if request.executor not in ("local", "ray"):
+            raise InputError(f"executor must be local or ray, not {request.executor!r}")
         try:
             info = self.store.get_collection(request.collection)
         except NotFoundError:
@@ -382,6 +386,22 @@ class Ragstack:
                 if (request.public or request.allow)
                 else frozenset(info.default_acl)
             )
+            salt = self.store.pii_salt(info.name)
+            options = IngestOptions(
+                principals=principals,
+                tenant=request.tenant or info.tenant,
+                max_file_bytes=self.settings.max_file_bytes,
+                batch_chunks=max(self.settings.embed_batch_size * 4, 64),
+                save_interval_s=self.settings.index_save_interval_s,
+                delete_missing=request.delete_missing,
+            )
+            executor = None
+            if request.executor == "ray":
+                from ragstack.ingest.ray_executor import RayExecutor
+
+                executor = RayExecutor(
+                    self.settings, info, salt, options, address=request.ray_address
+                )
             ingestor = Ingestor(
                 self.store,
                 info,
@@ -389,15 +409,9 @@ class Ragstack:
                 self.c.embedder,
                 self.c.chunker,
                 self.c.parser,
-                self.c.redactor_for(info, self.store.pii_salt(info.name)),
-                IngestOptions(
-                    principals=principals,
-                    tenant=request.tenant or info.tenant,
-                    max_file_bytes=self.settings.max_file_bytes,
-                    batch_chunks=max(self.settings.embed_batch_size * 4, 64),
-                    save_interval_s=self.settings.index_save_interval_s,
-                    delete_missing=request.delete_missing,
-                ),
+                self.c.redactor_for(info, salt),
+                options,
+                executor,
             )
             total = (
                 sum(r.total for r in resolved if r.total is not None)

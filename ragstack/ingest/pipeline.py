@@ -15,7 +15,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -202,30 +202,17 @@ class IngestOptions:
     delete_missing: bool = True
 
 
-class Ingestor:
-    """Runs one ingest of source items into one collection (the caller holds the writer lock)."""
+class Preparer:
+    """Read, parse, redact and chunk one item: the producer's work, and what an ingest
+    worker elsewhere (``--executor ray``) runs with the same parts."""
 
     def __init__(
-        self,
-        store: Store,
-        info: CollectionInfo,
-        indexes: CollectionIndexes,
-        embedder: Embedder,
-        chunker: Chunker,
-        parser: Parser,
-        redactor: Redactor,
-        options: IngestOptions,
+        self, parser: Parser, redactor: Redactor, chunker: Chunker, options: IngestOptions
     ) -> None:
-        self.store = store
-        self.info = info
-        self.indexes = indexes
-        self.embedder = embedder
-        self.chunker = chunker
         self.parser = parser
         self.redactor = redactor
+        self.chunker = chunker
         self.options = options
-
-    # producer side ----------------------------------------------------------------------------
 
     def _redact(
         self, parsed: ParsedDocument, title: str
@@ -246,7 +233,7 @@ class Ingestor:
         ]
         return blocks, counts, done[-1].text
 
-    def _prepare(self, item: ItemLike, is_update: bool) -> _Prepared:
+    def prepare(self, item: ItemLike, is_update: bool) -> _Prepared:
         if item.size is not None and item.size > self.options.max_file_bytes:
             raise DocumentTooLargeError(
                 f"{item.size:,} bytes is over the {self.options.max_file_bytes:,}-byte limit "
@@ -306,6 +293,59 @@ class Ingestor:
             is_update=is_update,
         )
 
+    def prepare_safely(self, item: ItemLike, is_update: bool) -> _Prepared | ItemError:
+        """``prepare``, with every per-item failure turned into the item's error."""
+        try:
+            return self.prepare(item, is_update)
+        except RagstackError as exc:
+            return ItemError(item.uri, _kind(exc), str(exc))
+        except (OSError, UnicodeError) as exc:
+            return ItemError(item.uri, "read_error", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a parser bug on one file must not stop the run
+            log.exception("unexpected error preparing %s", item.uri)
+            return ItemError(
+                item.uri, "parse_error", f"could not be processed ({type(exc).__name__})"
+            )
+
+
+Executor = Callable[[Preparer, Iterable[tuple[ItemLike, bool]]], Iterable["_Prepared | ItemError"]]
+
+
+def run_here(
+    preparer: Preparer, todo: Iterable[tuple[ItemLike, bool]]
+) -> Iterable[_Prepared | ItemError]:
+    """The default executor: prepare each item in this process, in order."""
+    return (preparer.prepare_safely(item, is_update) for item, is_update in todo)
+
+
+class Ingestor:
+    """Runs one ingest of source items into one collection (the caller holds the writer lock)."""
+
+    def __init__(
+        self,
+        store: Store,
+        info: CollectionInfo,
+        indexes: CollectionIndexes,
+        embedder: Embedder,
+        chunker: Chunker,
+        parser: Parser,
+        redactor: Redactor,
+        options: IngestOptions,
+        executor: Executor | None = None,
+    ) -> None:
+        self.store = store
+        self.info = info
+        self.indexes = indexes
+        self.embedder = embedder
+        self.chunker = chunker
+        self.parser = parser
+        self.redactor = redactor
+        self.options = options
+        self.preparer = Preparer(parser, redactor, chunker, options)
+        self.executor: Executor = executor or run_here
+
+    # producer side ----------------------------------------------------------------------------
+
     def _produce(
         self,
         items: Iterable[ItemLike | ItemError],
@@ -314,34 +354,23 @@ class Ingestor:
         seen: set[str],
         stop: threading.Event,
     ) -> None:
-        try:
+        def todo() -> Iterator[tuple[ItemLike, bool]]:
             for item in items:
                 if stop.is_set():
                     return
+                seen.add(item.uri)
                 if isinstance(item, ItemError):
-                    seen.add(item.uri)
                     out.put(item)
                     continue
-                seen.add(item.uri)
                 prior = known.get(item.uri)
                 if prior is not None and prior[1] == item.version:
                     out.put(("unchanged", item.uri))
                     continue
-                try:
-                    out.put(self._prepare(item, prior is not None))
-                except RagstackError as exc:
-                    out.put(ItemError(item.uri, _kind(exc), str(exc)))
-                except (OSError, UnicodeError) as exc:
-                    out.put(ItemError(item.uri, "read_error", f"{type(exc).__name__}: {exc}"))
-                except Exception as exc:  # a parser bug on one file must not stop the run
-                    log.exception("unexpected error preparing %s", item.uri)
-                    out.put(
-                        ItemError(
-                            item.uri,
-                            "parse_error",
-                            f"could not be processed ({type(exc).__name__})",
-                        )
-                    )
+                yield item, prior is not None
+
+        try:
+            for prepared in self.executor(self.preparer, todo()):
+                out.put(prepared)
         except BaseException as exc:  # a connector failed as a whole: stop, keep what we have
             out.put(exc)
         finally:
@@ -447,6 +476,11 @@ class Ingestor:
             summary.failed += 1
 
     def _embed(self, batch: list[_Prepared], summary: IngestSummary) -> None:
+        done = [p for p in batch if len(p.vectors) == len(p.hashes)]  # embedded by a worker
+        summary.chunks_embedded += sum(len(p.hashes) for p in done)
+        batch = [p for p in batch if len(p.vectors) != len(p.hashes)]
+        if not batch:
+            return
         hashes = {h for p in batch for h in p.hashes}
         stored = self.store.vectors_for_hashes(self.info.id, hashes)
         known: dict[str, F32] = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
