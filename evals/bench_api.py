@@ -58,10 +58,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_ready(url: str, proc: subprocess.Popen[bytes], deadline: float, log: str) -> None:
+    """Until ``url`` answers ``/readyz`` (the database too); exit if ``proc`` died first."""
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise SystemExit(f"the server did not start: see {log}")
+        time.sleep(0.2)
+
+
 def load(
-    url: str, headers: dict[str, str], clients: int, seconds: float, request: Any
+    url: str | list[str], headers: dict[str, str], clients: int, seconds: float, request: Any
 ) -> tuple[list[float], int, float]:
-    """Closed loop: each client sends its next request when the last one returns."""
+    """Closed loop: each client sends its next request when the last one returns; with
+    several base URLs (replicas), client ``n`` uses ``urls[n % len(urls)]``."""
+    urls = [url] if isinstance(url, str) else url
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -70,7 +85,7 @@ def load(
     def client(n: int) -> None:
         nonlocal errors
         rng = random.Random(n)
-        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+        with httpx.Client(base_url=urls[n % len(urls)], headers=headers, timeout=30) as http:
             while time.monotonic() < stop:
                 method, path, body = request(rng)
                 t0 = time.perf_counter()
@@ -125,16 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     )  # fmt: skip
     url, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {secret}"}
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit("the server did not start: see .cache/bench_api-server.log")
-            time.sleep(0.2)
+        wait_ready(url, server, time.monotonic() + 120, ".cache/bench_api-server.log")
         for q in hot[:5]:  # load the model before the clock
             httpx.post(f"{url}/v1/search", json={"collection": name, "query": q},
                        headers=headers, timeout=60).raise_for_status()  # fmt: skip

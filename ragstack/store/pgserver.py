@@ -42,8 +42,9 @@ def _free_port() -> int:
 
 
 class LocalPostgres:
-    """``with LocalPostgres() as pg: pg.url`` -- a new cluster, database ``ragstack`` with the
-    ``vector`` extension, stopped and deleted on exit."""
+    """``with LocalPostgres() as pg: pg.url`` -- a cluster with a database ``ragstack``,
+    stopped on exit. Without ``root`` it is throwaway (a temp dir, deleted on exit, no fsync);
+    with one, its data stays there, durable, and is reused the next time."""
 
     def __init__(self, root: Path | None = None, *, port: int | None = None) -> None:
         self._own_root = root is None
@@ -75,17 +76,18 @@ class LocalPostgres:
                                check=True)  # fmt: skip
             shutil.chown(self.root, SYSTEM_USER)
             self.root.chmod(0o700)
-        if not (self.data / "PG_VERSION").exists():
+        fresh = not (self.data / "PG_VERSION").exists()
+        if fresh:
             self._run("initdb", "-D", str(self.data), "-U", SYSTEM_USER, "--auth=trust",
                       "--encoding=UTF8", "--locale=C", "-N")  # fmt: skip
-        options = (
-            f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=200"
+        if self._own_root:  # throwaway: durability buys nothing
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "postgres.log"), "-w",
                   "-t", "60", "-o", options, "start")  # fmt: skip
-        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", SYSTEM_USER,
-                  "ragstack")  # fmt: skip
+        if fresh:
+            self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", SYSTEM_USER,
+                      "ragstack")  # fmt: skip
         return self
 
     def stop(self) -> None:
