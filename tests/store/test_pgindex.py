@@ -98,3 +98,37 @@ def test_writes_commit_or_roll_back_with_the_callers_transaction(engine: Engine)
         dense.add_in(conn, [1, 2], vec[:2])
         lexical.add_in(conn, [1, 2], TEXTS[:2])
     assert dense.ids().tolist() == lexical.ids().tolist() == [1, 2]
+
+
+def test_ivf_collections_build_their_lists_once_trained(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ivfpq`` collections on PostgreSQL: exact until enough rows, then an IVFFlat index
+    (trained on the rows present) whose filtered searches still return k permitted hits."""
+    from sqlalchemy import text
+
+    monkeypatch.setattr(PgVectorIndex, "IVF_MIN_ROWS", 500)
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((800, 8)).astype(np.float32)
+    pg, _ = both(engine, 8, "ivfpq")
+    ref = ExactIndex(8)
+
+    def ivf_built() -> bool:
+        with engine.connect() as conn:
+            q = text("SELECT 1 FROM pg_indexes WHERE indexname = 'rs_dense_7_ivf'")
+            return conn.execute(q).first() is not None
+
+    pg.add(np.arange(1, 301), vectors[:300])
+    pg.save()
+    assert not ivf_built(), "300 rows are too few to train lists on"
+    pg.add(np.arange(301, 801), vectors[300:])
+    ref.add(np.arange(1, 801), vectors)
+    pg.save()
+    assert ivf_built()
+    allow = IdFilter(np.arange(1, 801, 3))
+    got, want = pg.search(vectors[:4], 10, allow), ref.search(vectors[:4], 10, allow)
+    for row in range(4):
+        assert len(got.hits(row)) == 10
+        assert {i for i, _ in got.hits(row)} <= set(allow.ids.tolist())
+        exact = {i for i, _ in want.hits(row)}
+        assert len(exact & {i for i, _ in got.hits(row)}) >= 7
