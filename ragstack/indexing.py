@@ -148,8 +148,9 @@ def index_bytes(store: Store, info: CollectionInfo, root: Path) -> dict[str, int
         from ragstack.health import dir_bytes
 
         return {"dense": dir_bytes(root / "dense"), "bm25": dir_bytes(root / "bm25")}
-    bm25 = [f"rs_bm25_{k}_{info.id}" for k in ("post", "docs", "terms", "stats")]
-    names = {"dense": [f"rs_dense_{info.id}"], "bm25": bm25}
+    from ragstack.store.pgindex import collection_tables
+
+    names = collection_tables(info.id)
     out = {}
     with store.engine.connect() as conn:
         for kind, tables in names.items():

@@ -41,6 +41,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Float,
+    Index,
     Integer,
     MetaData,
     Select,
@@ -67,7 +68,6 @@ from indexes.types import Metric
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
-_META = MetaData()
 _CREATE_LOCK = 0x7273_6978  # advisory lock key for creating a collection's tables
 
 
@@ -87,18 +87,26 @@ def _permitted(id_col: Any, allow: Allow) -> Any:
     return id_col == any_(bindparam("allowed", allow.ids.tolist(), type_=ARRAY(BigInteger)))
 
 
-def _table(name: str, *cols: Column[Any]) -> Table:
-    found = _META.tables.get(name)
-    return found if found is not None else Table(name, _META, *cols)
+def _table(name: str, *items: Any) -> Table:
+    """A table of its own index object (never shared: two databases in one process may hold
+    a collection of the same id with another dimension)."""
+    return Table(name, MetaData(), *items)
+
+
+def collection_tables(collection_id: int) -> dict[str, list[str]]:
+    """A collection's index tables, by index."""
+    cid = int(collection_id)
+    return {
+        "dense": [f"rs_dense_{cid}"],
+        "bm25": [f"rs_bm25_{kind}_{cid}" for kind in ("post", "docs", "terms", "stats")],
+    }
 
 
 def drop_collection_tables(conn: Connection, collection_id: int) -> None:
     """Drop a collection's index tables (with the collection)."""
-    for kind in ("dense", "bm25_post", "bm25_docs", "bm25_terms", "bm25_stats"):
-        name = f"rs_{kind}_{int(collection_id)}"
-        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
-        if name in _META.tables:
-            _META.remove(_META.tables[name])
+    for names in collection_tables(collection_id).values():
+        for name in names:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
 
 
 def _unit(vectors: F32) -> F32:
@@ -122,11 +130,19 @@ class PgVectorIndex:
         self.collection_id = int(collection_id)
         self._dim = int(dim)
         self.backend = backend
-        self.name = f"rs_dense_{self.collection_id}"
+        self.name = collection_tables(self.collection_id)["dense"][0]
+        hnsw = Index(
+            f"{self.name}_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_ip_ops"},
+        )
         self.table = _table(
             self.name,
             Column("id", BigInteger, primary_key=True, autoincrement=False),
             Column("embedding", Vector(self._dim), nullable=False),
+            *([hnsw] if backend == "hnsw" else []),
         )
 
     # -- VectorIndex ------------------------------------------------------------------------
@@ -140,15 +156,7 @@ class PgVectorIndex:
         return "cosine"
 
     def create(self, conn: Connection) -> None:
-        conn.exec_driver_sql(
-            f"CREATE TABLE IF NOT EXISTS {self.name} "
-            f"(id BIGINT PRIMARY KEY, embedding vector({self._dim}) NOT NULL)"
-        )
-        if self.backend == "hnsw":
-            conn.exec_driver_sql(
-                f"CREATE INDEX IF NOT EXISTS {self.name}_hnsw ON {self.name} "
-                "USING hnsw (embedding vector_ip_ops) WITH (m = 16, ef_construction = 64)"
-            )
+        self.table.create(conn, checkfirst=True)  # with its HNSW index, for hnsw
 
     def __len__(self) -> int:
         with self.engine.connect() as conn:
@@ -280,55 +288,37 @@ class PgBm25Index:
         self.collection_id = int(collection_id)
         self.analyzer = analyzer or Analyzer()
         self.k1, self.b = float(k1), float(b)
-        cid = self.collection_id
+        post, docs, terms, stats = collection_tables(self.collection_id)["bm25"]
         self.post = _table(
-            f"rs_bm25_post_{cid}",
+            post,
             Column("term", Text, primary_key=True),
             Column("id", BigInteger, primary_key=True, autoincrement=False),
             Column("tf", Integer, nullable=False),
             Column("len", Integer, nullable=False),
+            Index(f"{post}_id", "id"),  # removals find a document's postings
         )
         self.docs = _table(
-            f"rs_bm25_docs_{cid}",
+            docs,
             Column("id", BigInteger, primary_key=True, autoincrement=False),
             Column("len", Integer, nullable=False),
         )
         self.terms = _table(
-            f"rs_bm25_terms_{cid}",
+            terms,
             Column("term", Text, primary_key=True),
             Column("df", BigInteger, nullable=False),
         )
         self.stats = _table(
-            f"rs_bm25_stats_{cid}",
+            stats,
             Column("one", Integer, primary_key=True, autoincrement=False),
             Column("docs", BigInteger, nullable=False),
             Column("total", BigInteger, nullable=False),
         )
 
     def create(self, conn: Connection) -> None:
-        cid = self.collection_id
-        conn.exec_driver_sql(
-            f"CREATE TABLE IF NOT EXISTS rs_bm25_post_{cid} (term TEXT NOT NULL, id BIGINT NOT "
-            "NULL, tf INTEGER NOT NULL, len INTEGER NOT NULL, PRIMARY KEY (term, id))"
-        )
-        conn.exec_driver_sql(
-            f"CREATE INDEX IF NOT EXISTS rs_bm25_post_{cid}_id ON rs_bm25_post_{cid} (id)"
-        )
-        conn.exec_driver_sql(
-            f"CREATE TABLE IF NOT EXISTS rs_bm25_docs_{cid} "
-            "(id BIGINT PRIMARY KEY, len INTEGER NOT NULL)"
-        )
-        conn.exec_driver_sql(
-            f"CREATE TABLE IF NOT EXISTS rs_bm25_terms_{cid} "
-            "(term TEXT PRIMARY KEY, df BIGINT NOT NULL)"
-        )
-        conn.exec_driver_sql(
-            f"CREATE TABLE IF NOT EXISTS rs_bm25_stats_{cid} (one INTEGER PRIMARY KEY, "
-            "docs BIGINT NOT NULL, total BIGINT NOT NULL)"
-        )
-        conn.exec_driver_sql(
-            f"INSERT INTO rs_bm25_stats_{cid} VALUES (1, 0, 0) ON CONFLICT DO NOTHING"
-        )
+        for table in (self.post, self.docs, self.terms, self.stats):
+            table.create(conn, checkfirst=True)
+        first = pg_insert(self.stats).values(one=1, docs=0, total=0)
+        conn.execute(first.on_conflict_do_nothing())
 
     def __len__(self) -> int:
         with self.engine.connect() as conn:

@@ -68,6 +68,13 @@ def test_vector_search_equals_exact_search_with_filters(engine: Engine, backend:
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     ids = np.arange(1, 601)
     pg, _ = both(engine, 16, backend)
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        made = conn.execute(text("SELECT indexdef FROM pg_indexes WHERE indexname = "
+                                 "'rs_dense_7_hnsw'")).scalar()  # fmt: skip
+    assert (made is not None) == (backend == "hnsw")
+    assert made is None or ("hnsw" in made and "vector_ip_ops" in made and "m='16'" in made)
     ref = ExactIndex(16)
     pg.add(ids, vectors)
     ref.add(ids, vectors)
