@@ -234,17 +234,7 @@ class Preparer:
         return blocks, counts, done[-1].text
 
     def prepare(self, item: ItemLike, is_update: bool) -> _Prepared:
-        if item.size is not None and item.size > self.options.max_file_bytes:
-            raise DocumentTooLargeError(
-                f"{item.size:,} bytes is over the {self.options.max_file_bytes:,}-byte limit "
-                "(RAGSTACK_MAX_FILE_BYTES)"
-            )
-        data = item.read()
-        if len(data) > self.options.max_file_bytes:
-            raise DocumentTooLargeError(
-                f"{len(data):,} bytes is over the {self.options.max_file_bytes:,}-byte limit "
-                "(RAGSTACK_MAX_FILE_BYTES)"
-            )
+        data = read_within(item, self.options.max_file_bytes)
         parsed = self.parser.parse(
             data, filename=item.uri.rsplit("/", 1)[-1], mime=item.mime or None
         )
@@ -297,15 +287,33 @@ class Preparer:
         """``prepare``, with every per-item failure turned into the item's error."""
         try:
             return self.prepare(item, is_update)
-        except RagstackError as exc:
-            return ItemError(item.uri, _kind(exc), str(exc))
-        except (OSError, UnicodeError) as exc:
-            return ItemError(item.uri, "read_error", f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # a parser bug on one file must not stop the run
-            log.exception("unexpected error preparing %s", item.uri)
-            return ItemError(
-                item.uri, "parse_error", f"could not be processed ({type(exc).__name__})"
+        except Exception as exc:  # one file's failure must not stop the run
+            return problem(item.uri, exc)
+
+
+def read_within(item: ItemLike, limit: int) -> bytes:
+    """The item's bytes, or ``DocumentTooLargeError`` (by its stated size before reading)."""
+
+    def check(size: int | None) -> None:
+        if size is not None and size > limit:
+            raise DocumentTooLargeError(
+                f"{size:,} bytes is over the {limit:,}-byte limit (RAGSTACK_MAX_FILE_BYTES)"
             )
+
+    check(item.size)
+    data = item.read()
+    check(len(data))
+    return data
+
+
+def problem(uri: str, exc: Exception) -> ItemError:
+    """What went wrong with one item, as the ingest summary reports it."""
+    if isinstance(exc, RagstackError):
+        return ItemError(uri, _kind(exc), str(exc))
+    if isinstance(exc, OSError | UnicodeError):
+        return ItemError(uri, "read_error", f"{type(exc).__name__}: {exc}")
+    log.exception("unexpected error preparing %s", uri)  # a bug: its trace in the log
+    return ItemError(uri, "parse_error", f"could not be processed ({type(exc).__name__})")
 
 
 Executor = Callable[[Preparer, Iterable[tuple[ItemLike, bool]]], Iterable["_Prepared | ItemError"]]
@@ -520,11 +528,12 @@ class Ingestor:
             ]
             drafts.append(DocumentDraft(**p.draft_fields, chunks=chunks))  # type: ignore[arg-type]
         results = self.store.write_documents(self.info.id, drafts, index=self.indexes.sql_writer)
-        removed = np.concatenate([r.removed for r in results])
-        added = np.concatenate([r.added for r in results])
-        vectors = np.stack([c.embedding for d in drafts for c in d.chunks])
-        texts = [t for p in batch for t in p.embed_texts]
-        self.indexes.apply(removed, added, vectors, texts)
+        if not self.indexes.transactional:  # index files follow the commit
+            removed = np.concatenate([r.removed for r in results])
+            added = np.concatenate([r.added for r in results])
+            vectors = np.stack([c.embedding for d in drafts for c in d.chunks])
+            texts = [t for p in batch for t in p.embed_texts]
+            self.indexes.apply(removed, added, vectors, texts)
         for p in batch:
             if p.is_update:
                 summary.updated += 1

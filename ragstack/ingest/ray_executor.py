@@ -28,8 +28,16 @@ import numpy as np
 
 from ragstack.config import Settings
 from ragstack.domain import CollectionInfo, MetaValue
-from ragstack.errors import ConfigError, DocumentTooLargeError
-from ragstack.ingest.pipeline import IngestOptions, ItemError, ItemLike, Preparer, _Prepared
+from ragstack.errors import ConfigError
+from ragstack.ingest.pipeline import (
+    IngestOptions,
+    ItemError,
+    ItemLike,
+    Preparer,
+    _Prepared,
+    problem,
+    read_within,
+)
 
 
 @dataclass(frozen=True)
@@ -57,16 +65,13 @@ class ShippedItem:
 
 
 def ship(item: ItemLike, max_bytes: int) -> ShippedItem:
-    """Read ``item`` here (size limits first: an oversized item never travels)."""
-    if item.size is not None and item.size > max_bytes:
-        raise DocumentTooLargeError(
-            f"{item.size:,} bytes is over the {max_bytes:,}-byte limit (RAGSTACK_MAX_FILE_BYTES)"
-        )
+    """Read ``item`` here, within the size limit (an oversized item never travels)."""
     acl = item.acl
+    data = read_within(item, max_bytes)
     return ShippedItem(
         item.source, item.uri, item.version, item.title, item.mime, dict(item.metadata),
         _Acl(acl.tenant, frozenset(acl.principals)) if acl is not None else None,
-        item.size, item.read(),
+        item.size, data,
     )  # fmt: skip
 
 
@@ -165,11 +170,8 @@ class RayExecutor:
             for item, is_update in window:
                 try:
                     shipped = ship(item, self.options.max_file_bytes)
-                except DocumentTooLargeError as exc:
-                    yield ItemError(item.uri, "too_large", str(exc))
-                    continue
-                except (OSError, UnicodeError) as exc:
-                    yield ItemError(item.uri, "read_error", f"{type(exc).__name__}: {exc}")
+                except Exception as exc:  # one file's failure must not stop the run
+                    yield problem(item.uri, exc)
                     continue
                 rows.append({"item": pickle.dumps(shipped), "is_update": is_update})
             if not rows:
