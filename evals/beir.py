@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ragstack.evaluation import load_judgements, mrr_at_k, ndcg_at_k, recall_at_k
+from ragstack.search import Fusion, Mode
 
 __all__ = [
     "BeirDataset",
@@ -73,10 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     import argparse
     from dataclasses import replace
 
-    from evals.collections import PRINCIPAL, ensure_collection, eval_service
+    from evals.collections import PRINCIPAL, default_reranker, ensure_collection, eval_service
     from evals.report import Cell, Reporter
     from ragstack.evaluation import evaluate
-    from ragstack.search import Fusion, Hit, Mode
 
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--data", type=Path, default=shared_data_dir() / "scifact")
@@ -100,39 +102,47 @@ def main(argv: list[str] | None = None) -> None:
         "how a tuning transfers to data it never saw",
     )
     parser.add_argument("--embedder", default=None, help="RAGSTACK_EMBEDDER for the eval data dir")
+    parser.add_argument(
+        "--reranker",
+        type=Path,
+        default=None,
+        help="cross-encoder directory (default RAGSTACK_RERANKER_PATH, else the one "
+        "evals.train_reranker wrote, if any): adds hybrid+rerank, its weight tuned on tuning "
+        "queries the reranker was not trained on (its training.json)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
     rep = Reporter(args.json)
 
-    svc = eval_service(args.embedder)
+    svc = eval_service(args.embedder, args.reranker or default_reranker())
     name = ensure_collection(svc, args.data, quiet=args.json)
     queries, qrels = load_judgements(args.data, args.split)
     tuned = None
+    tq: dict[str, str] = {}
+    tr: dict[str, dict[str, int]] = {}
     if args.tune_split and (args.data / "qrels" / f"{args.tune_split}.tsv").is_file():
         tq, tr = load_judgements(args.data, args.tune_split)
         tr = {q: j for q, j in tr.items() if q not in qrels}
         tuned = svc.tune(name, tq, tr, principals=[PRINCIPAL], group_by=args.group_by)
     fusion = svc.fusion(name) if tuned else Fusion()
 
-    def search(text: str, mode: Mode, depth: int, f: Fusion | None) -> list[Hit]:
-        return svc.search(name, text, principals=[PRINCIPAL], mode=mode, top_k=depth, fusion=f).hits
-
     results: dict[str, dict[str, float | int | str]] = {}
     rows: list[list[Cell]] = []
-    runs: list[tuple[str, Mode, Fusion | None]] = [
-        ("bm25", "bm25", None),
-        ("dense", "dense", None),
-        ("hybrid", "hybrid", fusion),
-    ]
-    if fusion.grouped:
-        runs.append(("hybrid_ungrouped", "hybrid", replace(fusion, group_by="", group_weight=0)))
-    if tuned is not None and fusion != Fusion():
-        runs.append(("hybrid_rrf60", "hybrid", Fusion()))
+    runs = base_runs(fusion, tuned=tuned is not None)
     transfer = None
     if args.fusion_from is not None:
         transfer = svc.fusion(args.fusion_from.resolve().name)
-        runs.append((f"hybrid_{args.fusion_from.resolve().name}_fusion", "hybrid", transfer))
-    for label, mode, f in runs:
+        runs.append((f"hybrid_{args.fusion_from.resolve().name}_fusion", "hybrid", transfer, False))
+    reranked, note = None, ""
+    if svc.c.reranker is not None:
+        reranked, note = tune_reranker(svc, name, args.data, tq, tr)
+        runs.append(("hybrid+rerank", "hybrid", reranked, True))
+        if reranked.rerank_weight < 1.0:
+            alone = replace(reranked, rerank_weight=1.0)
+            runs.append(("hybrid+rerank_alone", "hybrid", alone, True))
+
+    for label, mode, f, rerank in runs:
+        search = searcher(svc, name, rerank)
         search("warm up", mode, 10, f)
         m = evaluate(search, queries, qrels, mode=mode, fusion=f)
         results[label] = dict(m.as_dict())
@@ -154,8 +164,72 @@ def main(argv: list[str] | None = None) -> None:
         rep.say(f"fusion: {fusion} (no {args.tune_split or 'tuning'} split to tune on)")
     if transfer is not None:
         rep.say(f"fusion tuned for {args.fusion_from}: {transfer}")
-    results["fusion"] = {"tuned_on": args.tune_split if tuned else "", **vars_of(fusion)}
+    if note:
+        rep.say(note)
+    final = reranked or fusion
+    results["fusion"] = {"tuned_on": args.tune_split if tuned else "", **vars_of(final)}
     rep.final(results)
+
+
+Run = tuple[str, Mode, Fusion | None, bool]  # label, mode, fusion, rerank
+
+
+def base_runs(fusion: Fusion, *, tuned: bool) -> list[Run]:
+    """bm25, dense, hybrid; hybrid without group evidence if it has some; RRF k=60 if tuned."""
+    from dataclasses import replace
+
+    runs: list[Run] = [
+        ("bm25", "bm25", None, False),
+        ("dense", "dense", None, False),
+        ("hybrid", "hybrid", fusion, False),
+    ]
+    if fusion.grouped:
+        ungrouped = replace(fusion, group_by="", group_weight=0)
+        runs.append(("hybrid_ungrouped", "hybrid", ungrouped, False))
+    if tuned and fusion != Fusion():
+        runs.append(("hybrid_rrf60", "hybrid", Fusion(), False))
+    return runs
+
+
+def searcher(svc: Any, name: str, rerank: bool) -> Callable[[str, Mode, int, Fusion | None], Any]:
+    from evals.collections import PRINCIPAL
+
+    def search(text: str, mode: Mode, depth: int, f: Fusion | None) -> Any:
+        return svc.search(
+            name, text, principals=[PRINCIPAL], mode=mode, top_k=depth, fusion=f, rerank=rerank
+        ).hits
+
+    return search
+
+
+def tune_reranker(
+    svc: Any, name: str, data: Path, queries: dict[str, str], qrels: dict[str, dict[str, int]]
+) -> tuple[Any, str]:
+    """The collection's fusion with the reranker's weight tuned on ``queries`` minus those the
+    reranker was trained on (``train_query_ids`` in its ``training.json``, when it was trained
+    on this dataset; a reranker trained here that does not list them is not tuned)."""
+    from dataclasses import replace
+
+    reranker = svc.c.reranker
+    fusion = svc.fusion(name)
+    seen: set[str] = set()
+    record = Path(str(svc.settings.reranker_path)) / "training.json"
+    if record.is_file():
+        info = json.loads(record.read_text(encoding="utf-8"))
+        if Path(str(info.get("data", ""))).name == data.resolve().name:
+            if "train_query_ids" not in info:
+                return fusion, f"reranker trained on {name}, no record of its queries: untuned"
+            seen = set(info["train_query_ids"])
+    unseen = {q: t for q, t in queries.items() if q in qrels and q not in seen}
+    if not unseen:
+        return replace(fusion, rerank_weight=1.0), "reranker weight untuned (no unseen queries)"
+    result = svc.tune_rerank(name, unseen, qrels, principals=["user:eval"])
+    tuned = svc.fusion(name)
+    trials = ", ".join(f"{w:.1f}: {n:.4f}" for w, n in result.trials)
+    return tuned, (
+        f"reranker {reranker.model_id} weight tuned on {len(unseen)} queries it never saw: "
+        f"{result.weight:.1f} (nDCG@10 by weight {trials})"
+    )
 
 
 def vars_of(fusion: object) -> dict[str, float | int | str]:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from evals.beir import BeirDataset, load_beir, shared_data_dir
-from evals.collections import PRINCIPAL, ensure_collection, eval_service
+from evals.collections import PRINCIPAL, default_reranker, ensure_collection, eval_service
 from evals.report import Cell, Reporter
 from ragstack.answering import AnswerRequest
 from ragstack.cache import near_miss
@@ -133,11 +133,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache-claims", type=int, default=400, help="claims cached")
     parser.add_argument("--answers", type=int, default=30, help="answers timed (miss vs hit)")
     parser.add_argument("--embedder", default=None)
+    parser.add_argument(
+        "--reranker",
+        type=Path,
+        default=None,
+        help="cross-encoder directory (default RAGSTACK_RERANKER_PATH, else the one "
+        "evals.train_reranker wrote, if any)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
     rep = Reporter(args.json)
 
-    svc = eval_service(args.embedder)
+    svc = eval_service(args.embedder, args.reranker or default_reranker())
     name = ensure_collection(svc, args.data, quiet=args.json)
     ds = load_beir(args.data, "test")
     queries = [t for _q, t in ds.judged_queries()][: args.queries]

@@ -19,12 +19,27 @@ from ragstack.service import IngestRequest, Ragstack, SourceSpec
 PRINCIPAL = "user:eval"
 
 
-def eval_service(embedder: str | None = None) -> Ragstack:
+def default_reranker() -> Path | None:
+    """``RAGSTACK_RERANKER_PATH`` if set, else the cross-encoder ``python -m
+    evals.train_reranker`` writes, once it has been trained."""
+    from evals.train_reranker import DEFAULT_OUT
+
+    configured = Settings().reranker_path
+    if configured is not None:
+        return configured
+    return DEFAULT_OUT if (DEFAULT_OUT / "config.json").is_file() else None
+
+
+def eval_service(embedder: str | None = None, reranker: Path | None = None) -> Ragstack:
+    """``reranker``: a cross-encoder directory (default ``RAGSTACK_RERANKER_PATH``, if set)."""
     base = Settings()
     chosen = embedder or base.embedder
     local = base.embedder_model_path
     data_dir = REPO_ROOT / ".cache" / "evals" / (f"{chosen}-{local.name}" if local else chosen)
-    return build(Settings(data_dir=data_dir, principal=PRINCIPAL, embedder=chosen))
+    settings = Settings(data_dir=data_dir, principal=PRINCIPAL, embedder=chosen)
+    if reranker is not None:
+        settings = settings.model_copy(update={"reranker_path": reranker})
+    return build(settings)
 
 
 def ensure_collection(svc: Ragstack, data: Path, *, quiet: bool = False) -> str:

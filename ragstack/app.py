@@ -106,16 +106,17 @@ def build(settings: Settings | None = None) -> Ragstack:
 def make_reranker(settings: Settings) -> Reranker | None:
     if settings.reranker_path is None:
         return None
-    from ragstack.rerank import CrossEncoderReranker, OnnxReranker
+    from ragstack.rerank import CrossEncoderReranker, OnnxReranker, trained_max_length
 
+    max_length = settings.reranker_max_length or trained_max_length(settings.reranker_path)
     if settings.reranker_backend == "onnx-int8":
         return OnnxReranker(
             settings.reranker_path,
             cache_dir=settings.data_dir / "models",
-            max_length=settings.reranker_max_length,
+            max_length=max_length,
             threads=settings.onnx_threads,
         )
-    return CrossEncoderReranker(settings.reranker_path, max_length=settings.reranker_max_length)
+    return CrossEncoderReranker(settings.reranker_path, max_length=max_length)
 
 
 def generator_factory(settings: Settings, memo: MemoEmbed) -> Callable[[str], Generator]:

@@ -638,11 +638,19 @@ def tune(
             "came from): also tune how much a match in one part lifts the parts beside it."
         ),
     ] = "",
+    rerank: Annotated[
+        bool,
+        typer.Option(
+            help="Then tune the reranker's share of a reranked hit's score on the same queries "
+            "(RAGSTACK_RERANKER_PATH; use queries the reranker was not trained on)."
+        ),
+    ] = False,
     as_principals: AsOption = None,
     dry_run: Annotated[bool, typer.Option(help="Report, but keep the current fusion.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Choose the collection's hybrid fusion (RRF k, or score weights) from judged queries."""
+    """Choose the collection's hybrid fusion (RRF k, or score weights) from judged queries,
+    and with --rerank the weight of the reranker against it."""
     from ragstack.evaluation import load_judgements
 
     queries, qrels = load_judgements(data, split)
@@ -658,6 +666,17 @@ def tune(
             apply=not dry_run,
             progress=advance,
         )
+    reranked = None
+    if rerank:
+        with _bar("rerank", enabled=not as_json and console.is_terminal) as advance:
+            reranked = svc.tune_rerank(
+                collection,
+                queries,
+                qrels,
+                principals=_principals(as_principals),
+                apply=not dry_run,
+                progress=advance,
+            )
     payload = {
         "collection": collection,
         "split": split,
@@ -668,6 +687,13 @@ def tune(
         "rrf60_ndcg_at_10": round(result.default_ndcg, 4),
         "applied": not dry_run,
     }
+    if reranked is not None:
+        payload["rerank"] = {
+            "weight": reranked.weight,
+            "best_ndcg_at_10": round(reranked.best_ndcg, 4),
+            "first_stage_ndcg_at_10": round(reranked.first_stage_ndcg, 4),
+            "reranker_alone_ndcg_at_10": round(reranked.reranker_ndcg, 4),
+        }
     if as_json:
         _emit(True, payload)
         return
@@ -676,6 +702,12 @@ def tune(
         f"nDCG@10 {result.best_ndcg:.4f} (RRF k=60: {result.default_ndcg:.4f}); "
         + ("stored for this collection" if not dry_run else "not stored (--dry-run)")
     )
+    if reranked is not None:
+        console.print(
+            f"reranker weight [bold]{reranked.weight:.1f}[/]: nDCG@10 {reranked.best_ndcg:.4f} "
+            f"(first stage alone {reranked.first_stage_ndcg:.4f}, reranker alone "
+            f"{reranked.reranker_ndcg:.4f})"
+        )
 
 
 collections_app = typer.Typer(help="List, create and delete collections.", no_args_is_help=True)

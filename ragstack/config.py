@@ -128,8 +128,12 @@ class Settings(BaseSettings):
         description="`onnx-int8` (exported once under <data_dir>/models; several times faster "
         "on CPU) or `torch` (sentence-transformers CrossEncoder).",
     )
-    reranker_max_length: int = Field(
-        256, ge=16, le=8192, description="Tokens of query + passage the reranker reads."
+    reranker_max_length: int | None = Field(
+        None,
+        ge=16,
+        le=8192,
+        description="Tokens of query + passage the reranker reads (none: the length it was "
+        "trained at, from the `training.json` beside it, else 256).",
     )
     rerank_depth: int = Field(
         20, ge=2, le=200, description="First-stage hits the reranker reorders."

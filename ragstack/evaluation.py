@@ -7,6 +7,10 @@ that id, or ends with ``/<id>`` (BEIR corpora ingest as ``beir://<dataset>/<id>`
 ``tune`` retrieves each query's BM25 and dense candidates once, then scores every fusion
 setting of a small grid on those lists (fusion is cheap; retrieval is not), and returns the
 best by mean nDCG@10. Tune on a training split and report on a held-out one.
+
+``tune_rerank`` does the same for the reranker's share of a reranked hit's score: each query's
+first stage and reranker scores are computed once, every weight of a grid is scored on them.
+Tune it on queries the reranker was not trained on.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ragstack.errors import InputError
-from ragstack.search import Fusion, Hit, Mode, fuse_grouped
+from ragstack.search import Fusion, Hit, Mode, blend, fuse_grouped
 
 Qrels = Mapping[str, Mapping[str, int]]  # query id -> document id -> gain
 
@@ -227,3 +231,49 @@ def tune(
     default = replace(Fusion(), candidates=candidates)
     default_ndcg = next((n for f, n in trials if f == default), float("nan"))
     return TuneResult(best, best_ndcg, default_ndcg, trials)
+
+
+RERANK_WEIGHTS = tuple(w / 10 for w in range(11))
+
+
+@dataclass(frozen=True)
+class Reranked:
+    """One query's first stage: the reranked head (document keys, first-stage and reranker
+    scores, in first-stage order) and the document keys of the hits after it."""
+
+    head: Sequence[str]
+    first: Sequence[float]
+    model: Sequence[float]
+    tail: Sequence[str]
+
+    def documents(self, weight: float) -> list[str]:
+        final = blend(self.first, self.model, weight)
+        order = sorted(range(len(self.head)), key=lambda i: (-final[i], i))
+        return documents_in_order([self.head[i] for i in order] + list(self.tail))
+
+
+@dataclass(frozen=True)
+class RerankTuneResult:
+    weight: float
+    best_ndcg: float
+    first_stage_ndcg: float  # weight 0: the first stage's order
+    reranker_ndcg: float  # weight 1: the reranker's order alone
+    trials: list[tuple[float, float]]
+
+
+def tune_rerank(
+    runs: Mapping[str, Reranked], qrels: Qrels, weights: Sequence[float] = RERANK_WEIGHTS
+) -> RerankTuneResult:
+    """The reranker weight with the best mean nDCG@10 over ``runs`` (ties: the smaller)."""
+    trials = [
+        (w, score({q: r.documents(w) for q, r in runs.items()}, qrels).ndcg_at_10) for w in weights
+    ]
+    best, best_ndcg = max(trials, key=lambda t: (t[1], -t[0]))
+    ndcg = dict(trials)
+    return RerankTuneResult(
+        best,
+        best_ndcg,
+        ndcg.get(0.0, float("nan")),
+        ndcg.get(1.0, float("nan")),
+        trials,
+    )

@@ -77,6 +77,17 @@ def check_cross_encoder_dir(model_dir: Path) -> dict[str, Any]:
     return config
 
 
+def trained_max_length(model_dir: Path) -> int:
+    """The ``max_length`` a model was trained at, from the ``training.json`` that
+    ``evals.train_reranker`` writes beside it; ``DEFAULT_MAX_LENGTH`` for any other model."""
+    try:
+        record = json.loads((Path(model_dir) / "training.json").read_text(encoding="utf-8"))
+        length = record["config"]["max_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_MAX_LENGTH
+    return length if isinstance(length, int) and 16 <= length <= 8192 else DEFAULT_MAX_LENGTH
+
+
 def checked_model_dir(model_dir: Path, max_length: int, batch_size: int) -> Path:
     """``model_dir`` once it and the settings are known to work, else a ``ConfigError``."""
     if max_length < 16:

@@ -69,7 +69,10 @@ class Filters:
 
 @dataclass(frozen=True)
 class Fusion:
-    """How BM25 and dense rankings are combined in hybrid mode."""
+    """How BM25 and dense rankings are combined in hybrid mode, and how a reranker's scores
+    join the first stage's (``rerank_weight``: 1 = the reranker's order alone, 0 = the first
+    stage's; in between, a weighted sum of both min-max normalised over the reranked hits).
+    A weight tuned for one reranker (``rerank_model``) is not applied to another."""
 
     method: FusionMethod = "rrf"
     rrf_k: int = 60
@@ -77,6 +80,8 @@ class Fusion:
     candidates: int = 100  # per retriever, before fusion
     group_by: str = ""  # document metadata key naming a parent; "" = no group evidence
     group_weight: float = 0.0  # share of the best sibling's fused score a candidate gains
+    rerank_weight: float = 1.0  # reranker share of a reranked hit's score
+    rerank_model: str = ""  # the reranker rerank_weight was tuned for ("" = any)
 
     def __post_init__(self) -> None:
         if self.method not in ("rrf", "weighted"):
@@ -87,6 +92,12 @@ class Fusion:
             raise InputError("candidates must be in 1..10000")
         if not 0.0 <= self.group_weight <= 10.0 or len(self.group_by) > 256:
             raise InputError("group_weight must be in 0..10 and group_by at most 256 characters")
+        if not 0.0 <= self.rerank_weight <= 1.0 or len(self.rerank_model) > 512:
+            raise InputError("rerank_weight must be in 0..1, rerank_model at most 512 characters")
+
+    def rerank_weight_for(self, model_id: str) -> float:
+        """The reranker's share for ``model_id``: the tuned one if it was tuned for it."""
+        return self.rerank_weight if self.rerank_model in ("", model_id) else 1.0
 
     @property
     def grouped(self) -> bool:
@@ -218,6 +229,20 @@ def weighted(
         for cid, s in hits:
             scores[cid] = scores.get(cid, 0.0) + w * (s - lo) / span
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def blend(first: Sequence[float], model: Sequence[float], weight: float) -> list[float]:
+    """``weight`` x the min-max normalised ``model`` scores plus the rest x the normalised
+    ``first`` (first-stage) scores of the same hits: the reranked hits' new scores."""
+    if weight >= 1.0:
+        return [float(s) for s in model]
+
+    def unit(values: Sequence[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
+        v = np.asarray(values, dtype=np.float64)
+        span = float(v.max() - v.min()) if len(v) else 0.0
+        return (v - v.min()) / span if span > 0 else np.zeros_like(v)
+
+    return [float(x) for x in weight * unit(model) + (1.0 - weight) * unit(first)]
 
 
 def fuse(

@@ -20,7 +20,15 @@ from ragstack.config import Settings
 from ragstack.domain import PUBLIC, ChunkInfo, CollectionInfo, DocumentInfo, check_principal
 from ragstack.embedding import Embedder
 from ragstack.errors import ConfigError, ConflictError, InputError, NotFoundError
-from ragstack.evaluation import Qrels, TuneResult, doc_key, tune
+from ragstack.evaluation import (
+    Qrels,
+    Reranked,
+    RerankTuneResult,
+    TuneResult,
+    doc_key,
+    tune,
+    tune_rerank,
+)
 from ragstack.generation.base import Generator, Source, TextDelta, Usage
 from ragstack.indexing import (
     CheckReport,
@@ -52,6 +60,7 @@ from ragstack.search import (
     Fusion,
     Hit,
     Mode,
+    blend,
     hydrate,
     permitted_chunks,
     permitted_query,
@@ -96,14 +105,27 @@ class ResolvedSource:
 SourceResolver = Callable[[SourceSpec, int], ResolvedSource]
 
 
-def rerank_hits(reranker: Reranker, query: str, hits: list[Hit], depth: int) -> list[Hit]:
-    """The first ``depth`` hits reordered by the cross-encoder (title and section as context);
-    the rest keep their order after them."""
+def rerank_passages(hits: Sequence[Hit]) -> list[str]:
+    """What the reranker reads of each hit: title and section as context, then the text."""
+    return [index_text(" > ".join(x for x in (h.title, h.section) if x), h.text) for h in hits]
+
+
+def rerank_hits(
+    reranker: Reranker, query: str, hits: list[Hit], depth: int, fusion: Fusion
+) -> list[Hit]:
+    """The first ``depth`` hits reordered by the reranker's score, blended with their first-
+    stage score by the fusion's ``rerank_weight`` (``blend``); the rest keep their order after
+    them. Each reranked hit's ``ranks["rerank"]`` is its rank by the reranker alone."""
     head, tail = hits[:depth], hits[depth:]
-    passages = [index_text(" > ".join(x for x in (h.title, h.section) if x), h.text) for h in head]
-    scores = reranker.rerank(query, passages)
-    order = sorted(range(len(head)), key=lambda i: -scores[i])
-    return [replace(head[i], score=float(scores[i])) for i in order] + tail
+    scores = reranker.rerank(query, rerank_passages(head))
+    by_model = sorted(range(len(head)), key=lambda i: -scores[i])
+    model_rank = {i: r for r, i in enumerate(by_model, 1)}
+    final = blend([h.score for h in head], scores, fusion.rerank_weight_for(reranker.model_id))
+    order = sorted(range(len(head)), key=lambda i: (-final[i], i))
+    return [
+        replace(head[i], score=final[i], ranks={**head[i].ranks, "rerank": model_rank[i]})
+        for i in order
+    ] + tail
 
 
 class _Clock:
@@ -568,7 +590,9 @@ class Ragstack:
         hits = hydrate(self.store, retrieved)
         t_hydrate = time.perf_counter()
         if use_rerank and self.c.reranker is not None and hits:
-            hits = rerank_hits(self.c.reranker, query, hits, self.settings.rerank_depth)[:top_k]
+            hits = rerank_hits(self.c.reranker, query, hits, self.settings.rerank_depth, fusion)[
+                :top_k
+            ]
         done = time.perf_counter()
         timings = {
             "acl_ms": (t_allow - started) * 1000,
@@ -792,6 +816,49 @@ class Ragstack:
         )
         if apply:
             self.store.set_setting(info.id, "fusion", result.best.to_json())
+        return result
+
+    def tune_rerank(
+        self,
+        collection: str,
+        queries: Mapping[str, str],
+        qrels: Qrels,
+        *,
+        principals: Sequence[str],
+        tenant: str | None = None,
+        apply: bool = True,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RerankTuneResult:
+        """Picks the reranker's share of a reranked hit's score (``Fusion.rerank_weight``)
+        from judged queries, searched with the collection's current fusion; with ``apply``,
+        stores it for this reranker. Use queries the reranker was not trained on."""
+        reranker = self.c.reranker
+        if reranker is None:
+            raise ConfigError("tuning the reranker needs one: set RAGSTACK_RERANKER_PATH")
+        judged = {q: t for q, t in queries.items() if q in qrels}
+        if not judged:
+            raise InputError("no query has a judgement: check that the ids match")
+        depth = self.settings.rerank_depth
+        runs: dict[str, Reranked] = {}
+        for i, (qid, text) in enumerate(judged.items(), 1):
+            hits = self.search(
+                collection, text, principals=principals, tenant=tenant, top_k=100, rerank=False
+            ).hits
+            head = hits[:depth]
+            runs[qid] = Reranked(
+                [doc_key(h.uri) for h in head],
+                [h.score for h in head],
+                reranker.rerank(text, rerank_passages(head)) if head else [],
+                [doc_key(h.uri) for h in hits[depth:]],
+            )
+            if progress is not None:
+                progress(i, len(judged))
+        result = tune_rerank(runs, qrels)
+        if apply:
+            fusion = replace(
+                self.fusion(collection), rerank_weight=result.weight, rerank_model=reranker.model_id
+            )
+            self.set_fusion(collection, fusion)
         return result
 
     def _reader(self, info: CollectionInfo) -> CollectionIndexes:

@@ -11,6 +11,20 @@ from ragstack.service import Ragstack
 
 Factory = Callable[..., Ragstack]
 
+HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
+
+
+def handbook_judgements(folder: Path) -> Path:
+    """Two judged train queries over ``examples/handbook``, in BEIR layout under ``folder``."""
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "queries.jsonl").write_text(
+        '{"_id": "q1", "text": "how many vacation days"}\n{"_id": "q2", "text": "laptop"}\n'
+    )
+    (folder / "qrels" / "train.tsv").write_text(
+        "query-id\tcorpus-id\tscore\nq1\tvacation-policy.md\t1\nq2\tsecurity-policy.md\t1\n"
+    )
+    return folder
+
 
 @pytest.fixture
 def make_service(tmp_path: Path, backend: str | None) -> Factory:

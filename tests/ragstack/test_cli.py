@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ragstack.cli import app, main
+from tests.ragstack.conftest import HANDBOOK, handbook_judgements
 
 
 @pytest.fixture
@@ -100,9 +101,6 @@ def test_database_source_errors_are_clear(
     assert "unable to open database file" in out
 
 
-HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
-
-
 def test_search_and_tune_from_the_cli(run: Callable[..., Any], tmp_path: Path) -> None:
     invoke = run
     invoke("ingest", str(HANDBOOK), "-c", "hb")
@@ -113,14 +111,7 @@ def test_search_and_tune_from_the_cli(run: Callable[..., Any], tmp_path: Path) -
     assert all(not h["uri"].endswith("benefits.md") for h in bob["hits"]), "benefits is HR-only"
     md = invoke("search", "leave", "-c", "hb", "--mime", "text/plain")
     assert md["hits"] == [], "the handbook is Markdown"
-    judged = tmp_path / "judged"
-    (judged / "qrels").mkdir(parents=True)
-    (judged / "queries.jsonl").write_text(
-        '{"_id": "q1", "text": "how many vacation days"}\n{"_id": "q2", "text": "laptop"}\n'
-    )
-    (judged / "qrels" / "train.tsv").write_text(
-        "query-id\tcorpus-id\tscore\nq1\tvacation-policy.md\t1\nq2\tsecurity-policy.md\t1\n"
-    )
+    judged = handbook_judgements(tmp_path / "judged")
     tuned = invoke("tune", "-c", "hb", "--data", str(judged), "--as", "user:alice")
     assert tuned["queries"] == 2 and tuned["applied"] and tuned["best_ndcg_at_10"] > 0.5
     assert tuned["best_ndcg_at_10"] >= tuned["rrf60_ndcg_at_10"]

@@ -27,6 +27,7 @@ from evals.train_reranker import Group, TrainConfig, build_model, train
 from ragstack.embedding import packaged_minilm_path
 from ragstack.errors import ConfigError
 from ragstack.rerank import CrossEncoderReranker, OnnxReranker, Reranker
+from tests.ragstack.conftest import HANDBOOK, handbook_judgements
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +67,7 @@ def _train(shared_data: Path, root: Path) -> Models:
     ]
     rng = random.Random(7)
     corpus = list(texts.values())
-    cfg = TrainConfig(seed=7, negatives=3, max_length=MAX_LENGTH, lr=1e-4, head_lr=3e-3)
+    cfg = TrainConfig(seed=7, negatives=3, max_length=MAX_LENGTH, layers=6, lr=1e-4, head_lr=3e-3)
     groups = [Group(q, p, tuple(rng.sample(corpus, cfg.negatives))) for q, p in pairs[:TRAIN_PAIRS]]
     seen = {q for q, _ in pairs[:TRAIN_PAIRS]}
     held_out = [
@@ -266,3 +267,149 @@ def test_importing_the_module_loads_no_model_library() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# -- reranking in search, and tuning its weight ------------------------------------------------
+
+
+@pytest.fixture
+def reranking(models: Models, make_service: Any, tmp_path: Path) -> Any:
+    """A collection of held-out claims' abstracts, each relevant one beside its distractors,
+    plus one abstract only ``group:secret`` may read; the trained model reranks the top 6."""
+    svc = make_service(
+        reranker_path=models.trained,
+        reranker_backend="torch",
+        reranker_max_length=MAX_LENGTH,
+        rerank_depth=6,
+        chunk_max_tokens=512,
+    )
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    qrels: dict[str, dict[str, int]] = {}
+    queries: dict[str, str] = {}
+    for n, (claim, relevant, others) in enumerate(models.held_out[:4]):
+        queries[f"q{n}"] = claim
+        qrels[f"q{n}"] = {f"c{n}-relevant.txt": 1}
+        (docs / f"c{n}-relevant.txt").write_text(relevant, encoding="utf-8")
+        for k, other in enumerate(others):
+            (docs / f"c{n}-other{k}.txt").write_text(other, encoding="utf-8")
+    (docs / "secret.txt").write_text(models.held_out[0][0] + " " + models.held_out[0][1])
+    (docs / "secret.txt.acl.json").write_text(json.dumps({"allow": ["group:secret"]}))
+    from ragstack.service import IngestRequest, SourceSpec
+
+    svc.ingest(IngestRequest("kb", [SourceSpec(str(docs))], public=True), principal="user:admin")
+    return svc, queries, qrels
+
+
+def test_search_reorders_the_head_by_the_reranker(reranking: Any) -> None:
+    from dataclasses import replace
+
+    from ragstack.search import Fusion
+    from ragstack.service import rerank_passages
+
+    svc, queries, _ = reranking
+    reader = ["user:bob"]
+    for query in queries.values():
+        plain = svc.search("kb", query, principals=reader, top_k=10, rerank=False).hits
+        got = svc.search("kb", query, principals=reader, top_k=10, rerank=True)
+        head = plain[:6]
+        expected = svc.c.reranker.rerank(query, rerank_passages(head))
+        by_model = sorted(zip(expected, [h.chunk_id for h in head], strict=True), reverse=True)
+        assert [h.chunk_id for h in got.hits[:6]] == [cid for _, cid in by_model]
+        assert [h.score for h in got.hits[:6]] == pytest.approx(sorted(expected, reverse=True))
+        assert [h.ranks["rerank"] for h in got.hits[:6]] == [1, 2, 3, 4, 5, 6]
+        assert [h.chunk_id for h in got.hits[6:]] == [h.chunk_id for h in plain[6:]]
+        assert "rerank_ms" in got.timings_ms
+        assert all(not h.uri.endswith("secret.txt") for h in got.hits)  # ACL before reranking
+    insider = svc.search("kb", queries["q0"], principals=["group:secret"], rerank=True).hits
+    assert any(h.uri.endswith("secret.txt") for h in insider)
+    # weight 0 keeps the first stage's order; a weight tuned for another model is not used
+    query = queries["q0"]
+    plain_ids = [h.chunk_id for h in svc.search("kb", query, principals=reader).hits]
+    svc.set_fusion("kb", replace(Fusion(), rerank_weight=0.0))
+    kept = svc.search("kb", query, principals=reader, rerank=True).hits
+    assert [h.chunk_id for h in kept] == plain_ids
+    svc.set_fusion("kb", replace(Fusion(), rerank_weight=0.0, rerank_model="local:other"))
+    alone = svc.search("kb", query, principals=reader, rerank=True).hits
+    assert [h.ranks["rerank"] for h in alone[:6]] == [1, 2, 3, 4, 5, 6]
+
+
+def test_tune_rerank_stores_the_weight_for_this_reranker(reranking: Any) -> None:
+    from ragstack.evaluation import RERANK_WEIGHTS
+
+    svc, queries, qrels = reranking
+    result = svc.tune_rerank("kb", queries, qrels, principals=["user:bob"])
+    assert result.weight in RERANK_WEIGHTS and len(result.trials) == len(RERANK_WEIGHTS)
+    assert result.best_ndcg == max(n for _, n in result.trials)
+    assert result.best_ndcg >= max(result.first_stage_ndcg, result.reranker_ndcg)
+    fusion = svc.fusion("kb")
+    assert fusion.rerank_weight == result.weight
+    assert fusion.rerank_model == svc.c.reranker.model_id
+    with pytest.raises(ConfigError, match="RAGSTACK_RERANKER_PATH"):
+        svc.c.reranker, saved = None, svc.c.reranker
+        try:
+            svc.tune_rerank("kb", queries, qrels, principals=["user:bob"])
+        finally:
+            svc.c.reranker = saved
+
+
+def test_a_truncated_model_keeps_its_first_layers_and_its_length(tmp_path: Path) -> None:
+    from ragstack.rerank import DEFAULT_MAX_LENGTH, trained_max_length
+
+    cfg = TrainConfig(layers=2, max_length=48)
+    model = build_model(packaged_minilm_path(), cfg)
+    model.save_pretrained(str(tmp_path / "ce"))
+    config = json.loads((tmp_path / "ce" / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2
+    assert trained_max_length(tmp_path / "ce") == DEFAULT_MAX_LENGTH  # no training.json
+    (tmp_path / "ce" / "training.json").write_text(json.dumps({"config": {"max_length": 48}}))
+    assert trained_max_length(tmp_path / "ce") == 48
+    scores = CrossEncoderReranker(tmp_path / "ce", max_length=48).rerank("q", ["a b", "c d"])
+    assert len(scores) == 2
+    with pytest.raises(SystemExit, match="layers"):
+        build_model(packaged_minilm_path(), TrainConfig(layers=7))
+
+
+def test_tune_and_search_with_the_reranker_from_the_cli(
+    models: Models,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from typer.testing import CliRunner
+
+    from ragstack.cli import app, main
+
+    judged = handbook_judgements(tmp_path / "judged")
+    env = {
+        "RAGSTACK_DATA_DIR": str(tmp_path / "data"),
+        "RAGSTACK_EMBEDDER": "hashing",
+        "RAGSTACK_PRINCIPAL": "user:alice",
+        "RAGSTACK_RERANKER_BACKEND": "torch",
+    }
+    runner = CliRunner()
+
+    def invoke(*args: str) -> Any:
+        extra = {"RAGSTACK_RERANKER_PATH": str(models.trained)}
+        return runner.invoke(app, [*args, "--json"], env={**env, **extra})
+
+    assert invoke("ingest", str(HANDBOOK), "-c", "hb").exit_code == 0
+    tune = ("tune", "-c", "hb", "--data", str(judged), "--as", "user:alice", "--rerank")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("RAGSTACK_RERANKER_PATH", raising=False)
+    monkeypatch.setattr(sys, "argv", ["ragstack", *tune])
+    with pytest.raises(SystemExit) as exited:
+        main()  # no reranker configured: a clear error, no traceback
+    out = " ".join(capsys.readouterr().out.split())
+    assert exited.value.code not in (0, None)
+    assert "RAGSTACK_RERANKER_PATH" in out and "Traceback" not in out
+    done = invoke(*tune)
+    assert done.exit_code == 0, done.output
+    tuned = json.loads(done.stdout)["rerank"]
+    assert 0.0 <= tuned["weight"] <= 1.0
+    assert tuned["best_ndcg_at_10"] >= tuned["first_stage_ndcg_at_10"]
+    found = invoke("search", "vacation days", "-c", "hb", "--as", "user:alice", "--rerank")
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.stdout)["hits"]
+    assert hits and "rerank_ms" in json.loads(found.stdout)["timings_ms"]

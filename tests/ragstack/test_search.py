@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ragstack.errors import InputError
-from ragstack.search import Filters, Fusion, group_boost, rrf, weighted
+from ragstack.evaluation import Reranked, tune_rerank
+from ragstack.search import Filters, Fusion, blend, group_boost, rrf, weighted
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 from tests.ragstack.conftest import Factory
 
@@ -108,6 +109,39 @@ def test_fusion_methods_and_per_collection_settings(svc: Ragstack) -> None:
     assert [s for _, s in fused] == pytest.approx([0.6, 0.4, 0.0])
     with pytest.raises(InputError):
         Fusion(method="max")  # type: ignore[arg-type]
+
+
+def test_blend_weighs_the_reranker_against_the_first_stage() -> None:
+    first, model = [3.0, 2.0, 1.0], [0.0, 5.0, 10.0]
+    assert blend(first, model, 1.0) == model  # the reranker's own scores
+    assert blend(first, model, 0.0) == pytest.approx([1.0, 0.5, 0.0])  # normalised first stage
+    assert blend(first, model, 0.5) == pytest.approx([0.5, 0.5, 0.5])
+    assert blend(first, model, 0.25) == pytest.approx([0.75, 0.5, 0.25])
+    assert blend([1.0, 1.0], [2.0, 2.0], 0.5) == [0.0, 0.0]  # no spread: no preference
+    assert blend([], [], 0.5) == []
+    tuned = Fusion(rerank_weight=0.3, rerank_model="local:ce")
+    assert tuned.rerank_weight_for("local:ce") == 0.3
+    assert tuned.rerank_weight_for("local:another") == 1.0  # tuned for another model
+    assert Fusion(rerank_weight=0.3).rerank_weight_for("local:another") == 0.3
+    assert Fusion.from_json(tuned.to_json()) == tuned
+    for bad in (-0.1, 1.5):
+        with pytest.raises(InputError, match="rerank_weight"):
+            Fusion(rerank_weight=bad)
+
+
+def test_tune_rerank_picks_the_smallest_best_weight() -> None:
+    # the reranker is right and the first stage wrong: "c" leads once w > 0.5
+    right = Reranked(["a", "b", "c"], [3.0, 2.0, 1.0], [0.0, 1.0, 5.0], ["t"])
+    result = tune_rerank({"q": right}, {"q": {"c": 1}})
+    assert result.weight == 0.6 and result.best_ndcg == 1.0 == result.reranker_ndcg
+    assert result.first_stage_ndcg < 1.0 and len(result.trials) == 11
+    assert right.documents(0.6) == ["c", "a", "b", "t"]  # the tail keeps its place
+    # the first stage is right and the reranker wrong: "d" leads only while w < 1/3
+    wrong = Reranked(["d", "e", "f"], [3.0, 2.0, 1.0], [0.0, 5.0, 1.0], [])
+    result = tune_rerank({"q": wrong}, {"q": {"d": 1}})
+    assert result.weight == 0.0 and result.first_stage_ndcg == 1.0 > result.reranker_ndcg
+    both = tune_rerank({"q1": right, "q2": wrong}, {"q1": {"c": 1}, "q2": {"d": 1}})
+    assert both.best_ndcg >= max(both.first_stage_ndcg, both.reranker_ndcg)
 
 
 def test_bad_requests(svc: Ragstack) -> None:
