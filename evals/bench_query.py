@@ -25,7 +25,8 @@ import random
 import re
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ from ragstack.answering import AnswerRequest
 from ragstack.cache import near_miss
 from ragstack.evaluation import percentile
 from ragstack.rerank import CrossEncoderReranker, OnnxReranker
-from ragstack.search import Filters, retrieve
+from ragstack.search import Filters, Fusion, retrieve
 from ragstack.service import Ragstack
 
 _SYNONYMS = {
@@ -126,6 +127,39 @@ def forget_queries(svc: Ragstack) -> None:
         svc.c.memo.clear()
 
 
+def time_rerank(
+    svc: Ragstack, name: str, queries: Sequence[str], fusion: Fusion, cold: Callable[[], None]
+) -> tuple[list[float], list[float], float | None]:
+    """Search + rerank latencies (100 queries), the same on torch when the reranker is the
+    ONNX one (30 queries), and the reranker's weight; nothing without a reranker."""
+    reranker = svc.c.reranker
+    if reranker is None:
+        return [], [], None
+    principals = [PRINCIPAL]
+    # a weight tuned to 0 skips the reranker: time it running (its order alone, then)
+    if fusion.rerank_weight_for(reranker.model_id) == 0:
+        fusion = replace(fusion, rerank_weight=1.0, rerank_model="")
+
+    def reranked(n: int) -> list[float]:
+        svc.search(name, "warm up", principals=principals, rerank=True, fusion=fusion)
+        cold()
+        out = []
+        for q in queries[:n]:
+            r = svc.search(name, q, principals=principals, top_k=10, rerank=True, fusion=fusion)
+            out.append(r.timings_ms["total_ms"])
+        return out
+
+    rerank_ms = reranked(100)
+    torch_ms: list[float] = []
+    if isinstance(reranker, OnnxReranker):  # baseline: the same model on torch
+        svc.c.reranker = CrossEncoderReranker(reranker.model_dir, max_length=reranker.max_length)
+        try:
+            torch_ms = reranked(30)
+        finally:
+            svc.c.reranker = reranker
+    return rerank_ms, torch_ms, fusion.rerank_weight_for(reranker.model_id)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared_data_dir() / "scifact")
@@ -185,27 +219,8 @@ def main(argv: list[str] | None = None) -> None:
             torch_search_ms.append(r.timings_ms["total_ms"])
         svc.c.embedder.query_engine = engine  # type: ignore[attr-defined]
 
-    def reranked(n: int) -> list[float]:
-        cold()
-        out = []
-        for q in queries[:n]:
-            r = svc.search(name, q, principals=principals, top_k=10, rerank=True)
-            out.append(r.timings_ms["total_ms"])
-        return out
-
-    rerank_ms: list[float] = []
-    torch_rerank_ms: list[float] = []
     reranker = svc.c.reranker
-    if reranker is not None:
-        svc.search(name, "warm up", principals=principals, rerank=True)
-        rerank_ms = reranked(100)
-        if isinstance(reranker, OnnxReranker):  # baseline: the same model on torch
-            svc.c.reranker = CrossEncoderReranker(
-                reranker.model_dir, max_length=reranker.max_length
-            )
-            svc.search(name, "warm up", principals=principals, rerank=True)
-            torch_rerank_ms = reranked(30)
-            svc.c.reranker = reranker
+    rerank_ms, torch_rerank_ms, weight = time_rerank(svc, name, queries, fusion, cold)
 
     # answers: a miss (full extractive answer) and then its exact repeat (a cache hit)
     svc.clear_cache(name)
@@ -235,6 +250,7 @@ def main(argv: list[str] | None = None) -> None:
             p50(torch_rerank_ms) / p50(rerank_ms) if torch_rerank_ms else None
         ),
         "reranker": reranker.model_id if reranker is not None else None,
+        "rerank_weight": weight,
         "answer_miss_p50_ms": p50(miss_ms),
         "cache_hit_p50_ms": p50(hit_ms),
         "cache_hit_speedup": p50(miss_ms) / p50(hit_ms),
@@ -242,7 +258,9 @@ def main(argv: list[str] | None = None) -> None:
         "embedder": svc.c.embedder.model_id,
         "queries": len(queries),
     }
-    rerank_note = f"top {svc.settings.rerank_depth}" if rerank_ms else "no reranker configured"
+    rerank_note = "no reranker configured"
+    if weight is not None:
+        rerank_note = f"top {svc.settings.rerank_depth}, reranker weight {weight:.1f}"
     rows: list[list[Cell]] = [
         ["search hybrid top-10", p50(search_ms), percentile(search_ms, 95),
          f"query embedding p50 {p50(embed_ms):.1f} ms"],

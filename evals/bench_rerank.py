@@ -43,7 +43,7 @@ from evals.beir import (
 )
 from evals.report import Cell, Reporter
 from evals.train_reranker import DEFAULT_OUT, Rankings, file_sha256, first_stage, log, rrf
-from ragstack.rerank import CrossEncoderReranker
+from ragstack.rerank import CrossEncoderReranker, trained_max_length
 
 CACHE_DIR = REPO_ROOT / ".cache" / "rerank-scores"
 FIRST_STAGES = ("bm25", "dense", "rrf")
@@ -206,7 +206,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", type=Path, default=shared_data_dir(), help="holds scifact/, pubmedqa/")
     p.add_argument("--datasets", default="scifact,pubmedqa")
     p.add_argument("--model", type=Path, default=DEFAULT_OUT, help="a cross-encoder directory")
-    p.add_argument("--max-length", type=int, default=192, help="tokens, for the quality figures")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=None,
+        help="tokens, for the quality figures (default: the length the model was trained at)",
+    )
     p.add_argument("--depths", default="20,50", help="rerank depths (100 works, at 4x the cost)")
     p.add_argument(
         "--all-depths", action="store_true", help="every depth for bm25 and dense too, not only rrf"
@@ -224,6 +229,8 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(a.threads)
     depths = sorted({int(d) for d in a.depths.split(",")})
+    if a.max_length is None:
+        a.max_length = trained_max_length(a.model)
     reranker = CrossEncoderReranker(a.model, max_length=a.max_length)
     key = model_key(a.model, a.max_length)
     rows: list[list[Cell]] = []

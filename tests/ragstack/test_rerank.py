@@ -304,7 +304,7 @@ def reranking(models: Models, make_service: Any, tmp_path: Path) -> Any:
 def test_search_reorders_the_head_by_the_reranker(reranking: Any) -> None:
     from dataclasses import replace
 
-    from ragstack.search import Fusion
+    from ragstack.search import Fusion, blend
     from ragstack.service import rerank_passages
 
     svc, queries, _ = reranking
@@ -329,6 +329,13 @@ def test_search_reorders_the_head_by_the_reranker(reranking: Any) -> None:
     svc.set_fusion("kb", replace(Fusion(), rerank_weight=0.0))
     kept = svc.search("kb", query, principals=reader, rerank=True).hits
     assert [h.chunk_id for h in kept] == plain_ids
+    assert all("rerank" not in h.ranks for h in kept)  # weight 0: the model is not even run
+    svc.set_fusion("kb", replace(Fusion(), rerank_weight=0.5))
+    half = svc.search("kb", query, principals=reader, rerank=True).hits
+    head = svc.search("kb", query, principals=reader, top_k=6).hits
+    expected = svc.c.reranker.rerank(query, rerank_passages(head))
+    blended = blend([h.score for h in head], expected, 0.5)
+    assert [h.score for h in half[:6]] == pytest.approx(sorted(blended, reverse=True))
     svc.set_fusion("kb", replace(Fusion(), rerank_weight=0.0, rerank_model="local:other"))
     alone = svc.search("kb", query, principals=reader, rerank=True).hits
     assert [h.ranks["rerank"] for h in alone[:6]] == [1, 2, 3, 4, 5, 6]
@@ -413,3 +420,25 @@ def test_tune_and_search_with_the_reranker_from_the_cli(
     assert found.exit_code == 0, found.output
     hits = json.loads(found.stdout)["hits"]
     assert hits and "rerank_ms" in json.loads(found.stdout)["timings_ms"]
+
+
+def test_distillation_matches_the_teacher_and_init_checks_its_queries(tmp_path: Path) -> None:
+    from evals.train_reranker import check_init, group_loss
+
+    cfg = TrainConfig(layers=2, max_length=48)
+    model = build_model(packaged_minilm_path(), cfg)
+    model.eval()
+    group = Group("aspirin lowers fever", "Aspirin reduces fever.", ("Rain in Spain.", "Cats."))
+    labelled = group_loss(model, group, "listwise").item()
+    # its own teacher: the KL term is zero, so only the label share of the loss is left
+    assert group_loss(model, group, "listwise", model, 1.0).item() == pytest.approx(0, abs=1e-5)
+    half = group_loss(model, group, "listwise", model, 0.5).item()
+    assert half == pytest.approx(0.5 * labelled, rel=1e-4)
+    model.save_pretrained(str(tmp_path / "ce"))
+    with pytest.raises(SystemExit, match=r"no training\.json"):
+        check_init(tmp_path / "ce", {"1", "2"})
+    record = {"train_query_ids": ["1", "3"], "config": {"layers": 2}, "base_model": "MiniLM"}
+    (tmp_path / "ce" / "training.json").write_text(json.dumps(record))
+    with pytest.raises(SystemExit, match="outside this run"):
+        check_init(tmp_path / "ce", {"1", "2"})  # it saw query 3, held out here
+    assert "layers 2" in check_init(tmp_path / "ce", {"1", "2", "3"})
