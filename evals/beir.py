@@ -8,10 +8,13 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ragstack.evaluation import load_judgements, mrr_at_k, ndcg_at_k, recall_at_k
 from ragstack.search import Fusion, Mode
+
+if TYPE_CHECKING:
+    from ragstack.service import Ragstack
 
 __all__ = [
     "BeirDataset",
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         runs.append((f"hybrid_{args.fusion_from.resolve().name}_fusion", "hybrid", transfer, False))
     reranked, note = None, ""
     if svc.c.reranker is not None:
-        reranked, note = tune_reranker(svc, name, args.data, tq, tr)
+        reranked, note = tune_reranker(svc, name, args.data, fusion, tq, tr)
         runs.append(("hybrid+rerank", "hybrid", reranked, True))
         if reranked.rerank_weight < 1.0:
             alone = replace(reranked, rerank_weight=1.0)
@@ -203,30 +206,41 @@ def searcher(svc: Any, name: str, rerank: bool) -> Callable[[str, Mode, int, Fus
 
 
 def tune_reranker(
-    svc: Any, name: str, data: Path, queries: dict[str, str], qrels: dict[str, dict[str, int]]
-) -> tuple[Any, str]:
-    """The collection's fusion with the reranker's weight tuned on ``queries`` minus those the
-    reranker was trained on (``train_query_ids`` in its ``training.json``, when it was trained
-    on this dataset; a reranker trained here that does not list them is not tuned)."""
+    svc: Ragstack,
+    name: str,
+    data: Path,
+    fusion: Fusion,
+    queries: dict[str, str],
+    qrels: dict[str, dict[str, int]],
+) -> tuple[Fusion, str]:
+    """``fusion`` with the reranker's weight tuned on ``queries`` minus those the reranker was
+    trained on: the ``train_query_ids`` of its ``training.json`` when that record's data is
+    this dataset (same ``queries.jsonl`` bytes); a reranker trained on this dataset that does
+    not list its queries is not tuned."""
     from dataclasses import replace
 
+    from evals.collections import PRINCIPAL
+    from evals.train_reranker import file_sha256
+
     reranker = svc.c.reranker
-    fusion = svc.fusion(name)
+    assert reranker is not None
     seen: set[str] = set()
     record = Path(str(svc.settings.reranker_path)) / "training.json"
     if record.is_file():
         info = json.loads(record.read_text(encoding="utf-8"))
-        if Path(str(info.get("data", ""))).name == data.resolve().name:
+        trained_on = (info.get("sha256") or {}).get("queries.jsonl")
+        if trained_on == file_sha256(data / "queries.jsonl"):
             if "train_query_ids" not in info:
-                return fusion, f"reranker trained on {name}, no record of its queries: untuned"
+                untuned = replace(fusion, rerank_weight=1.0, rerank_model="")
+                return untuned, f"reranker trained on {name}, no record of its queries: untuned"
             seen = set(info["train_query_ids"])
     unseen = {q: t for q, t in queries.items() if q in qrels and q not in seen}
     if not unseen:
-        return replace(fusion, rerank_weight=1.0), "reranker weight untuned (no unseen queries)"
-    result = svc.tune_rerank(name, unseen, qrels, principals=["user:eval"])
-    tuned = svc.fusion(name)
+        untuned = replace(fusion, rerank_weight=1.0, rerank_model="")
+        return untuned, "reranker weight untuned (no unseen queries)"
+    result = svc.tune_rerank(name, unseen, qrels, principals=[PRINCIPAL], fusion=fusion)
     trials = ", ".join(f"{w:.1f}: {n:.4f}" for w, n in result.trials)
-    return tuned, (
+    return svc.fusion(name), (
         f"reranker {reranker.model_id} weight tuned on {len(unseen)} queries it never saw: "
         f"{result.weight:.1f} (nDCG@10 by weight {trials})"
     )

@@ -37,7 +37,7 @@ from evals.report import Cell, Reporter
 from ragstack.answering import AnswerRequest
 from ragstack.cache import near_miss
 from ragstack.evaluation import percentile
-from ragstack.rerank import CrossEncoderReranker, OnnxReranker
+from ragstack.rerank import CrossEncoderReranker, OnnxReranker, reranker_identity
 from ragstack.search import Filters, Fusion, retrieve
 from ragstack.service import Ragstack
 
@@ -131,13 +131,14 @@ def time_rerank(
     svc: Ragstack, name: str, queries: Sequence[str], fusion: Fusion, cold: Callable[[], None]
 ) -> tuple[list[float], list[float], float | None]:
     """Search + rerank latencies (100 queries), the same on torch when the reranker is the
-    ONNX one (30 queries), and the reranker's weight; nothing without a reranker."""
+    ONNX one (30 queries; same weights and length, so the same tuned weight), and the
+    reranker's weight; nothing without a reranker."""
     reranker = svc.c.reranker
     if reranker is None:
         return [], [], None
     principals = [PRINCIPAL]
     # a weight tuned to 0 skips the reranker: time it running (its order alone, then)
-    if fusion.rerank_weight_for(reranker.model_id) == 0:
+    if fusion.rerank_weight_for(reranker_identity(reranker)) == 0:
         fusion = replace(fusion, rerank_weight=1.0, rerank_model="")
 
     def reranked(n: int) -> list[float]:
@@ -157,7 +158,7 @@ def time_rerank(
             torch_ms = reranked(30)
         finally:
             svc.c.reranker = reranker
-    return rerank_ms, torch_ms, fusion.rerank_weight_for(reranker.model_id)
+    return rerank_ms, torch_ms, fusion.rerank_weight_for(reranker_identity(reranker))
 
 
 def main(argv: list[str] | None = None) -> None:

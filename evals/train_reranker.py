@@ -100,7 +100,8 @@ def first_stage(
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seed: int = 13
+    seed: int = 13  # negatives, head and sampling order
+    split_seed: int = 13  # which train claims are held out as dev (keep it across a recipe)
     loss: Loss = "listwise"
     negatives: int = 4  # negatives per positive (a group is 1 + negatives pairs)
     random_negatives: int = 2  # of which drawn from the whole corpus; the rest are hard ones
@@ -236,6 +237,8 @@ def build_model(base: Path, cfg: TrainConfig) -> Any:
         str(base), num_labels=1, max_length=cfg.max_length, device="cpu", local_files_only=True
     )
     hf = model.model
+    if getattr(hf, "bert", None) is None:
+        raise SystemExit(f"{base}: a BERT-layout model is needed (this is {type(hf).__name__})")
     if not 1 <= cfg.layers <= hf.config.num_hidden_layers:
         raise SystemExit(f"--layers must be in 1..{hf.config.num_hidden_layers}")
     hf.bert.encoder.layer = hf.bert.encoder.layer[: cfg.layers]
@@ -387,7 +390,7 @@ def run(
     np.random.seed(cfg.seed)
     ds = load_beir(data, "train")
     test = load_beir(data, "test")
-    train_q, dev_q = split_queries(ds, cfg.dev_queries, cfg.seed)
+    train_q, dev_q = split_queries(ds, cfg.dev_queries, cfg.split_seed)
     leaked = {qid for qid, _ in train_q + dev_q} & set(test.qrels)
     if leaked:
         raise SystemExit(f"train queries overlap the test split: {sorted(leaked)[:5]}")
@@ -455,6 +458,7 @@ def main(argv: list[str] | None = None) -> None:
         "e.g. a 6-layer one to cut to --layers) instead of the packaged MiniLM",
     )
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--split-seed", type=int, default=d.split_seed, help="seeds the dev split")
     p.add_argument("--loss", choices=["listwise", "bce"], default=d.loss)
     p.add_argument("--negatives", type=int, default=d.negatives)
     p.add_argument("--random-negatives", type=int, default=d.random_negatives)
@@ -485,6 +489,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     cfg = TrainConfig(
         seed=a.seed,
+        split_seed=a.split_seed,
         loss=a.loss,
         negatives=a.negatives,
         random_negatives=a.random_negatives,
@@ -504,6 +509,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     if cfg.negatives < 1 or cfg.epochs < 1 or not 0 <= cfg.random_negatives <= cfg.negatives:
         p.error("--negatives and --epochs must be positive, --random-negatives in [0, negatives]")
+    if not 0.0 <= cfg.distill <= 1.0:
+        p.error("--distill must be in [0, 1]")
     run(a.data, a.out, cfg, a.init, a.teacher)
 
 

@@ -71,8 +71,11 @@ class AnswerRequest:
     use_cache: bool = True
     rerank: bool | None = None  # default RAGSTACK_RERANK_DEFAULT
 
-    def cache_params(self, generator: str, model: str, fusion: str) -> dict[str, object]:
-        """What must match for a cached answer to be reused (besides the caller scope)."""
+    def cache_params(
+        self, generator: str, model: str, fusion: str, reranker: str
+    ) -> dict[str, object]:
+        """What must match for a cached answer to be reused (besides the caller scope);
+        ``reranker`` is the identity of the reranker that runs ("" when none does)."""
         return {
             "mode": self.mode,
             "generator": generator,
@@ -80,7 +83,7 @@ class AnswerRequest:
             "filters": repr(self.filters),
             "max_tokens": self.max_tokens,
             "fusion": fusion,
-            "rerank": self.rerank,
+            "reranker": reranker,
         }
 
 

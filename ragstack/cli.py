@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ragstack.errors import RagstackError
+from ragstack.errors import ConfigError, RagstackError
 
 app = typer.Typer(
     name="ragstack",
@@ -655,6 +655,8 @@ def tune(
 
     queries, qrels = load_judgements(data, split)
     svc = _service()
+    if rerank and svc.c.reranker is None:  # before anything is tuned or stored
+        raise ConfigError("tuning the reranker needs one: set RAGSTACK_RERANKER_PATH")
     before = svc.fusion(collection)
     with _bar("tune", enabled=not as_json and console.is_terminal) as advance:
         result = svc.tune(
@@ -674,6 +676,7 @@ def tune(
                 queries,
                 qrels,
                 principals=_principals(as_principals),
+                fusion=result.best,
                 apply=not dry_run,
                 progress=advance,
             )
@@ -686,6 +689,8 @@ def tune(
         "best_ndcg_at_10": round(result.best_ndcg, 4),
         "rrf60_ndcg_at_10": round(result.default_ndcg, 4),
         "applied": not dry_run,
+        # a weight tuned against the old fusion does not carry over to the new one
+        "rerank_weight_reset": reranked is None and before.rerank_weight != 1.0,
     }
     if reranked is not None:
         payload["rerank"] = {
@@ -702,6 +707,8 @@ def tune(
         f"nDCG@10 {result.best_ndcg:.4f} (RRF k=60: {result.default_ndcg:.4f}); "
         + ("stored for this collection" if not dry_run else "not stored (--dry-run)")
     )
+    if payload["rerank_weight_reset"]:
+        console.print("the reranker weight is back to 1: run `ragstack tune --rerank` to tune it")
     if reranked is not None:
         console.print(
             f"reranker weight [bold]{reranked.weight:.1f}[/]: nDCG@10 {reranked.best_ndcg:.4f} "

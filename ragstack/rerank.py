@@ -11,6 +11,8 @@ Nothing heavy is imported here: torch and sentence-transformers load on first us
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import threading
@@ -75,6 +77,31 @@ def check_cross_encoder_dir(model_dir: Path) -> dict[str, Any]:
     if not any((model_dir / f).is_file() for f in ("tokenizer.json", "vocab.txt")):
         raise ConfigError(f"{model_dir}: no tokenizer (tokenizer.json or vocab.txt)")
     return config
+
+
+def reranker_identity(reranker: Reranker) -> str:
+    """What a weight tuned for ``reranker`` is tied to: its directory name, a hash of its
+    weights and the length it reads (not the backend: the ONNX export scores like torch).
+    Retraining into the same directory, or reading more tokens, makes a new identity."""
+    model_dir = getattr(reranker, "model_dir", None)
+    max_length = getattr(reranker, "max_length", None)
+    if not isinstance(model_dir, Path):
+        return reranker.model_id
+    weights = model_dir / "model.safetensors"
+    try:
+        st = weights.stat()
+    except OSError:
+        return f"{reranker.model_id}:{max_length}"
+    return f"{model_dir.name}@{_digest(str(weights), st.st_mtime_ns, st.st_size)}:{max_length}"
+
+
+@functools.lru_cache(maxsize=16)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()[:12]
 
 
 def trained_max_length(model_dir: Path) -> int:

@@ -72,7 +72,9 @@ class Fusion:
     """How BM25 and dense rankings are combined in hybrid mode, and how a reranker's scores
     join the first stage's (``rerank_weight``: 1 = the reranker's order alone, 0 = the first
     stage's; in between, a weighted sum of both min-max normalised over the reranked hits).
-    A weight tuned for one reranker (``rerank_model``) is not applied to another."""
+    At weight 1 (the default) the hits' scores are the reranker's own. A weight is tuned for one
+    reranker (``rerank_model``: ``reranker_identity``, its weights and length) and on hybrid
+    search; it is not applied to another reranker, and one collection holds one weight."""
 
     method: FusionMethod = "rrf"
     rrf_k: int = 60
@@ -81,7 +83,7 @@ class Fusion:
     group_by: str = ""  # document metadata key naming a parent; "" = no group evidence
     group_weight: float = 0.0  # share of the best sibling's fused score a candidate gains
     rerank_weight: float = 1.0  # reranker share of a reranked hit's score
-    rerank_model: str = ""  # the reranker rerank_weight was tuned for ("" = any)
+    rerank_model: str = ""  # identity of the reranker rerank_weight was tuned for ("" = any)
 
     def __post_init__(self) -> None:
         if self.method not in ("rrf", "weighted"):
@@ -95,9 +97,10 @@ class Fusion:
         if not 0.0 <= self.rerank_weight <= 1.0 or len(self.rerank_model) > 512:
             raise InputError("rerank_weight must be in 0..1, rerank_model at most 512 characters")
 
-    def rerank_weight_for(self, model_id: str) -> float:
-        """The reranker's share for ``model_id``: the tuned one if it was tuned for it."""
-        return self.rerank_weight if self.rerank_model in ("", model_id) else 1.0
+    def rerank_weight_for(self, identity: str) -> float:
+        """The reranker's share for the reranker ``identity``: the tuned one if it was tuned
+        for it, else 1 (its own order)."""
+        return self.rerank_weight if self.rerank_model in ("", identity) else 1.0
 
     @property
     def grouped(self) -> bool:

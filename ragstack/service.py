@@ -53,7 +53,7 @@ from ragstack.ingest.pipeline import (
     default_principals,
 )
 from ragstack.redaction import MODES as PII_MODES
-from ragstack.rerank import Reranker
+from ragstack.rerank import Reranker, reranker_identity
 from ragstack.search import (
     MODES,
     Filters,
@@ -117,7 +117,7 @@ def rerank_hits(
     stage score by the fusion's ``rerank_weight`` (``blend``); the rest keep their order after
     them. Each reranked hit's ``ranks["rerank"]`` is its rank by the reranker alone. A weight
     of 0 (tuned so where the reranker does not help) leaves the hits as they are, unscored."""
-    weight = fusion.rerank_weight_for(reranker.model_id)
+    weight = fusion.rerank_weight_for(reranker_identity(reranker))
     if weight <= 0.0:
         return hits
     head, tail = hits[:depth], hits[depth:]
@@ -622,10 +622,17 @@ class Ragstack:
         question = self._redactor(info).redact_many([request.question])[0].text
         memo = self.c.memo or MemoEmbed(self.c.embedder)
         cache = SemanticCache(self.store, threshold=self.settings.cache_threshold)
+        reranking = self.settings.rerank_default if request.rerank is None else request.rerank
+        reranker = self.c.reranker
         scope = scope_key(
             request.principals,
             request.tenant,
-            request.cache_params(name, generator.model_id, fusion.to_json()),
+            request.cache_params(
+                name,
+                generator.model_id,
+                fusion.to_json(),
+                reranker_identity(reranker) if reranking and reranker is not None else "",
+            ),
         )
         use_cache = request.use_cache and self.settings.cache_enabled
         if use_cache:
@@ -659,8 +666,9 @@ class Ragstack:
             mode=request.mode,
             top_k=self.settings.answer_chunks,
             filters=request.filters,
+            fusion=fusion,
             query_vector=qvec,
-            rerank=request.rerank,
+            rerank=reranking,
         ).hits
         clock.lap("search_ms")
         context, sources = self.compress(question, hits, generator, memo)
@@ -830,12 +838,14 @@ class Ragstack:
         *,
         principals: Sequence[str],
         tenant: str | None = None,
+        fusion: Fusion | None = None,
         apply: bool = True,
         progress: Callable[[int, int], None] | None = None,
     ) -> RerankTuneResult:
         """Picks the reranker's share of a reranked hit's score (``Fusion.rerank_weight``)
-        from judged queries, searched with the collection's current fusion; with ``apply``,
-        stores it for this reranker. Use queries the reranker was not trained on."""
+        from judged queries, searched in hybrid mode with ``fusion`` (default: the
+        collection's); with ``apply``, stores that fusion with the weight, for this reranker
+        (``reranker_identity``). Use queries the reranker was not trained on."""
         reranker = self.c.reranker
         if reranker is None:
             raise ConfigError("tuning the reranker needs one: set RAGSTACK_RERANKER_PATH")
@@ -843,10 +853,17 @@ class Ragstack:
         if not judged:
             raise InputError("no query has a judgement: check that the ids match")
         depth = self.settings.rerank_depth
+        fusion = fusion or self.fusion(collection)
         runs: dict[str, Reranked] = {}
         for i, (qid, text) in enumerate(judged.items(), 1):
             hits = self.search(
-                collection, text, principals=principals, tenant=tenant, top_k=100, rerank=False
+                collection,
+                text,
+                principals=principals,
+                tenant=tenant,
+                top_k=max(100, depth),
+                fusion=fusion,
+                rerank=False,
             ).hits
             head = hits[:depth]
             runs[qid] = Reranked(
@@ -859,10 +876,9 @@ class Ragstack:
                 progress(i, len(judged))
         result = tune_rerank(runs, qrels)
         if apply:
-            fusion = replace(
-                self.fusion(collection), rerank_weight=result.weight, rerank_model=reranker.model_id
-            )
-            self.set_fusion(collection, fusion)
+            identity = reranker_identity(reranker)
+            tuned = replace(fusion, rerank_weight=result.weight, rerank_model=identity)
+            self.set_fusion(collection, tuned)
         return result
 
     def _reader(self, info: CollectionInfo) -> CollectionIndexes:

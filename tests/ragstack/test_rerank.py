@@ -26,7 +26,7 @@ from evals.beir import load_beir
 from evals.train_reranker import Group, TrainConfig, build_model, train
 from ragstack.embedding import packaged_minilm_path
 from ragstack.errors import ConfigError
-from ragstack.rerank import CrossEncoderReranker, OnnxReranker, Reranker
+from ragstack.rerank import CrossEncoderReranker, OnnxReranker, Reranker, reranker_identity
 from tests.ragstack.conftest import HANDBOOK, handbook_judgements
 
 pytestmark = pytest.mark.slow
@@ -351,7 +351,7 @@ def test_tune_rerank_stores_the_weight_for_this_reranker(reranking: Any) -> None
     assert result.best_ndcg >= max(result.first_stage_ndcg, result.reranker_ndcg)
     fusion = svc.fusion("kb")
     assert fusion.rerank_weight == result.weight
-    assert fusion.rerank_model == svc.c.reranker.model_id
+    assert fusion.rerank_model == reranker_identity(svc.c.reranker)
     with pytest.raises(ConfigError, match="RAGSTACK_RERANKER_PATH"):
         svc.c.reranker, saved = None, svc.c.reranker
         try:
@@ -411,6 +411,11 @@ def test_tune_and_search_with_the_reranker_from_the_cli(
     out = " ".join(capsys.readouterr().out.split())
     assert exited.value.code not in (0, None)
     assert "RAGSTACK_RERANKER_PATH" in out and "Traceback" not in out
+    from ragstack.app import build
+    from ragstack.config import Settings
+    from ragstack.search import Fusion
+
+    assert build(Settings()).fusion("hb") == Fusion(), "a failed tune stores nothing"
     done = invoke(*tune)
     assert done.exit_code == 0, done.output
     tuned = json.loads(done.stdout)["rerank"]
@@ -442,3 +447,65 @@ def test_distillation_matches_the_teacher_and_init_checks_its_queries(tmp_path: 
     with pytest.raises(SystemExit, match="outside this run"):
         check_init(tmp_path / "ce", {"1", "2"})  # it saw query 3, held out here
     assert "layers 2" in check_init(tmp_path / "ce", {"1", "2", "3"})
+
+
+def test_a_tuned_weight_belongs_to_the_weights_and_length_it_was_tuned_for(
+    models: Models, onnx_cache: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(models.trained, tmp_path / "a" / "ce")
+    shutil.copytree(models.untrained, tmp_path / "b" / "ce")  # same name, other weights
+    trained = CrossEncoderReranker(tmp_path / "a" / "ce", max_length=MAX_LENGTH)
+    other_weights = CrossEncoderReranker(tmp_path / "b" / "ce", max_length=MAX_LENGTH)
+    longer = CrossEncoderReranker(tmp_path / "a" / "ce", max_length=2 * MAX_LENGTH)
+    onnx = OnnxReranker(tmp_path / "a" / "ce", cache_dir=onnx_cache, max_length=MAX_LENGTH)
+    identity = reranker_identity(trained)
+    assert identity == reranker_identity(onnx)  # the backend does not change the scores
+    assert identity not in (reranker_identity(other_weights), reranker_identity(longer))
+
+
+def test_cached_answers_are_tied_to_the_reranker_that_ran(reranking: Any, models: Models) -> None:
+    from ragstack.answering import AnswerRequest
+
+    svc, queries, _ = reranking
+    request = AnswerRequest("kb", queries["q1"], ("user:bob",), rerank=True)
+    assert not svc.ask(request).cached
+    assert svc.ask(request).cached
+    trained = svc.c.reranker
+    svc.c.reranker = CrossEncoderReranker(models.untrained, max_length=MAX_LENGTH)
+    try:
+        assert not svc.ask(request).cached, "another reranker ran: not the same answer"
+    finally:
+        svc.c.reranker = trained
+    assert svc.ask(request).cached
+
+
+def test_the_eval_tunes_only_on_queries_the_reranker_never_saw(
+    reranking: Any, models: Models, tmp_path: Path
+) -> None:
+    from evals.beir import tune_reranker
+    from evals.train_reranker import file_sha256
+    from ragstack.search import Fusion
+
+    svc, queries, qrels = reranking
+    data = tmp_path / "dataset"
+    data.mkdir()
+    (data / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items()))  # fmt: skip
+    model = tmp_path / "model"
+    shutil.copytree(models.trained, model)
+    svc.settings.reranker_path = model
+    record = {"sha256": {"queries.jsonl": file_sha256(data / "queries.jsonl")}}
+    (model / "training.json").write_text(json.dumps(record))
+    fusion, note = tune_reranker(svc, "kb", data, Fusion(), queries, qrels)
+    assert "no record of its queries" in note and fusion.rerank_weight == 1.0
+    record["train_query_ids"] = ["q0", "q1", "q2"]  # type: ignore[assignment]
+    (model / "training.json").write_text(json.dumps(record))
+    fusion, note = tune_reranker(svc, "kb", data, Fusion(), queries, qrels)
+    assert "tuned on 1 queries" in note
+    record["train_query_ids"] = list(queries)  # type: ignore[assignment]
+    (model / "training.json").write_text(json.dumps(record))
+    _, note = tune_reranker(svc, "kb", data, Fusion(), queries, qrels)
+    assert "no unseen queries" in note
+    (data / "queries.jsonl").write_text("{}\n")  # another dataset: all its queries are unseen
+    _, note = tune_reranker(svc, "kb", data, Fusion(), queries, qrels)
+    assert f"tuned on {len(queries)} queries" in note
