@@ -8,10 +8,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ragstack.evaluation import load_judgements, mrr_at_k, ndcg_at_k, recall_at_k
-from ragstack.search import Fusion, Mode
+from ragstack.search import Fusion, Hit, Mode
 
 if TYPE_CHECKING:
     from ragstack.service import Ragstack
@@ -194,10 +194,12 @@ def base_runs(fusion: Fusion, *, tuned: bool) -> list[Run]:
     return runs
 
 
-def searcher(svc: Any, name: str, rerank: bool) -> Callable[[str, Mode, int, Fusion | None], Any]:
+def searcher(
+    svc: Ragstack, name: str, rerank: bool
+) -> Callable[[str, Mode, int, Fusion | None], list[Hit]]:
     from evals.collections import PRINCIPAL
 
-    def search(text: str, mode: Mode, depth: int, f: Fusion | None) -> Any:
+    def search(text: str, mode: Mode, depth: int, f: Fusion | None) -> list[Hit]:
         return svc.search(
             name, text, principals=[PRINCIPAL], mode=mode, top_k=depth, fusion=f, rerank=rerank
         ).hits
@@ -220,10 +222,10 @@ def tune_reranker(
     from dataclasses import replace
 
     from evals.collections import PRINCIPAL
-    from evals.train_reranker import file_sha256
+    from ragstack.embedding import file_sha256
 
-    reranker = svc.c.reranker
-    assert reranker is not None
+    reranker = svc.reranker()
+    untuned = replace(fusion, rerank_weight=1.0, rerank_model="")
     seen: set[str] = set()
     record = Path(str(svc.settings.reranker_path)) / "training.json"
     if record.is_file():
@@ -231,12 +233,10 @@ def tune_reranker(
         trained_on = (info.get("sha256") or {}).get("queries.jsonl")
         if trained_on == file_sha256(data / "queries.jsonl"):
             if "train_query_ids" not in info:
-                untuned = replace(fusion, rerank_weight=1.0, rerank_model="")
                 return untuned, f"reranker trained on {name}, no record of its queries: untuned"
             seen = set(info["train_query_ids"])
     unseen = {q: t for q, t in queries.items() if q in qrels and q not in seen}
     if not unseen:
-        untuned = replace(fusion, rerank_weight=1.0, rerank_model="")
         return untuned, "reranker weight untuned (no unseen queries)"
     result = svc.tune_rerank(name, unseen, qrels, principals=[PRINCIPAL], fusion=fusion)
     trials = ", ".join(f"{w:.1f}: {n:.4f}" for w, n in result.trials)

@@ -42,7 +42,8 @@ from evals.beir import (
     shared_data_dir,
 )
 from evals.report import Cell, Reporter
-from evals.train_reranker import DEFAULT_OUT, Rankings, file_sha256, first_stage, log, rrf
+from evals.train_reranker import DEFAULT_OUT, Rankings, first_stage, log, rrf
+from ragstack.embedding import file_sha256
 from ragstack.rerank import CrossEncoderReranker, trained_max_length
 
 CACHE_DIR = REPO_ROOT / ".cache" / "rerank-scores"

@@ -25,7 +25,6 @@ Runs are seeded; float results are reproducible for a given thread count.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import random
@@ -41,7 +40,7 @@ import numpy as np
 from evals.beir import REPO_ROOT, BeirDataset, load_beir, ndcg_at_k, shared_data_dir
 from evals.embeddings import dataset_embeddings
 from indexes import Bm25Index, ExactIndex
-from ragstack.embedding import SentenceTransformerEmbedder, packaged_minilm_path
+from ragstack.embedding import SentenceTransformerEmbedder, file_sha256, packaged_minilm_path
 
 DEFAULT_OUT = REPO_ROOT / ".cache" / "reranker" / "scifact-minilm-l3-ce"
 RRF_K = 60
@@ -188,14 +187,6 @@ def make_groups(
 
 
 # -- provenance -------------------------------------------------------------------------------
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def provenance(data: Path, base: Path) -> dict[str, str]:

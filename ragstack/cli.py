@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ragstack.errors import ConfigError, RagstackError
+from ragstack.errors import RagstackError
 
 app = typer.Typer(
     name="ragstack",
@@ -655,8 +655,8 @@ def tune(
 
     queries, qrels = load_judgements(data, split)
     svc = _service()
-    if rerank and svc.c.reranker is None:  # before anything is tuned or stored
-        raise ConfigError("tuning the reranker needs one: set RAGSTACK_RERANKER_PATH")
+    if rerank:
+        svc.reranker()  # a ConfigError without one, before anything is tuned or stored
     before = svc.fusion(collection)
     with _bar("tune", enabled=not as_json and console.is_terminal) as advance:
         result = svc.tune(

@@ -370,6 +370,15 @@ class OnnxEmbedder:
 OnnxHead = Literal["hidden", "logits"]
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 hex digest of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def onnx_cache_key(model_path: Path, head: OnnxHead, *, quantize: bool = True) -> str:
     """A hash of the weights, the model config, the head and ``ONNX_RECIPE``."""
     recipe = ONNX_RECIPE if head == "hidden" else {**ONNX_RECIPE, "head": head}

@@ -26,7 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from ragstack.errors import InputError
-from ragstack.search import Fusion, Hit, Mode, blend, fuse_grouped
+from ragstack.search import Fusion, Hit, Mode, blended_order, fuse_grouped
 
 Qrels = Mapping[str, Mapping[str, int]]  # query id -> document id -> gain
 
@@ -247,8 +247,7 @@ class Reranked:
     tail: Sequence[str]
 
     def documents(self, weight: float) -> list[str]:
-        final = blend(self.first, self.model, weight)
-        order = sorted(range(len(self.head)), key=lambda i: (-final[i], i))
+        order, _ = blended_order(self.first, self.model, weight)
         return documents_in_order([self.head[i] for i in order] + list(self.tail))
 
 

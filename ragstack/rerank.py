@@ -12,7 +12,6 @@ Nothing heavy is imported here: torch and sentence-transformers load on first us
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
 import threading
@@ -25,6 +24,7 @@ import numpy as np
 from ragstack.embedding import (
     ONNX_SUFFIX,
     export_onnx,
+    file_sha256,
     onnx_cache_key,
     onnx_session,
     onnx_tokenizer,
@@ -97,11 +97,8 @@ def reranker_identity(reranker: Reranker) -> str:
 
 @functools.lru_cache(maxsize=16)
 def _digest(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()[:12]
+    """A file's short hash, once per version of it (``mtime_ns`` and ``size`` key the cache)."""
+    return file_sha256(Path(path))[:12]
 
 
 def trained_max_length(model_dir: Path) -> int:

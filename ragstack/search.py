@@ -218,6 +218,13 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
 
 
+def _bounds(values: Sequence[float]) -> tuple[float, float]:
+    """``(lowest, span)`` of non-empty ``values`` for min-max normalising them: ``(v - lowest)
+    / span`` (a span of 1 when they are all equal, so each normalises to 0)."""
+    lo = min(values)
+    return lo, (max(values) - lo) or 1.0
+
+
 def weighted(
     lists: Sequence[Sequence[tuple[int, float]]], weights: Sequence[float]
 ) -> list[tuple[int, float]]:
@@ -226,9 +233,7 @@ def weighted(
     for hits, w in zip(lists, weights, strict=True):
         if not hits or w == 0:
             continue
-        values = [s for _, s in hits]
-        lo, hi = min(values), max(values)
-        span = hi - lo or 1.0
+        lo, span = _bounds([s for _, s in hits])
         for cid, s in hits:
             scores[cid] = scores.get(cid, 0.0) + w * (s - lo) / span
     return sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -239,13 +244,22 @@ def blend(first: Sequence[float], model: Sequence[float], weight: float) -> list
     ``first`` (first-stage) scores of the same hits: the reranked hits' new scores."""
     if weight >= 1.0:
         return [float(s) for s in model]
+    if not model:
+        return []
+    (lo_m, span_m), (lo_f, span_f) = _bounds(model), _bounds(first)
+    return [
+        weight * ((m - lo_m) / span_m) + (1.0 - weight) * ((f - lo_f) / span_f)
+        for m, f in zip(model, first, strict=True)
+    ]
 
-    def unit(values: Sequence[float]) -> np.ndarray[Any, np.dtype[np.float64]]:
-        v = np.asarray(values, dtype=np.float64)
-        span = float(v.max() - v.min()) if len(v) else 0.0
-        return (v - v.min()) / span if span > 0 else np.zeros_like(v)
 
-    return [float(x) for x in weight * unit(model) + (1.0 - weight) * unit(first)]
+def blended_order(
+    first: Sequence[float], model: Sequence[float], weight: float
+) -> tuple[list[int], list[float]]:
+    """Positions of reranked hits best first by their ``blend``ed score (ties keep the
+    first-stage order), and those scores."""
+    final = blend(first, model, weight)
+    return sorted(range(len(final)), key=lambda i: (-final[i], i)), final
 
 
 def fuse(

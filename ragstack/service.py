@@ -60,7 +60,7 @@ from ragstack.search import (
     Fusion,
     Hit,
     Mode,
-    blend,
+    blended_order,
     hydrate,
     permitted_chunks,
     permitted_query,
@@ -124,8 +124,7 @@ def rerank_hits(
     scores = reranker.rerank(query, rerank_passages(head))
     by_model = sorted(range(len(head)), key=lambda i: -scores[i])
     model_rank = {i: r for r, i in enumerate(by_model, 1)}
-    final = blend([h.score for h in head], scores, weight)
-    order = sorted(range(len(head)), key=lambda i: (-final[i], i))
+    order, final = blended_order([h.score for h in head], scores, weight)
     return [
         replace(head[i], score=final[i], ranks={**head[i].ranks, "rerank": model_rank[i]})
         for i in order
@@ -576,8 +575,7 @@ class Ragstack:
             qvec = (self.c.memo or self.c.embedder.embed)([query])
         t_embed = time.perf_counter()
         use_rerank = self.settings.rerank_default if rerank is None else rerank
-        if use_rerank and self.c.reranker is None:
-            raise ConfigError("reranking needs a cross-encoder: set RAGSTACK_RERANKER_PATH")
+        reranker = self.reranker() if use_rerank else None
         depth = max(top_k, self.settings.rerank_depth) if use_rerank else top_k
         retrieved = retrieve(
             indexes,
@@ -593,10 +591,8 @@ class Ragstack:
         t_retrieve = time.perf_counter()
         hits = hydrate(self.store, retrieved)
         t_hydrate = time.perf_counter()
-        if use_rerank and self.c.reranker is not None and hits:
-            hits = rerank_hits(self.c.reranker, query, hits, self.settings.rerank_depth, fusion)[
-                :top_k
-            ]
+        if reranker is not None and hits:
+            hits = rerank_hits(reranker, query, hits, self.settings.rerank_depth, fusion)[:top_k]
         done = time.perf_counter()
         timings = {
             "acl_ms": (t_allow - started) * 1000,
@@ -623,7 +619,6 @@ class Ragstack:
         memo = self.c.memo or MemoEmbed(self.c.embedder)
         cache = SemanticCache(self.store, threshold=self.settings.cache_threshold)
         reranking = self.settings.rerank_default if request.rerank is None else request.rerank
-        reranker = self.c.reranker
         scope = scope_key(
             request.principals,
             request.tenant,
@@ -631,7 +626,7 @@ class Ragstack:
                 name,
                 generator.model_id,
                 fusion.to_json(),
-                reranker_identity(reranker) if reranking and reranker is not None else "",
+                reranker_identity(self.reranker()) if reranking else "",
             ),
         )
         use_cache = request.use_cache and self.settings.cache_enabled
@@ -830,6 +825,12 @@ class Ragstack:
             self.store.set_setting(info.id, "fusion", result.best.to_json())
         return result
 
+    def reranker(self) -> Reranker:
+        """The configured reranker, or a ``ConfigError`` saying how to configure one."""
+        if self.c.reranker is None:
+            raise ConfigError("reranking needs a cross-encoder: set RAGSTACK_RERANKER_PATH")
+        return self.c.reranker
+
     def tune_rerank(
         self,
         collection: str,
@@ -846,9 +847,7 @@ class Ragstack:
         from judged queries, searched in hybrid mode with ``fusion`` (default: the
         collection's); with ``apply``, stores that fusion with the weight, for this reranker
         (``reranker_identity``). Use queries the reranker was not trained on."""
-        reranker = self.c.reranker
-        if reranker is None:
-            raise ConfigError("tuning the reranker needs one: set RAGSTACK_RERANKER_PATH")
+        reranker = self.reranker()
         judged = {q: t for q, t in queries.items() if q in qrels}
         if not judged:
             raise InputError("no query has a judgement: check that the ids match")

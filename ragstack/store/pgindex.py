@@ -71,6 +71,14 @@ F32 = npt.NDArray[np.float32]
 _CREATE_LOCK = 0x7273_6978  # advisory lock key for creating a collection's tables
 
 
+def _has_id(engine: Engine, table: Table, item: object) -> bool:
+    """Whether ``table`` has a row whose ``id`` is ``item`` (an int)."""
+    if not isinstance(item, int | np.integer):
+        return False
+    with engine.connect() as conn:
+        return conn.execute(select(table.c.id).where(table.c.id == int(item))).first() is not None
+
+
 @dataclass(frozen=True)
 class SqlAllow:
     """The permitted chunk ids as a query (``SELECT chunks.id ...``) to join in SQL."""
@@ -163,11 +171,7 @@ class PgVectorIndex:
             return int(conn.execute(select(func.count()).select_from(self.table)).scalar_one())
 
     def __contains__(self, item: object) -> bool:
-        if not isinstance(item, int | np.integer):
-            return False
-        with self.engine.connect() as conn:
-            q = select(self.table.c.id).where(self.table.c.id == int(item))
-            return conn.execute(q).first() is not None
+        return _has_id(self.engine, self.table, item)
 
     def ids(self) -> I64:
         with self.engine.connect() as conn:
@@ -406,11 +410,7 @@ class PgBm25Index:
         raise TypeError("a database index is opened with its engine, never loaded from a path")
 
     def __contains__(self, item: object) -> bool:
-        if not isinstance(item, int | np.integer):
-            return False
-        with self.engine.connect() as conn:
-            q = select(self.docs.c.id).where(self.docs.c.id == int(item))
-            return conn.execute(q).first() is not None
+        return _has_id(self.engine, self.docs, item)
 
     def upsert(self, ids: npt.ArrayLike, texts: Sequence[str]) -> None:
         with self.engine.begin() as conn:

@@ -483,7 +483,7 @@ def test_the_eval_tunes_only_on_queries_the_reranker_never_saw(
     reranking: Any, models: Models, tmp_path: Path
 ) -> None:
     from evals.beir import tune_reranker
-    from evals.train_reranker import file_sha256
+    from ragstack.embedding import file_sha256
     from ragstack.search import Fusion
 
     svc, queries, qrels = reranking
