@@ -690,7 +690,7 @@ def tune(
         "rrf60_ndcg_at_10": round(result.default_ndcg, 4),
         "applied": not dry_run,
         # a weight tuned against the old fusion does not carry over to the new one
-        "rerank_weight_reset": reranked is None and before.rerank_weight != 1.0,
+        "rerank_weight_reset": reranked is None and not dry_run and before.rerank_weight != 1.0,
     }
     if reranked is not None:
         payload["rerank"] = {

@@ -425,6 +425,14 @@ def test_tune_and_search_with_the_reranker_from_the_cli(
     assert found.exit_code == 0, found.output
     hits = json.loads(found.stdout)["hits"]
     assert hits and "rerank_ms" in json.loads(found.stdout)["timings_ms"]
+    # re-tuning fusion alone resets a tuned reranker weight, and says so; a dry run does not
+    svc = build(Settings())
+    svc.set_fusion("hb", Fusion(rerank_weight=0.3))
+    plain = ("tune", "-c", "hb", "--data", str(judged), "--as", "user:alice")
+    dry = json.loads(invoke(*plain, "--dry-run").stdout)
+    assert not dry["rerank_weight_reset"] and svc.fusion("hb").rerank_weight == 0.3
+    again = json.loads(invoke(*plain).stdout)
+    assert again["rerank_weight_reset"] and svc.fusion("hb").rerank_weight == 1.0
 
 
 def test_distillation_matches_the_teacher_and_init_checks_its_queries(tmp_path: Path) -> None:
