@@ -1,0 +1,158 @@
+"""Answers: retrieve, compress, generate, verify citations, cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ragstack.answering import AnswerEvent, AnswerRequest, AnswerResponse, MemoEmbed, source_dicts
+from ragstack.cache import SemanticCache, scope_key
+from ragstack.citations import CitationVerifier
+from ragstack.compression import Compressor, Context
+from ragstack.domain import CollectionInfo, check_principal
+from ragstack.errors import InputError
+from ragstack.generation.base import Generator, Source, TextDelta, Usage
+from ragstack.rerank import reranker_identity
+from ragstack.search import Fusion, Hit
+from ragstack.service.querying import SearchMixin, _Clock
+
+
+class AnswersMixin(SearchMixin):
+    def answer(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
+        """Stream an answer: text deltas as they are generated, then the ``AnswerResponse``
+        (citations resolved and checked, sources, usage, cache outcome, per-stage timings)."""
+        clock = _Clock()
+        info = self._check_answer_request(request)
+        name = request.generator or self.settings.generator
+        if name not in ("extractive", "local", "remote") or self.c.generator_for is None:
+            raise InputError(f"generator must be extractive, local or remote, not {name!r}")
+        generator = self.c.generator_for(name)
+        fusion = Fusion.from_json(self.store.get_setting(info.id, "fusion"))
+        # cached and logged only redacted; retrieval sees the same text
+        question = self._redactor(info).redact_many([request.question])[0].text
+        memo = self.c.memo or MemoEmbed(self.c.embedder)
+        cache = SemanticCache(self.store, threshold=self.settings.cache_threshold)
+        reranking = self.settings.rerank_default if request.rerank is None else request.rerank
+        scope = scope_key(
+            request.principals,
+            request.tenant,
+            request.cache_params(
+                name,
+                generator.model_id,
+                fusion.to_json(),
+                reranker_identity(self.reranker()) if reranking else "",
+            ),
+        )
+        use_cache = request.use_cache and self.settings.cache_enabled
+        if use_cache:
+            found = cache.lookup(
+                info.id, info.generation, scope, question, lambda: memo([question])[0]
+            )
+            clock.lap("cache_ms")
+            if found.outcome == "hit" and found.response is not None:
+                cached = AnswerResponse.from_dict(found.response)
+                cached.cached = True
+                cached.cache = {"outcome": "hit", "similarity": round(found.similarity, 4)}
+                cached.timings_ms = clock.done()
+                yield TextDelta(cached.answer)
+                yield cached
+                return
+            cache_info: dict[str, Any] = {
+                "outcome": found.outcome,
+                "similarity": round(found.similarity, 4),
+            }
+            if found.reason:
+                cache_info["guard"] = found.reason
+        else:
+            cache_info = {"outcome": "off"}
+        qvec = memo([question])
+        clock.lap("embed_ms")
+        hits = self.search(
+            request.collection,
+            question,
+            principals=request.principals,
+            tenant=request.tenant,
+            mode=request.mode,
+            top_k=self.settings.answer_chunks,
+            filters=request.filters,
+            fusion=fusion,
+            query_vector=qvec,
+            rerank=reranking,
+        ).hits
+        clock.lap("search_ms")
+        context, sources = self.compress(question, hits, generator, memo)
+        clock.lap("compress_ms")
+        parts: list[str] = []
+        usage: Usage | None = None
+        max_tokens = request.max_tokens or self.settings.answer_max_tokens
+        first_token_ms: float | None = None
+        for event in generator.stream(question, sources, max_tokens=max_tokens):
+            if isinstance(event, TextDelta):
+                if first_token_ms is None:
+                    first_token_ms = clock.since_start()
+                parts.append(event.text)
+                yield event
+            else:
+                usage = event
+        clock.lap("generate_ms")
+        text = "".join(parts).strip()
+        verification = CitationVerifier(memo).verify(text, context)
+        clock.lap("verify_ms")
+        response = AnswerResponse(
+            answer=text,
+            abstained=verification.abstained or not context.sources,
+            generator=name,
+            model=generator.model_id,
+            sentences=list(verification.sentences),
+            sources=source_dicts(context),
+            context_tokens_before=context.tokens_before,
+            context_tokens_after=context.tokens_after,
+            usage=usage or Usage(0, 0, generator.model_id, estimated=True),
+            cache=cache_info,
+        )
+        if use_cache:
+            cache.put(info.id, info.generation, scope, question, qvec[0], response.to_dict())
+        timings = clock.done()
+        if first_token_ms is not None:
+            timings["first_token_ms"] = first_token_ms
+        response.timings_ms = timings
+        yield response
+
+    def compress(
+        self,
+        question: str,
+        hits: Sequence[Hit],
+        generator: Generator,
+        memo: MemoEmbed | None = None,
+    ) -> tuple[Context, list[Source]]:
+        """The compressed context ``answer`` gives ``generator`` for these hits (within
+        ``context_tokens`` of its own tokens), and the numbered sources it is shown."""
+        memo = memo or self.c.memo or MemoEmbed(self.c.embedder)
+        compressor = Compressor(
+            memo, generator.count_tokens, budget_tokens=self.settings.context_tokens
+        )
+        context = compressor.compress(question, hits)
+        sources = [
+            Source(s.number, s.hit.title, s.text, s.hit.instruction_like) for s in context.sources
+        ]
+        return context, sources
+
+    def _check_answer_request(self, request: AnswerRequest) -> CollectionInfo:
+        if not request.question.strip():
+            raise InputError("the question is empty")
+        if len(request.question) > 4096:
+            raise InputError("the question is longer than 4,096 characters")
+        if not request.principals:
+            raise InputError("an answer needs at least one principal to read as")
+        for p in request.principals:
+            check_principal(p)
+        info = self.store.get_collection(request.collection)
+        self._check_embedder(info)
+        return info
+
+    def ask(self, request: AnswerRequest) -> AnswerResponse:
+        """``answer`` without the stream."""
+        for event in self.answer(request):
+            if isinstance(event, AnswerResponse):
+                return event
+        raise RuntimeError("the answer stream ended without a response")  # pragma: no cover

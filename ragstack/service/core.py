@@ -1,0 +1,137 @@
+"""The state every service capability shares, and the lookups they all use."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+
+from indexes import IdFilter
+from ragstack.cache import SemanticCache
+from ragstack.config import Settings
+from ragstack.domain import CollectionInfo
+from ragstack.errors import ConfigError, ConflictError, NotFoundError
+from ragstack.indexing import CollectionIndexes, ReconcileReport, in_database
+from ragstack.ingest.pipeline import Redactor
+from ragstack.rerank import Reranker
+from ragstack.search import Filters, permitted_chunks, permitted_query
+from ragstack.service.types import Components
+from ragstack.store import Store
+from ragstack.store.pgindex import SqlAllow
+
+
+class ServiceCore:
+    """State every capability shares: settings, the store, the components, and the
+    per-process caches keyed by collection generation."""
+
+    def __init__(self, settings: Settings, store: Store, components: Components) -> None:
+        self.settings = settings
+        self.store = store
+        self.c = components
+        self._readers: dict[int, tuple[int, CollectionIndexes]] = {}
+        self._group_maps: dict[tuple[int, int, str], dict[int, str]] = {}
+        self._allowed: OrderedDict[tuple[object, ...], IdFilter | SqlAllow] = OrderedDict()
+        self._lock = threading.RLock()
+        self._files = not in_database(store)  # indexes in files (SQLite) or in the database
+        self._redactors: dict[tuple[int, str, bool], Redactor] = {}
+
+    def collection_dir(self, info: CollectionInfo) -> Path:
+        return self.settings.collections_dir / f"{info.id:06d}-{info.name}"
+
+    def _check_embedder(self, info: CollectionInfo) -> None:
+        e = self.c.embedder
+        if info.embedder_id != e.model_id or info.dim != e.dim:
+            raise ConflictError(
+                f"collection {info.name!r} is pinned to embedder {info.embedder_id} "
+                f"(dim {info.dim}); this ragstack is configured with {e.model_id} (dim {e.dim}). "
+                "Use the same embedder, or re-create the collection."
+            )
+
+    def open_indexes(
+        self, info: CollectionInfo, *, repair: bool = True
+    ) -> tuple[CollectionIndexes, ReconcileReport]:
+        """The collection's indexes, reconciled with SQL unless ``repair`` is off."""
+        return CollectionIndexes.open(self.collection_dir(info), info, self.store, repair=repair)
+
+    def redacted(self, collection: str, text: str) -> str | None:
+        """``text`` through the collection's PII redactor (for logs and the audit trail);
+        ``None`` when there is no such collection to take the redactor from."""
+        try:
+            info = self.store.get_collection(collection)
+        except NotFoundError:
+            return None
+        return self._redactor(info).redact_many([text])[0].text
+
+    def _redactor(self, info: CollectionInfo) -> Redactor:
+        """A collection's redactor (its salt never changes), built once per process."""
+        key = (info.id, info.pii_mode, info.pii_ner)
+        with self._lock:
+            found = self._redactors.get(key)
+        if found is None:
+            found = self.c.redactor_for(info, self.store.pii_salt(info.name))
+            with self._lock:
+                self._redactors[key] = found
+        return found
+
+    def cache_stats(self, collection: str) -> dict[str, int]:
+        info = self.store.get_collection(collection)
+        return SemanticCache(self.store).stats(info.id)
+
+    def clear_cache(self, collection: str) -> int:
+        info = self.store.get_collection(collection)
+        return SemanticCache(self.store).clear(info.id)
+
+    def reranker(self) -> Reranker:
+        """The configured reranker, or a ``ConfigError`` saying how to configure one."""
+        if self.c.reranker is None:
+            raise ConfigError("reranking needs a cross-encoder: set RAGSTACK_RERANKER_PATH")
+        return self.c.reranker
+
+    def _reader(self, info: CollectionInfo) -> CollectionIndexes:
+        with self._lock:
+            cached = self._readers.get(info.id)
+            if cached is None or cached[0] != info.generation:
+                # readers of database indexes never reconcile: writers do, under the lock
+                cached = (info.generation, self.open_indexes(info, repair=self._files)[0])
+                self._readers[info.id] = cached
+            return cached[1]
+
+    def _groups(self, info: CollectionInfo, key: str) -> dict[int, str]:
+        """Chunk id -> its document's ``key`` metadata value, cached per generation."""
+        cache_key = (info.id, info.generation, key)
+        with self._lock:
+            found = self._group_maps.get(cache_key)
+        if found is None:
+            found = self.store.chunk_groups(info.id, key)
+            with self._lock:
+                self._group_maps = {k: v for k, v in self._group_maps.items() if k[0] != info.id}
+                self._group_maps[cache_key] = found
+        return found
+
+    def _permitted(
+        self,
+        info: CollectionInfo,
+        principals: Sequence[str],
+        tenant: str | None,
+        filters: Filters,
+    ) -> IdFilter | SqlAllow:
+        """The caller's permitted chunk ids, cached per collection generation (a committed
+        change bumps it, so a stale set is never used). Indexes in the database take the
+        permission query itself instead, and join it in the search's own SQL."""
+        if not self._files:
+            query = permitted_query(info.id, principals, tenant=tenant, filters=filters)
+            if query is not None:
+                return query
+        key = (info.id, info.generation, frozenset(principals), tenant, filters)
+        with self._lock:
+            found = self._allowed.get(key)
+            if found is not None:
+                self._allowed.move_to_end(key)
+                return found
+        allow = permitted_chunks(self.store, info.id, principals, tenant=tenant, filters=filters)
+        with self._lock:
+            self._allowed[key] = allow
+            while len(self._allowed) > 256:
+                self._allowed.popitem(last=False)
+        return allow

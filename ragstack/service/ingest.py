@@ -1,0 +1,118 @@
+"""Ingest: sources -> SQL and every index of a collection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ragstack.domain import check_principal
+from ragstack.errors import InputError, NotFoundError
+from ragstack.indexing import collection_lock
+from ragstack.ingest.pipeline import (
+    IngestOptions,
+    Ingestor,
+    IngestSummary,
+    ItemError,
+    ItemLike,
+    NoProgress,
+    Progress,
+    default_principals,
+)
+from ragstack.service.collections import CollectionsMixin
+from ragstack.service.types import IngestRequest
+
+
+class IngestMixin(CollectionsMixin):
+    def ingest(
+        self, request: IngestRequest, *, principal: str, progress: Progress | None = None
+    ) -> IngestSummary:
+        check_principal(principal)
+        for p in request.allow:
+            check_principal(p)
+        if not request.sources:
+            raise InputError("nothing to ingest: give at least one path or URL")
+        if request.executor not in ("local", "ray"):
+            raise InputError(f"executor must be local or ray, not {request.executor!r}")
+        try:
+            info = self.store.get_collection(request.collection)
+        except NotFoundError:
+            info = self.create_collection(
+                request.collection,
+                owner=principal,
+                public=request.public,
+                allow=request.allow,
+                tenant=request.tenant,
+                pii_mode=request.pii_mode,
+                pii_ner=request.pii_ner,
+            )
+        self._check_embedder(info)
+        root = self.collection_dir(info)
+        with collection_lock(self.store, info, root):
+            self.store.mark_interrupted_runs(info.id)
+            indexes, recovered = self.open_indexes(info)
+            resolved = [
+                self.c.resolve_source(s, self.settings.max_file_bytes) for s in request.sources
+            ]
+            run_id = self.store.start_run(info.id, principal, [r.source_id for r in resolved])
+            principals = (
+                default_principals(
+                    principal, public=request.public, allow=request.allow, collection_default=()
+                )
+                if (request.public or request.allow)
+                else frozenset(info.default_acl)
+            )
+            salt = self.store.pii_salt(info.name)
+            options = IngestOptions(
+                principals=principals,
+                tenant=request.tenant or info.tenant,
+                max_file_bytes=self.settings.max_file_bytes,
+                batch_chunks=max(self.settings.embed_batch_size * 4, 64),
+                save_interval_s=self.settings.index_save_interval_s,
+                delete_missing=request.delete_missing,
+            )
+            executor = None
+            if request.executor == "ray":
+                from ragstack.ingest.ray_executor import RayExecutor
+
+                executor = RayExecutor(
+                    self.settings, info, salt, options, address=request.ray_address
+                )
+            ingestor = Ingestor(
+                self.store,
+                info,
+                indexes,
+                self.c.embedder,
+                self.c.chunker,
+                self.c.parser,
+                self.c.redactor_for(info, salt),
+                options,
+                executor,
+            )
+            total = (
+                sum(r.total for r in resolved if r.total is not None)
+                if all(r.total is not None for r in resolved)
+                else None
+            )
+            items = _chain(r.items for r in resolved)
+            try:
+                summary = ingestor.run(
+                    items, [r.source_id for r in resolved], run_id, progress or NoProgress(), total
+                )
+            except BaseException:
+                self.store.finish_run(run_id, "failed", {})
+                raise
+            summary.recovered = {
+                "dense_added": recovered.dense_added,
+                "dense_removed": recovered.dense_removed,
+                "lexical_added": recovered.lexical_added,
+                "lexical_removed": recovered.lexical_removed,
+            }
+            self.store.record_errors(
+                run_id, info.id, [(p.uri, p.kind, p.reason) for p in summary.problems]
+            )
+            self.store.finish_run(run_id, "completed", summary.counts())
+        return summary
+
+
+def _chain(parts: Iterable[Iterable[ItemLike | ItemError]]) -> Iterable[ItemLike | ItemError]:
+    for part in parts:
+        yield from part
