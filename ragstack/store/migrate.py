@@ -48,14 +48,24 @@ def current(engine: Engine) -> str | None:
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Migrate ``engine``'s database to ``revision``; concurrent callers on PostgreSQL wait
     for each other (an advisory lock), so replicas may all run it at start."""
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(72616773)")  # 'rags'
-        cfg = _config(conn)
-        tables = set(inspect(conn).get_table_names())
-        if "collections" in tables and "alembic_version" not in tables:
-            command.stamp(cfg, BASELINE)  # made by create_all before migrations existed
-        command.upgrade(cfg, revision)
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:  # before any transaction: a table rebuild must not cascade into children
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                if not sqlite:
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(72616773)")  # 'rags'
+                cfg = _config(conn)
+                tables = set(inspect(conn).get_table_names())
+                if "collections" in tables and "alembic_version" not in tables:
+                    command.stamp(cfg, BASELINE)  # made by create_all before migrations
+                command.upgrade(cfg, revision)
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def _revision(message: str) -> None:

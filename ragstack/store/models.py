@@ -46,7 +46,8 @@ class CollectionRow(SQLModel, table=True):
     pii_ner: bool = False
     pii_salt: str
     default_acl: str = "[]"  # JSON list of principals given to documents without an ACL
-    generation: int = 0  # bumped by every committed change; cache entries die with it
+    generation: int = 0  # bumped by every committed change (content or ACL)
+    index_generation: int = 0  # bumped only when chunks change: readers reopen indexes on it
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -68,7 +69,9 @@ class CollectionSettingRow(SQLModel, table=True):
 
 class DocumentRow(SQLModel, table=True):
     __tablename__ = "documents"
-    __table_args__ = (UniqueConstraint("collection_id", "uri", name="uq_document_uri"),)
+    __table_args__ = (
+        UniqueConstraint("collection_id", "namespace", "uri", name="uq_document_namespace_uri"),
+    )
 
     id: int | None = Field(default=None, sa_column=Column(BIGID, primary_key=True))
     collection_id: int = Field(
@@ -77,8 +80,11 @@ class DocumentRow(SQLModel, table=True):
         )
     )
     source: str
+    # Who may replace it: "" for operator ingests (CLI), "<tenant>/<principal>" for API
+    # ingests, so an API caller's upload or URL never replaces a document of someone else's.
+    namespace: str = Field(default="", sa_column_kwargs={"server_default": ""})
     uri: str
-    version: str
+    version: str  # of the content only; the ACL is compared on its own (acl_entries, tenant)
     title: str = ""
     mime: str = ""
     meta: str = "{}"  # JSON object
@@ -209,6 +215,7 @@ class AuditRow(SQLModel, table=True):
     id: int | None = Field(default=None, sa_column=Column(BIGID, primary_key=True))
     at: datetime = Field(default_factory=utcnow, index=True)
     key_id: str | None = Field(default=None, index=True)
+    tenant: str | None = None  # of the key: a tenant's admin reads its tenant's rows only
     principals: str = "[]"  # JSON
     route: str
     action: str  # search | answer | ingest | delete | key_create | key_revoke | ...
@@ -228,6 +235,7 @@ class JobRow(SQLModel, table=True):
     id: str = Field(primary_key=True)
     collection: str = Field(index=True)
     principal: str
+    tenant: str | None = None  # of the key that submitted it: jobs are visible within it
     key_id: str | None = None
     sources: str = "[]"  # JSON: what the job ingests (upload names or URLs)
     status: str = "queued"  # queued | running | completed | failed | interrupted
@@ -241,3 +249,14 @@ class JobRow(SQLModel, table=True):
     heartbeat_at: datetime | None = None  # renewed while the owner lives
     created_at: datetime = Field(default_factory=utcnow)
     finished_at: datetime | None = None
+
+
+class ServerSecretRow(SQLModel, table=True):
+    """Random secrets every replica shares (made on first use): the keys that sign sessions
+    and map internal ids to public ones. Never shown."""
+
+    __tablename__ = "server_secrets"
+
+    name: str = Field(primary_key=True)
+    value: str
+    created_at: datetime = Field(default_factory=utcnow)

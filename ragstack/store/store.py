@@ -50,6 +50,7 @@ from ragstack.store.models import (
     DocumentRow,
     IngestErrorRow,
     IngestRunRow,
+    ServerSecretRow,
     utcnow,
 )
 
@@ -127,6 +128,23 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def secret(self, name: str) -> bytes:
+        """A random 32-byte secret every process on this database shares, made on first use
+        (the first writer wins a race; everyone reads back the stored one)."""
+        table = ServerSecretRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            found = conn.execute(select(table.c.value).where(table.c.name == name)).scalar()
+        if found is None:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(table).values(name=name, value=secrets.token_hex(32),
+                                                      created_at=utcnow()))  # fmt: skip
+            except IntegrityError:
+                pass  # another process made it first
+            with self.engine.connect() as conn:
+                found = conn.execute(select(table.c.value).where(table.c.name == name)).scalar()
+        return bytes.fromhex(str(found))
 
     # -- collections ------------------------------------------------------------------------
 

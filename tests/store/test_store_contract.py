@@ -223,3 +223,56 @@ def test_job_leases_let_processes_share_one_database(database_url: str, tmp_path
         other.shutdown()
     finally:
         jobs.shutdown()
+
+
+def test_migration_0004_keeps_every_row_and_strips_acl_from_versions(database_url: str) -> None:
+    """A database at 0003 with documents, chunks and ACL rows: 0004 rebuilds ``documents``
+    (namespaces) without cascading into its children, and versions lose their ACL suffix."""
+    store = Store(database_url)
+    upgrade(store.engine, "0003")
+    with store.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO collections (id, name, owner, embedder_id, dim, vector_backend, "
+            "pii_mode, pii_ner, pii_salt, default_acl, generation, created_at, updated_at) "
+            "VALUES (1, 'kb', 'user:a', 'hash', 4, 'hnsw', 'mask', false, 's', '[]', 7, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))  # fmt: skip
+        conn.execute(text(
+            "INSERT INTO documents (id, collection_id, source, uri, version, title, mime, meta, "
+            "text, size_bytes, chunk_count, flagged_chunks, pii_counts, created_at, updated_at) "
+            "VALUES (1, 1, 'fs', 'file:///a.md', 'sha256:abc+acl:0123456789abcdef', 'A', "
+            "'text/markdown', '{}', 'body', 4, 1, 0, '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))  # fmt: skip
+        conn.execute(text(
+            "INSERT INTO chunks (id, collection_id, document_id, ordinal, text, text_hash, "
+            "section, char_start, char_end, token_count, instruction_like, embedding) "
+            "VALUES (1, 1, 1, 0, 'body', 'h', '', 0, 4, 1, false, :e)"
+        ), {"e": b"\0" * 16})  # fmt: skip
+        conn.execute(text("INSERT INTO acl_entries (document_id, principal) VALUES (1, 'public')"))
+    store.create_schema()
+    assert current(store.engine) == head()
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM chunks")).scalar() == 1
+        assert conn.execute(text("SELECT count(*) FROM acl_entries")).scalar() == 1
+        version, namespace = conn.execute(text("SELECT version, namespace FROM documents")).one()
+        index_generation = conn.execute(text("SELECT index_generation FROM collections")).scalar()
+    assert (version, namespace, index_generation) == ("sha256:abc", "", 7)
+    # the same URI may now exist once per namespace, and foreign keys are on again
+    with store.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO documents (id, collection_id, source, namespace, uri, version, title, "
+            "mime, meta, text, size_bytes, chunk_count, flagged_chunks, pii_counts, created_at, "
+            "updated_at) VALUES (2, 1, 'api', '-/user:b', 'file:///a.md', 'v', 'A', 'text/plain', "
+            "'{}', '', 0, 0, 0, '{}', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))  # fmt: skip
+    with store.engine.begin() as conn, pytest.raises(Exception, match=r"(?i)foreign|constraint"):
+        conn.execute(text("INSERT INTO acl_entries (document_id, principal) VALUES (999, 'x')"))
+
+
+def test_server_secrets_are_made_once_and_shared(database_url: str) -> None:
+    one, two = Store(database_url), Store(database_url)
+    one.create_schema()
+    first = one.secret("sessions")
+    assert len(first) == 32
+    assert two.secret("sessions") == first  # another process reads the same
+    assert one.secret("ids") != first
