@@ -24,7 +24,6 @@ checks) or by ``scan()`` before or during iteration; ``ItemReadError`` only by `
 from __future__ import annotations
 
 import hashlib
-import json
 import mimetypes
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -148,10 +147,10 @@ class SourceItem:
     """One document of a source.
 
     * ``uri`` is stable across scans; (``source``, ``uri``) identifies the document.
-    * ``version`` changes whenever what a consumer would store changes: ``sha256:<hex>`` of
-      the content, or ``etag:<value>`` from a web server. Connectors that report an ACL
-      append ``+acl:<hex>`` (a hash of the ACL), so that a permission change alone is seen
-      as a new version by consumers that skip unchanged versions.
+    * ``version`` changes whenever the content changes: ``sha256:<hex>`` of the content, or
+      ``etag:<value>`` from a web server. It says nothing of the ACL: a consumer that skips
+      unchanged versions compares ``acl`` on its own, so a permission change alone updates
+      permissions without re-reading the content.
     * ``read()`` (alias ``open()``) returns the bytes; it may touch the source again, so it
       can raise ``ItemReadError``. ``reader`` is the callable behind it.
     * ``acl`` is ``None`` when the source says nothing about permissions.
@@ -232,14 +231,6 @@ class InMemory:
 def content_version(data: bytes) -> str:
     """``sha256:<hex>`` of ``data``."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def with_acl(version: str, acl: Acl | None) -> str:
-    """``version`` extended by a short hash of ``acl`` (unchanged when ``acl`` is None)."""
-    if acl is None:
-        return version
-    canon = json.dumps(acl.to_json(), sort_keys=True, separators=(",", ":"))
-    return f"{version}+acl:{hashlib.sha256(canon.encode()).hexdigest()[:16]}"
 
 
 # Our table first (stable across hosts), then the platform's mimetypes database, which

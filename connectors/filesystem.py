@@ -22,8 +22,8 @@ ACL sidecars (they are never documents themselves)
     protected file. A malformed sidecar turns the files it governs into ``bad_acl`` errors.
 
 Versions
-    ``sha256:<hex>`` of the content (``+acl:<hex>`` when an ACL applies), hashed while the
-    scan yields the item, streamed (the content is not kept in memory) and cached per
+    ``sha256:<hex>`` of the content (the ACL is the item's ``acl``, not part of it), hashed
+    while the scan yields the item, streamed (the content is not kept in memory) and cached per
     (device, inode, size, mtime, ctime) for the connector's lifetime, so a rescan with the
     same connector reads only files that changed. ``read()`` re-reads the file and raises
     ``ContentChangedError`` if it no longer matches that version.
@@ -53,7 +53,6 @@ from connectors.base import (
     SourceItem,
     SourceUnavailableError,
     guess_mime,
-    with_acl,
 )
 
 SIDECAR_SUFFIX = ".acl.json"
@@ -348,7 +347,7 @@ class FilesystemConnector:
         return SourceItem(
             source=self.name,
             uri=uri,
-            version=with_acl(f"sha256:{digest}", acl),
+            version=f"sha256:{digest}",
             title=f.path.stem,
             mime=guess_mime(f.path.name),
             reader=FileReader(f.path, self.real_root, digest, self.max_bytes),

@@ -38,7 +38,6 @@ from connectors.base import (
     ScanError,
     SourceItem,
     SourceUnavailableError,
-    with_acl,
 )
 
 if TYPE_CHECKING:
@@ -200,7 +199,7 @@ class SqlConnector:
             sort_keys=True,
             ensure_ascii=False,
         )
-        version = with_acl("sha256:" + hashlib.sha256(canon.encode()).hexdigest(), acl)
+        version = "sha256:" + hashlib.sha256(canon.encode()).hexdigest()
         data = (f"{title}\n\n{body}" if title else body).encode("utf-8")
         return SourceItem(
             source=self.name,

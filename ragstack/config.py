@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     max_file_bytes: int = Field(
         50 * 1024 * 1024, ge=1, description="Larger source files are rejected with a clear message."
     )
+    keep_uploads: bool = Field(
+        False,
+        description="Keep the original files uploaded through the API after they are ingested "
+        "(under <data_dir>/uploads/kept; they leave with their document or collection). Off: "
+        "an upload's bytes are deleted once its job ends.",
+    )
     pii_mode: PiiMode = Field("mask", description="Default redaction mode for new collections.")
     pii_ner: bool = Field(
         False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,8 +35,9 @@ class CollectionInfo:
     pii_mode: str
     pii_ner: bool
     default_acl: tuple[Principal, ...]
-    generation: int
+    generation: int  # bumped by every committed change: caches and permitted sets follow it
     created_at: datetime
+    index_generation: int = 0  # bumped when chunks change: readers reopen indexes on it
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,25 @@ class DocumentDraft:
     size_bytes: int
     pii_counts: dict[str, int]
     chunks: list[ChunkDraft] = field(default_factory=list)
+    namespace: str = ""  # "" for operator ingests; an API caller's own otherwise
+
+
+@dataclass(frozen=True)
+class DocumentState:
+    """What decides whether a source item changed: its content version, and its ACL."""
+
+    id: int
+    version: str
+    source: str
+    tenant: str | None
+    principals: frozenset[Principal]
+
+    def readable_by(self, principals: Iterable[str], tenant: str | None) -> bool:
+        """The rule of the SQL filters (``search._permitted_documents``), for one document:
+        ``public`` or a shared principal, and (with a ``tenant``) its tenant or none."""
+        if tenant is not None and self.tenant not in (None, tenant):
+            return False
+        return bool(self.principals & ({PUBLIC} | set(principals)))
 
 
 @dataclass(frozen=True)
@@ -84,6 +105,8 @@ class DocumentInfo:
     principals: tuple[Principal, ...]
     pii_counts: dict[str, int]
     updated_at: datetime
+    namespace: str = ""
+    tenant: str | None = None
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,14 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlmodel import col
 
 from ragstack.errors import NotFoundError, RagstackError
+from ragstack.ingest.uploads import finish, staging_dir
 from ragstack.service import IngestRequest, Ragstack
 from ragstack.store.models import JobRow
 
@@ -109,20 +111,49 @@ class Jobs:
                                          daemon=True)  # fmt: skip
         self._renewer.start()
         self._expire()  # whatever a dead process left behind
+        self._sweep_staged()
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
 
     def submit(
-        self, request: IngestRequest, *, principal: str, key_id: str | None, sources: list[str]
+        self,
+        request: IngestRequest,
+        *,
+        principal: str,
+        key_id: str | None,
+        sources: list[str],
+        job_id: str | None = None,
+        staged: Path | None = None,
+        keep_in: Path | None = None,
     ) -> JobInfo:
-        row = JobRow(id=uuid.uuid4().hex, collection=request.collection, principal=principal,
-                     key_id=key_id, sources=json.dumps(sources), owner=self.owner,
-                     heartbeat_at=datetime.now(UTC))  # fmt: skip
+        """Queue an ingest. ``staged``: the folder of its uploads, deleted when the job ends
+        (their files moved to ``keep_in`` first, when originals are kept)."""
+        row = JobRow(id=job_id or self.new_id(), collection=request.collection,
+                     principal=principal, key_id=key_id, sources=json.dumps(sources),
+                     owner=self.owner, heartbeat_at=datetime.now(UTC))  # fmt: skip
         with self.svc.store.session() as s:
             s.add(row)
             s.commit()
             s.refresh(row)
         job = _info(row)
-        self._pool.submit(self._run, job.id, request, principal)
+        self._pool.submit(self._run, job.id, request, principal, staged, keep_in)
         return job
+
+    def _sweep_staged(self) -> None:
+        """Delete the staged uploads of jobs that are over or whose process died (a crash
+        must not leave unredacted originals behind)."""
+        folder = staging_dir(self.svc.settings.data_dir, "x").parent
+        if not folder.is_dir():
+            return
+        for staged in folder.iterdir():
+            try:
+                row = self._row(staged.name)
+            except NotFoundError:
+                row = None
+            if row is None or row.status not in ACTIVE:
+                finish(staged, None)
 
     def _expire(self, job_id: str | None = None) -> None:
         """Mark active jobs whose lease lapsed (all, or just ``job_id``) interrupted."""
@@ -195,7 +226,21 @@ class Jobs:
             s.execute(update(JobRow).where(col(JobRow.id) == job_id).values(**values))
             s.commit()
 
-    def _run(self, job_id: str, request: IngestRequest, principal: str) -> None:
+    def _run(
+        self,
+        job_id: str,
+        request: IngestRequest,
+        principal: str,
+        staged: Path | None = None,
+        keep_in: Path | None = None,
+    ) -> None:
+        try:
+            self._ingest(job_id, request, principal)
+        finally:
+            if staged is not None:
+                finish(staged, keep_in)
+
+    def _ingest(self, job_id: str, request: IngestRequest, principal: str) -> None:
         self._update(job_id, status="running")
         try:
             summary = self.svc.ingest(request, principal=principal,

@@ -213,6 +213,17 @@ class DocumentOut(BaseModel):
     updated_at: str
 
 
+class DocumentAclIn(BaseModel):
+    """Who may read a document: ``allow`` (principals), or ``public``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow: list[Annotated[str, Field(pattern=r"^(user|group):\S(.{0,190}\S)?$")]] = Field(
+        default_factory=list, max_length=100, examples=[["group:eng"]]
+    )
+    public: bool = False
+
+
 class ChunkOut(BaseModel):
     id: int
     ordinal: int

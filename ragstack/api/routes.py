@@ -31,6 +31,7 @@ from ragstack.api.models import (
     ChunkOut,
     CollectionIn,
     CollectionOut,
+    DocumentAclIn,
     DocumentDetailOut,
     DocumentOut,
     HitOut,
@@ -50,6 +51,13 @@ from ragstack.errors import (
     RagstackError,
 )
 from ragstack.generation.base import TextDelta
+from ragstack.ingest.uploads import (
+    SIDECAR_SUFFIX,
+    finish,
+    kept_dir,
+    namespace_digest,
+    staging_dir,
+)
 from ragstack.search import Filters
 from ragstack.service import IngestRequest, SourceSpec
 
@@ -407,9 +415,14 @@ _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def _upload_name(filename: str | None) -> str:
-    name = _SAFE_NAME.sub("_", PurePath(filename or "").name).lstrip(".")
+    given = PurePath(filename or "").name
+    name = _SAFE_NAME.sub("_", given).lstrip(".")
     if not name:
         raise InputError("every uploaded file needs a name")
+    if given.lower().endswith(SIDECAR_SUFFIX) or name.lower().endswith(SIDECAR_SUFFIX):
+        raise InputError(
+            f"{name}: ACL sidecars cannot be uploaded; give the readers with allow or public"
+        )
     return name[:200]
 
 
@@ -423,38 +436,83 @@ def add_documents(
     who: Writer,
     files: Annotated[list[UploadFile] | None, File(description="Documents to ingest.")] = None,
     url: Annotated[str | None, Form(max_length=2048, description="A page to fetch.")] = None,
-    allow: Annotated[list[str] | None, Form(description="Principals who may read them.")] = None,
+    allow: Annotated[
+        list[str] | None,
+        Form(description="Principals who may read them (default: only you)."),
+    ] = None,
     public: Annotated[bool, Form()] = False,
 ) -> JobOut:
+    """What the caller uploads or names lives in its own namespace: it replaces only the
+    caller's own earlier uploads (and only while the caller may read them), its ACL is only
+    what the caller asks for (default: the caller alone), and no ACL sidecar is ever read."""
     route, svc = "/v1/collections/{name}/documents", who.state.svc
+    staged: Path | None = None
     try:
-        svc.visible_collection(name, who.principals, who.tenant)
+        info = svc.visible_collection(name, who.principals, who.tenant)
         if not files and not url:
             raise InputError("give files to upload, a url, or both")
+        if public and allow:
+            raise InputError("give allow or public, not both")
+        job_id = who.state.jobs.new_id()
         sources: list[SourceSpec] = []
         names: list[str] = []
         if files:
-            folder = svc.settings.data_dir / "uploads" / name
-            folder.mkdir(parents=True, exist_ok=True)
+            staged = staging_dir(svc.settings.data_dir, job_id)
+            staged.mkdir(parents=True, exist_ok=True)
             for upload in files:
-                target = folder / _upload_name(upload.filename)
+                target = staged / _upload_name(upload.filename)
                 _save(upload, target, svc.settings.max_file_bytes)
                 names.append(target.name)
-            sources.append(SourceSpec(str(folder), include=tuple(names)))
+            sources.append(SourceSpec(str(staged), include=tuple(dict.fromkeys(names)),
+                                      uploads=True))  # fmt: skip
         if url:
             if not url.startswith(("http://", "https://")):
                 raise InputError("url must be http:// or https://")
             sources.append(SourceSpec(url))
             names.append(url)
-        request = IngestRequest(name, sources, allow=tuple(allow or ()), public=public,
-                                tenant=who.tenant, delete_missing=False)  # fmt: skip
-        job = who.state.jobs.submit(request, principal=who.key.principal,
-                                    key_id=who.key.key_id, sources=names)  # fmt: skip
+        namespace = f"{who.tenant or '-'}/{who.key.principal}"
+        readers = () if public else tuple(allow or [who.key.principal])
+        request = IngestRequest(
+            name, sources, allow=readers, public=public, tenant=who.tenant or None,
+            delete_missing=False, namespace=namespace,
+            replaces_only_readable=(tuple(who.principals), who.tenant),
+        )  # fmt: skip
+        keep_in = (
+            kept_dir(svc.settings.data_dir, info.id) / namespace_digest(namespace)
+            if svc.settings.keep_uploads
+            else None
+        )
+        job = who.state.jobs.submit(request, principal=who.key.principal, key_id=who.key.key_id,
+                                    sources=names, job_id=job_id, staged=staged,
+                                    keep_in=keep_in)  # fmt: skip
     except Exception as exc:
+        if staged is not None:
+            finish(staged, None)  # nothing was queued: the bytes go now
         who.audit_failure(route, "ingest", exc, collection=name)
         raise
     who.audit(route, "ingest", 202, collection=name, detail={"job": job.id, "sources": names})
     return JobOut(**job.to_dict())
+
+
+@collections.patch(
+    "/collections/{name}/documents/{document_id}",
+    summary="Change who may read a document (writer who may read it); in force at once",
+)
+def change_document_acl(
+    name: str, document_id: RowId, body: DocumentAclIn, who: Writer
+) -> DocumentOut:
+    route, svc = "/v1/collections/{name}/documents/{document_id}", who.state.svc
+    try:
+        svc.visible_collection(name, who.principals, who.tenant)
+        doc = svc.set_document_acl(name, document_id, allow=body.allow, public=body.public,
+                                   principals=who.principals, tenant=who.tenant)  # fmt: skip
+    except Exception as exc:
+        who.audit_failure(route, "acl_change", exc, collection=name,
+                          detail={"document_id": document_id})  # fmt: skip
+        raise
+    who.audit(route, "acl_change", 200, collection=name,
+              detail={"document_id": document_id, "allow": sorted(doc.principals)})  # fmt: skip
+    return DocumentOut(**_document_out(doc))
 
 
 def _save(upload: UploadFile, target: Path, limit: int) -> None:

@@ -94,3 +94,37 @@ def documents_delete(
     """Delete a document from SQL and every index."""
     removed = service().delete_document(collection, document_id)
     console.print(f"deleted document {document_id} ({removed} chunks)")
+
+
+acl_app = typer.Typer(help="Change who may read a document.", no_args_is_help=True)
+documents_app.add_typer(acl_app, name="acl")
+
+
+@acl_app.command("set")
+def documents_acl_set(
+    document_id: Annotated[int, typer.Argument(help="Document id.")],
+    collection: Annotated[str, typer.Option("--collection", "-c", help="Collection.")],
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="Principal who may read it (user:NAME, group:NAME); "
+            "repeatable. Replaces the current readers.",
+        ),
+    ] = None,
+    public: Annotated[bool, typer.Option("--public", help="Readable by everyone.")] = False,
+    tenant: Annotated[str | None, typer.Option(help="Move it to this tenant.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Replace a document's readers (and tenant): in force for the very next search, with
+    nothing re-parsed or re-embedded. A later ingest of its source sets the source's ACL."""
+    if public == bool(allow):
+        raise typer.BadParameter("give --allow (one or more) or --public")
+    doc = service().set_document_acl(
+        collection, document_id, allow=tuple(allow or ()), public=public, new_tenant=tenant
+    )
+    if as_json:
+        emit(True, _document_dict(doc))
+        return
+    console.print(f"document {doc.id}: readable by {', '.join(doc.principals)}"
+                  + (f" (tenant {doc.tenant})" if doc.tenant else ""))  # fmt: skip

@@ -174,14 +174,11 @@ def ingest(
         title=f"ingest run {summary.run_id} into {summary.collection!r} ({summary.seconds:.1f} s)",
         title_justify="left",
     )
-    for col in ("ingested", "updated", "unchanged", "deleted", "skipped", "failed", "chunks"):
+    columns = ("ingested", "updated", "acl_updated", "unchanged", "deleted", "skipped", "failed",
+               "chunks")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="right")
-    table.add_row(
-        *(
-            str(payload[c])
-            for c in ("ingested", "updated", "unchanged", "deleted", "skipped", "failed", "chunks")
-        )
-    )
+    table.add_row(*(str(payload[c]) for c in columns))
     console.print(table)
     if summary.problems:
         problems = Table(title="not ingested", title_justify="left")

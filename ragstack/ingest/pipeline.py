@@ -22,7 +22,14 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ragstack.domain import PUBLIC, ChunkDraft, CollectionInfo, DocumentDraft, MetaValue
+from ragstack.domain import (
+    PUBLIC,
+    ChunkDraft,
+    CollectionInfo,
+    DocumentDraft,
+    DocumentState,
+    MetaValue,
+)
 from ragstack.embedding import Embedder
 from ragstack.errors import (
     DocumentTooLargeError,
@@ -113,6 +120,7 @@ class IngestSummary:
     collection: str
     ingested: int = 0
     updated: int = 0
+    acl_updated: int = 0  # unchanged content, changed ACL or tenant: ACL rows rewritten
     unchanged: int = 0
     deleted: int = 0
     skipped: int = 0
@@ -130,6 +138,7 @@ class IngestSummary:
             for k in (
                 "ingested",
                 "updated",
+                "acl_updated",
                 "unchanged",
                 "deleted",
                 "skipped",
@@ -200,6 +209,26 @@ class IngestOptions:
     batch_chunks: int = 256
     save_interval_s: float = 30.0
     delete_missing: bool = True
+    namespace: str = ""  # whose documents this run may replace ("": the operator's)
+    # who asked (principals, tenant), when an item may replace only documents they may read
+    replaces_only_readable: tuple[tuple[str, ...], str | None] | None = None
+
+    def acl_of(self, item: ItemLike) -> tuple[frozenset[str], str | None]:
+        """The item's effective ``(principals, tenant)``: what its source says (a sidecar, an
+        ACL column), else this run's ``principals`` and ``tenant``."""
+        acl = item.acl
+        principals = acl.principals if acl is not None and acl.principals else self.principals
+        tenant = (acl.tenant if acl is not None and acl.tenant else None) or self.tenant
+        return frozenset(principals), tenant
+
+
+@dataclass(frozen=True)
+class _AclChange:
+    """An item whose content is unchanged and whose ACL or tenant is not."""
+
+    document_id: int
+    principals: frozenset[str]
+    tenant: str | None
 
 
 class Preparer:
@@ -243,11 +272,7 @@ class Preparer:
         if not chunks:
             raise ParseError("empty: no text left after parsing")
         embed_texts = [index_text(c.section, c.text) for c in chunks]
-        acl = item.acl
-        principals = (
-            acl.principals if acl is not None and acl.principals else self.options.principals
-        )
-        tenant = (acl.tenant if acl is not None and acl.tenant else None) or self.options.tenant
+        principals, tenant = self.options.acl_of(item)
         return _Prepared(
             item_uri=item.uri,
             draft_fields={
@@ -258,7 +283,8 @@ class Preparer:
                 "mime": item.mime,
                 "meta": dict(item.metadata),
                 "tenant": tenant,
-                "principals": frozenset(principals),
+                "principals": principals,
+                "namespace": self.options.namespace,
                 "text": doc_text,
                 "size_bytes": len(data),
                 "pii_counts": counts,
@@ -354,10 +380,29 @@ class Ingestor:
 
     # producer side ----------------------------------------------------------------------------
 
+    def _triage(self, item: ItemLike, prior: DocumentState | None) -> object | None:
+        """What to do with an item, short of preparing it: ``None`` (prepare it), or the
+        message that settles it (unchanged, an ACL change, or refused)."""
+        if prior is None:
+            return None
+        asker = self.options.replaces_only_readable
+        if asker is not None and not prior.readable_by(*asker):
+            return ItemError(
+                item.uri,
+                "permission_denied",
+                "not replaced: you may not read the document it would replace",
+            )
+        if prior.version != item.version:
+            return None
+        principals, tenant = self.options.acl_of(item)
+        if (principals, tenant) == (prior.principals, prior.tenant):
+            return ("unchanged", item.uri)
+        return _AclChange(prior.id, principals, tenant)
+
     def _produce(
         self,
         items: Iterable[ItemLike | ItemError],
-        known: dict[str, tuple[int, str, str]],
+        known: dict[str, DocumentState],
         out: queue.Queue[object],
         seen: set[str],
         stop: threading.Event,
@@ -371,8 +416,9 @@ class Ingestor:
                     out.put(item)
                     continue
                 prior = known.get(item.uri)
-                if prior is not None and prior[1] == item.version:
-                    out.put(("unchanged", item.uri))
+                settled = self._triage(item, prior)
+                if settled is not None:
+                    out.put(settled)
                     continue
                 yield item, prior is not None
 
@@ -397,7 +443,7 @@ class Ingestor:
         started = time.perf_counter()
         summary = IngestSummary(run_id=run_id, collection=self.info.name)
         # a document is its URI within the collection, whichever source found it first
-        known = self.store.document_versions(self.info.id)
+        known = self.store.document_versions(self.info.id, self.options.namespace)
         seen: set[str] = set()
         q: queue.Queue[object] = queue.Queue(maxsize=64)
         stop = threading.Event()
@@ -430,45 +476,63 @@ class Ingestor:
     ) -> BaseException | None:
         """Drain the producer: embed and commit in batches; returns a whole-scan failure."""
         pending: list[_Prepared] = []
-        pending_chunks = 0
+        acl_changes: list[_AclChange] = []
         last_save = time.monotonic()
         scan_failed: BaseException | None = None
-        while True:
-            msg = q.get()
-            if msg is _DONE:
-                break
+        while (msg := q.get()) is not _DONE:
             if isinstance(msg, BaseException):
                 scan_failed = msg
-            elif isinstance(msg, ItemError):
-                self._record_problem(summary, msg)
-                progress.advance(1, 0)
-            elif isinstance(msg, tuple):
-                summary.unchanged += 1
-                progress.advance(1, 0)
+            elif isinstance(msg, _AclChange):
+                acl_changes.append(msg)
             elif isinstance(msg, _Prepared):
                 pending.append(msg)
-                pending_chunks += len(msg.chunks)
-            if pending_chunks >= self.options.batch_chunks or (pending and q.empty()):
+            else:
+                self._settled(msg, summary, progress)
+            idle = q.empty()
+            if acl_changes and (idle or len(acl_changes) >= 500):
+                self._change_acls(acl_changes, summary, progress)
+                acl_changes = []
+            if pending and (
+                idle or sum(len(p.chunks) for p in pending) >= self.options.batch_chunks
+            ):
                 self._commit(pending, summary, progress)
-                pending, pending_chunks = [], 0
+                pending = []
             if time.monotonic() - last_save >= self.options.save_interval_s:
                 self.indexes.save()
                 last_save = time.monotonic()
+        if acl_changes:
+            self._change_acls(acl_changes, summary, progress)
         if pending:
             self._commit(pending, summary, progress)
         return scan_failed
 
+    def _settled(self, msg: object, summary: IngestSummary, progress: Progress) -> None:
+        """An item the producer settled without preparing it: a problem, or unchanged."""
+        if isinstance(msg, ItemError):
+            self._record_problem(summary, msg)
+        else:
+            summary.unchanged += 1
+        progress.advance(1, 0)
+
+    def _change_acls(
+        self, changes: list[_AclChange], summary: IngestSummary, progress: Progress
+    ) -> None:
+        """New ACLs for unchanged content, one transaction: no parsing, no embedding."""
+        self.store.set_acls(
+            self.info.id, [(c.document_id, c.principals, c.tenant) for c in changes]
+        )
+        summary.acl_updated += len(changes)
+        progress.advance(len(changes), 0)
+
     def _delete_missing(
         self,
-        known: dict[str, tuple[int, str, str]],
+        known: dict[str, DocumentState],
         sources: set[str],
         seen: set[str],
         summary: IngestSummary,
     ) -> None:
         """Documents these sources gave before and no longer have leave SQL and every index."""
-        gone = [
-            doc_id for uri, (doc_id, _v, src) in known.items() if src in sources and uri not in seen
-        ]
+        gone = [d.id for uri, d in known.items() if d.source in sources and uri not in seen]
         if gone:
             removed = self.store.delete_documents(self.info.id, gone, index=self.indexes.sql_writer)
             self.indexes.apply(

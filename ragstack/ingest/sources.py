@@ -72,6 +72,11 @@ def _sql(location: str, sql: SqlQuery | None, max_bytes: int) -> ResolvedSource:
 
 def resolve_source(spec: SourceSpec, max_bytes: int) -> ResolvedSource:
     location = spec.location
+    if spec.uploads:
+        from ragstack.ingest.uploads import upload_items
+
+        items = upload_items(Path(location), spec.include, max_bytes)
+        return ResolvedSource("upload", _adapt(items), len(spec.include))
     try:
         if is_database_url(location):
             return _sql(location, spec.sql, max_bytes)

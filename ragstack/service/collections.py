@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ragstack.indexing import (
     index_bytes,
 )
 from ragstack.ingest.pipeline import default_principals
+from ragstack.ingest.uploads import kept_dir
 from ragstack.redaction import MODES as PII_MODES
 from ragstack.service.core import ServiceCore
 
@@ -44,7 +46,7 @@ class CollectionsMixin(ServiceCore):
         return self.store.create_collection(
             name=name,
             owner=owner,
-            tenant=tenant,
+            tenant=tenant or None,  # "" (tenant-less callers) is no tenant
             embedder_id=embedder.model_id,
             dim=embedder.dim,
             vector_backend=vector_backend or self.settings.vector_backend,
@@ -152,6 +154,7 @@ class CollectionsMixin(ServiceCore):
             drop_indexes(self.store, info, root)
         (root / ".lock").unlink(missing_ok=True)
         root.rmdir() if root.exists() and not any(root.iterdir()) else None
+        shutil.rmtree(kept_dir(self.settings.data_dir, info.id), ignore_errors=True)
 
     # -- index health -----------------------------------------------------------------------
 

@@ -91,9 +91,9 @@ class ServiceCore:
     def _reader(self, info: CollectionInfo) -> CollectionIndexes:
         with self._lock:
             cached = self._readers.get(info.id)
-            if cached is None or cached[0] != info.generation:
+            if cached is None or cached[0] != info.index_generation:
                 # readers of database indexes never reconcile: writers do, under the lock
-                cached = (info.generation, self.open_indexes(info, repair=self._files)[0])
+                cached = (info.index_generation, self.open_indexes(info, repair=self._files)[0])
                 self._readers[info.id] = cached
             return cached[1]
 

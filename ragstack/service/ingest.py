@@ -40,7 +40,7 @@ class IngestMixin(CollectionsMixin):
                 owner=principal,
                 public=request.public,
                 allow=request.allow,
-                tenant=request.tenant,
+                tenant=request.tenant or None,
                 pii_mode=request.pii_mode,
                 pii_ner=request.pii_ner,
             )
@@ -63,11 +63,13 @@ class IngestMixin(CollectionsMixin):
             salt = self.store.pii_salt(info.name)
             options = IngestOptions(
                 principals=principals,
-                tenant=request.tenant or info.tenant,
+                tenant=request.tenant or info.tenant or None,
                 max_file_bytes=self.settings.max_file_bytes,
                 batch_chunks=max(self.settings.embed_batch_size * 4, 64),
                 save_interval_s=self.settings.index_save_interval_s,
                 delete_missing=request.delete_missing,
+                namespace=request.namespace,
+                replaces_only_readable=request.replaces_only_readable,
             )
             executor = None
             if request.executor == "ray":

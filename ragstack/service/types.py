@@ -40,6 +40,7 @@ class SourceSpec:
     exclude: tuple[str, ...] = ()
     crawl_depth: int = 0  # for URLs: how many links away from the start page to follow
     sql: SqlQuery | None = None
+    uploads: bool = False  # files an API caller uploaded to ``location``: no ACL sidecars
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,11 @@ class IngestRequest:
     pii_ner: bool | None = None
     executor: str = "local"  # local | ray: where documents are prepared and embedded
     ray_address: str | None = None  # with ray: a cluster to join (default: a local Ray)
+    # Whose documents this ingest may replace: "" (the operator's: CLI ingests), or an API
+    # caller's own namespace, with the caller's (principals, tenant): an item then replaces
+    # only a document of that namespace the caller may still read.
+    namespace: str = ""
+    replaces_only_readable: tuple[tuple[str, ...], str | None] | None = None
 
 
 @dataclass

@@ -36,6 +36,7 @@ from ragstack.domain import (
     CollectionInfo,
     DocumentDraft,
     DocumentInfo,
+    DocumentState,
     Principal,
     WriteResult,
 )
@@ -102,6 +103,7 @@ def _collection_info(row: Any) -> CollectionInfo:
         default_acl=tuple(json.loads(row.default_acl)),
         generation=row.generation,
         created_at=row.created_at,
+        index_generation=row.index_generation,
     )
 
 
@@ -228,7 +230,7 @@ class Store:
     def bump_generation(self, collection_id: int) -> None:
         """Readers reopen indexes and caches die: after a change not made by a write."""
         with self.session() as s:
-            s.execute(_next_generation(collection_id))
+            s.execute(_next_generation(collection_id, indexes=True))
             s.commit()
 
     def get_setting(self, collection_id: int, key: str) -> str | None:
@@ -269,18 +271,56 @@ class Store:
 
     # -- documents --------------------------------------------------------------------------
 
-    def document_versions(self, collection_id: int) -> dict[str, tuple[int, str, str]]:
-        """``uri -> (document id, version, source)`` of every document in a collection."""
-        with self.session() as s:
-            rows = s.execute(
-                select(
-                    col(DocumentRow.uri),
-                    col(DocumentRow.id),
-                    col(DocumentRow.version),
-                    col(DocumentRow.source),
-                ).where(col(DocumentRow.collection_id) == collection_id)
+    def document_versions(
+        self, collection_id: int, namespace: str = ""
+    ) -> dict[str, DocumentState]:
+        """``uri -> DocumentState`` (id, content version, source, tenant and ACL) of every
+        document of a collection in ``namespace``."""
+        d = DocumentRow.__table__  # type: ignore[attr-defined]
+        a = AclRow.__table__  # type: ignore[attr-defined]
+        mine = (d.c.collection_id == collection_id) & (d.c.namespace == namespace)
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(d.c.uri, d.c.id, d.c.version, d.c.source, d.c.tenant).where(mine)
             ).all()
-        return {uri: (int(i), v, src) for uri, i, v, src in rows}
+            acl: dict[int, set[str]] = {}
+            for doc_id, principal in conn.execute(
+                select(a.c.document_id, a.c.principal)
+                .join(d, d.c.id == a.c.document_id)
+                .where(mine)
+            ):
+                acl.setdefault(int(doc_id), set()).add(str(principal))
+        return {
+            uri: DocumentState(int(i), v, src, tenant, frozenset(acl.get(int(i), ())))
+            for uri, i, v, src, tenant in rows
+        }
+
+    def set_acls(
+        self, collection_id: int, changes: Sequence[tuple[int, frozenset[str], str | None]]
+    ) -> None:
+        """Give documents new ACLs and tenants, ``(document id, principals, tenant)`` each, in
+        one transaction: content, chunks and indexes stay; the generation moves (caches and
+        permitted sets die), the index generation does not."""
+        if not changes:
+            return
+        with self.session() as s:
+            ids = [doc_id for doc_id, _, _ in changes]
+            for i in range(0, len(ids), 500):
+                s.execute(delete(AclRow).where(col(AclRow.document_id).in_(ids[i : i + 500])))
+            rows = [{"document_id": d, "principal": p} for d, ps, _ in changes for p in sorted(ps)]
+            if rows:
+                s.execute(insert(AclRow), rows)
+            for doc_id, _, tenant in changes:
+                s.execute(
+                    update(DocumentRow)
+                    .where(
+                        col(DocumentRow.id) == doc_id,
+                        col(DocumentRow.collection_id) == collection_id,
+                    )
+                    .values(tenant=tenant, updated_at=utcnow())
+                )
+            s.execute(_next_generation(collection_id, indexes=False))
+            s.commit()
 
     def vectors_for_hashes(self, collection_id: int, hashes: Iterable[str]) -> dict[str, bytes]:
         """Stored vectors of chunks whose embedded text hashes to one of ``hashes``."""
@@ -311,7 +351,7 @@ class Store:
             for d in drafts:
                 results.append(self._write_one(s, collection_id, d))
             if drafts:
-                s.execute(_next_generation(collection_id))
+                s.execute(_next_generation(collection_id, indexes=True))
             if index is not None and results:
                 chunks = [c for d in drafts for c in d.chunks]
                 vectors = (
@@ -332,13 +372,16 @@ class Store:
     def _write_one(self, s: Session, collection_id: int, d: DocumentDraft) -> WriteResult:
         existing = s.execute(
             select(col(DocumentRow.id)).where(
-                col(DocumentRow.collection_id) == collection_id, col(DocumentRow.uri) == d.uri
+                col(DocumentRow.collection_id) == collection_id,
+                col(DocumentRow.namespace) == d.namespace,
+                col(DocumentRow.uri) == d.uri,
             )
         ).scalar_one_or_none()
         removed = np.empty(0, dtype=np.int64)
         values = dict(
             collection_id=collection_id,
             source=d.source,
+            namespace=d.namespace,
             uri=d.uri,
             version=d.version,
             title=d.title,
@@ -431,7 +474,7 @@ class Store:
                         col(DocumentRow.id).in_(part),
                     )
                 )
-            s.execute(_next_generation(collection_id))
+            s.execute(_next_generation(collection_id, indexes=True))
             gone = np.array(removed, dtype=np.int64)
             if index is not None:
                 empty = np.empty(0, dtype=np.int64)
@@ -530,6 +573,8 @@ class Store:
             principals=principals,
             pii_counts=json.loads(r.pii_counts),
             updated_at=r.updated_at,
+            namespace=r.namespace,
+            tenant=r.tenant,
         )
 
     def list_chunks(self, document_id: int) -> list[ChunkInfo]:
@@ -716,13 +761,16 @@ class Store:
             s.commit()
 
 
-def _next_generation(collection_id: int) -> Any:
-    """The update that bumps a collection's generation: every committed change runs it."""
-    return (
-        update(CollectionRow)
-        .where(col(CollectionRow.id) == collection_id)
-        .values(generation=col(CollectionRow.generation) + 1, updated_at=utcnow())
-    )
+def _next_generation(collection_id: int, *, indexes: bool) -> Any:
+    """The update that bumps a collection's generation (every committed change runs it) and,
+    when chunks changed (``indexes``), its index generation too."""
+    values: dict[str, Any] = {
+        "generation": col(CollectionRow.generation) + 1,
+        "updated_at": utcnow(),
+    }
+    if indexes:
+        values["index_generation"] = col(CollectionRow.index_generation) + 1
+    return update(CollectionRow).where(col(CollectionRow.id) == collection_id).values(**values)
 
 
 def index_text(section: str, text: str) -> str:

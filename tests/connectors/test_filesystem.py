@@ -15,6 +15,7 @@ import pytest
 
 import connectors.filesystem as fs_module
 from connectors import (
+    Acl,
     ContentChangedError,
     ErrorKind,
     FilesystemConnector,
@@ -173,7 +174,7 @@ def test_symlinked_file_takes_its_targets_acl(tmp_path: Path) -> None:
     assert link.acl is not None and link.acl.principals == {"group:hr"}
 
 
-def test_version_is_content_and_acl(tmp_path: Path) -> None:
+def test_version_is_the_content_alone(tmp_path: Path) -> None:
     write(tmp_path / "a.md", "same")
     write(tmp_path / "b.md", "same")
     first, _ = scan(tmp_path)
@@ -181,11 +182,12 @@ def test_version_is_content_and_acl(tmp_path: Path) -> None:
     again, _ = scan(tmp_path)
     assert {k: i.version for k, i in again.items()} == {k: i.version for k, i in first.items()}
     write(tmp_path / "a.md.acl.json", '{"allow": ["user:alice"]}')
-    with_acl, _ = scan(tmp_path)
-    assert with_acl["a.md"].version.startswith(first["a.md"].version + "+acl:")
+    acl, _ = scan(tmp_path)
+    assert acl["a.md"].version == first["a.md"].version, "an ACL is not content"
+    assert acl["a.md"].acl == Acl(None, frozenset({"user:alice"}))
     write(tmp_path / "a.md.acl.json", '{"allow": ["user:bob"]}')
     changed_acl, _ = scan(tmp_path)
-    assert changed_acl["a.md"].version != with_acl["a.md"].version, "a revoked grant is seen"
+    assert changed_acl["a.md"].acl == Acl(None, frozenset({"user:bob"})), "a revoked grant"
 
 
 @pytest.fixture

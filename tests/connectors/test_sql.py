@@ -95,7 +95,7 @@ def test_rows_become_documents(tmp_path: Path) -> None:
     assert "row 7: duplicate id '1' (first in row 1)" in reasons
 
 
-def test_versions_follow_text_metadata_and_acl(tmp_path: Path) -> None:
+def test_versions_follow_text_and_metadata_and_acls_are_apart(tmp_path: Path) -> None:
     url = make_db(tmp_path / "kb.db")
     first, _ = scan(articles(url))
     again, _ = scan(articles(url))
@@ -109,7 +109,9 @@ def test_versions_follow_text_metadata_and_acl(tmp_path: Path) -> None:
     con.close()
     after, _ = scan(articles(url))
     changed = {k for k in first if after[k].version != first[k].version}
-    assert changed == {"2", "3", "5"}
+    assert changed == {"2", "3"}, "an ACL is not content"
+    assert first["5"].acl != after["5"].acl
+    assert after["5"].acl is not None and after["5"].acl.principals == {"user:eve"}
 
 
 def test_a_large_table_streams(tmp_path: Path) -> None:

@@ -106,7 +106,7 @@ def test_documents_chunks_acls_and_generations(store: Store) -> None:
     assert store.get_document(cid, b.id, readers=["group:eng"]).principals == ("group:eng",)
     assert [c.ordinal for c in store.list_chunks(b.id)] == [0, 1, 2]
     assert store.count_documents(cid) == (2, 4)
-    assert store.document_versions(cid)["b"][1] == "v1"
+    assert store.document_versions(cid)["b"].version == "v1"
     assert store.chunk_groups(cid, "team") == {int(i): "eng" for i in store.live_chunk_ids(cid)}
     removed = store.delete_documents(cid, [b.id])
     assert len(removed) == 3 and store.count_documents(cid) == (1, 1)
