@@ -31,11 +31,13 @@ from __future__ import annotations
 
 import json
 import uuid
+import weakref
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, NamedTuple, Self
 
 import numpy as np
 import numpy.typing as npt
@@ -44,11 +46,20 @@ from indexes.analysis import Analyzer
 from indexes.errors import CorruptIndexError, DuplicateIdError, InvalidInputError
 from indexes.persist import Manifest, read_manifest, write_index_dir
 from indexes.scoring import IDF_KINDS, IdfKind, idf_lucene, mean_idf_robertson, tf_part
-from indexes.types import IdArray, IdFilter, LexicalHits, check_ids, check_top_k, top_k_desc
+from indexes.types import (
+    IdArray,
+    IdFilter,
+    LexicalHits,
+    check_ids,
+    check_top_k,
+    top_k_by_score_then_id,
+)
 
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
-_CACHE_LIMIT = 4_000_000  # cached (row, weight) pairs before the weight cache is dropped
+F32 = npt.NDArray[np.float32]
+_CACHE_LIMIT = 4_000_000  # cached postings (per cache) before it is dropped
+_VIEWS = 32  # permitted sets whose statistics are kept (least recently used go first)
 
 
 @dataclass
@@ -139,6 +150,72 @@ class _Segment:
         return cls(uid=uid, live=live, **arrays)
 
 
+class _Postings(NamedTuple):
+    """One term's live rows (global row numbers), their tf and their lengths."""
+
+    rows: npt.NDArray[np.intp]
+    tf: npt.NDArray[np.float32]
+    dl: npt.NDArray[np.float32]
+
+
+class _View:
+    """The rows one caller may read (``mask``; ``None``: every live row) and the statistics
+    they are scored with: ``n`` rows, mean length ``avgdl``, each term's document frequency
+    over them, and the per-term weights that follow (cached)."""
+
+    def __init__(
+        self, mask: npt.NDArray[np.bool_] | None, n: int, avgdl: float, index: Bm25Index
+    ) -> None:
+        self.mask, self.n, self.avgdl, self.index = mask, n, avgdl, index
+        self._weights: dict[int, tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]] = {}
+        self._cached = 0
+        self._mean_idf: float | None = None
+
+    def _rows(self, gid: int) -> tuple[_Postings, npt.NDArray[np.bool_] | None]:
+        postings = self.index._term_postings(gid)
+        return postings, (self.mask[postings.rows] if self.mask is not None else None)
+
+    def df(self, gid: int) -> int:
+        if gid < 0:
+            return 0
+        postings, keep = self._rows(gid)
+        return int(postings.rows.size if keep is None else keep.sum())
+
+    def idf(self, df: int) -> float:
+        if self.index.idf == "lucene":
+            return float(idf_lucene(np.array([df], dtype=np.float64), self.n)[0])
+        raw = float(np.log((self.n - df + 0.5) / (df + 0.5)))
+        return raw if raw >= 0 else 0.25 * self.mean_idf()
+
+    def mean_idf(self) -> float:
+        """rank-bm25's average idf over the terms these rows hold (Robertson idf only)."""
+        if self._mean_idf is None:
+            self._mean_idf = mean_idf_robertson(self.n, self.index._document_frequencies(self.mask))
+        return self._mean_idf
+
+    def weights(self, gid: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+        """Term ``gid``'s rows here and their BM25 weights (nothing for ``gid < 0``)."""
+        hit = self._weights.get(gid)
+        if hit is not None:
+            return hit
+        if gid < 0:
+            return np.empty(0, np.intp), np.empty(0, np.float32)
+        postings, keep = self._rows(gid)
+        rows, tf, dl = postings.rows, postings.tf, postings.dl
+        if keep is not None:
+            rows, tf, dl = rows[keep], tf[keep], dl[keep]
+        idf = self.idf(int(rows.size))
+        k1, b = self.index.k1, self.index.b
+        w = idf * tf_part(tf.astype(np.float64), dl.astype(np.float64), self.avgdl, k1, b)
+        entry = (rows, w.astype(np.float32))
+        if self._cached + rows.size > _CACHE_LIMIT:
+            self._weights.clear()
+            self._cached = 0
+        self._weights[gid] = entry
+        self._cached += rows.size
+        return entry
+
+
 def _merge(segments: Sequence[_Segment]) -> _Segment:
     parts = [s.live_forward() for s in segments]
     ptrs = []
@@ -184,9 +261,11 @@ class Bm25Index:
         self._n_live = 0
         self._total_len = 0
         self._layout: tuple[I64, list[int]] | None = None  # ext ids of all rows, segment offsets
-        self._weights: dict[int, tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]] = {}
+        self._postings: dict[int, _Postings] = {}  # per term, over the live rows (cached)
         self._cached_postings = 0
-        self._mean_idf: float | None = None
+        self._everyone: _View | None = None  # the statistics of every live row
+        self._views: OrderedDict[int, tuple[weakref.ref[IdFilter], _View]] = OrderedDict()
+        self._lookup: tuple[I64, npt.NDArray[np.intp], I32] | None = None
 
     # -- size and identity ------------------------------------------------------------------
 
@@ -314,9 +393,11 @@ class Bm25Index:
         self._invalidate()
 
     def _invalidate(self) -> None:
-        self._weights.clear()
+        self._postings.clear()
         self._cached_postings = 0
-        self._mean_idf = None
+        self._everyone = None
+        self._views.clear()
+        self._lookup = None
 
     # -- search -----------------------------------------------------------------------------
 
@@ -333,25 +414,13 @@ class Bm25Index:
             self._layout = (ext, offsets)
         return self._layout
 
-    def _idf(self, gid: int) -> float:
-        df = np.array([self._df[gid]], dtype=np.float64)
-        if self.idf == "lucene":
-            return float(idf_lucene(df, self._n_live)[0])
-        if self._mean_idf is None:
-            all_df = self._df[: len(self._vocab)].astype(np.float64)
-            self._mean_idf = mean_idf_robertson(self._n_live, all_df)
-        raw = float(np.log((self._n_live - df[0] + 0.5) / (df[0] + 0.5)))
-        return raw if raw >= 0 else 0.25 * self._mean_idf
-
-    def _term_weights(self, gid: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
-        hit = self._weights.get(gid)
+    def _term_postings(self, gid: int) -> _Postings:
+        """Every live row holding term ``gid``, with its tf and length (cached until a write)."""
+        hit = self._postings.get(gid)
         if hit is not None:
             return hit
         _ext, offsets = self._rows_layout()
-        idf = self._idf(gid)
-        avgdl = self._total_len / self._n_live if self._n_live else 1.0
-        avgdl = avgdl or 1.0
-        rows_parts, w_parts = [], []
+        rows_parts, tf_parts, dl_parts = [], [], []
         for seg, offset in zip(self._segments, offsets, strict=False):
             pos = int(np.searchsorted(seg.term_gids, gid))
             if pos >= seg.term_gids.size or seg.term_gids[pos] != gid:
@@ -360,53 +429,120 @@ class Bm25Index:
             rows = seg.post_rows[lo:hi]
             keep = seg.live[rows]
             rows = rows[keep]
-            tf = seg.post_tf[lo:hi][keep].astype(np.float64)
-            dl = seg.doc_len[rows].astype(np.float64)
             rows_parts.append(rows.astype(np.intp) + offset)
-            w_parts.append((idf * tf_part(tf, dl, avgdl, self.k1, self.b)).astype(np.float32))
-        entry = (
-            (np.concatenate(rows_parts), np.concatenate(w_parts))
+            tf_parts.append(seg.post_tf[lo:hi][keep].astype(np.float32))
+            dl_parts.append(seg.doc_len[rows].astype(np.float32))
+        found = (
+            _Postings(
+                np.concatenate(rows_parts), np.concatenate(tf_parts), np.concatenate(dl_parts)
+            )
             if rows_parts
-            else (np.empty(0, np.intp), np.empty(0, np.float32))
+            else _Postings(np.empty(0, np.intp), np.empty(0, np.float32), np.empty(0, np.float32))
         )
-        if self._cached_postings + entry[0].size > _CACHE_LIMIT:
-            self._weights.clear()
+        if self._cached_postings + found.rows.size > _CACHE_LIMIT:
+            self._postings.clear()
             self._cached_postings = 0
-        self._weights[gid] = entry
-        self._cached_postings += entry[0].size
-        return entry
+        self._postings[gid] = found
+        self._cached_postings += found.rows.size
+        return found
+
+    def _live_lookup(self) -> tuple[I64, npt.NDArray[np.intp], I32]:
+        """``(live ids sorted, their rows, every row's length)``: ids to rows, for views."""
+        if self._lookup is None:
+            ext, _offsets = self._rows_layout()
+            live = (
+                np.concatenate([s.live for s in self._segments])
+                if self._segments
+                else np.zeros(0, dtype=bool)
+            )
+            rows = np.flatnonzero(live)
+            order = np.argsort(ext[rows], kind="stable")  # radix sort: ids come mostly in order
+            lengths = (
+                np.concatenate([s.doc_len for s in self._segments])
+                if self._segments
+                else np.zeros(0, dtype=np.int32)
+            )
+            self._lookup = (ext[rows][order], rows[order], lengths)
+        return self._lookup
+
+    def _view(self, allow: IdFilter | None) -> _View:
+        """The statistics ``allow``'s rows are scored with: N, the mean length and each
+        term's document frequency are over those rows alone, so a caller's scores never
+        depend on documents outside its permitted set. Cached per ``IdFilter`` object (build
+        one per permitted set and reuse it) until the next write."""
+        if self._everyone is None:
+            total = int(self._total_len)
+            avgdl = (total / self._n_live if self._n_live else 1.0) or 1.0
+            self._everyone = _View(None, self._n_live, avgdl, self)
+        if allow is None:
+            return self._everyone
+        key = id(allow)
+        found = self._views.get(key)
+        if found is not None and found[0]() is allow:
+            self._views.move_to_end(key)
+            return found[1]
+        ids, rows_of, lengths = self._live_lookup()
+        wanted = allow.ids
+        if ids.size and wanted.size:
+            pos = np.minimum(np.searchsorted(ids, wanted), ids.size - 1)
+            rows = rows_of[pos[ids[pos] == wanted]]
+        else:
+            rows = np.empty(0, dtype=np.intp)
+        if rows.size == self._n_live:
+            view = self._everyone  # every live row is permitted: the same statistics
+        else:
+            mask = np.zeros(lengths.size, dtype=bool)
+            mask[rows] = True
+            n = int(rows.size)
+            avgdl = (float(lengths[rows].sum(dtype=np.int64)) / n if n else 1.0) or 1.0
+            view = _View(mask, n, avgdl, self)
+        self._views[key] = (weakref.ref(allow), view)
+        while len(self._views) > _VIEWS:
+            self._views.popitem(last=False)
+        return view
 
     def search(self, query: str, top_k: int, allow: IdFilter | None = None) -> LexicalHits:
+        """The ``top_k`` best rows ``allow`` permits, scored with the statistics of the
+        permitted rows alone (``_view``); ties go to the lower id. A term no permitted row
+        holds scores nothing, by the same path as any other (no early exit)."""
         check_top_k(top_k)
         if not isinstance(query, str):
             raise InvalidInputError("query must be a str")
+        view = self._view(allow)
         vocab = self._vocab
-        gids = [g for g in (vocab.get(t) for t in self.analyzer(query)) if g is not None]
-        if not gids or self._n_live == 0:
-            return LexicalHits(np.empty(0, np.float32), np.empty(0, np.int64))
         ext, offsets = self._rows_layout()
         scores = np.zeros(offsets[-1], dtype=np.float32)
-        touched = []
-        for g in gids:
-            rows, w = self._term_weights(g)
+        touched = [np.empty(0, np.intp)]
+        for term in self.analyzer(query):
+            rows, w = view.weights(vocab.get(term, -1))
             scores[rows] += w
             touched.append(rows)
         if self.idf == "lucene":  # every weight is positive: a matched row scores > 0
             cand = np.flatnonzero(scores)
         else:
             cand = np.unique(np.concatenate(touched))
-        if allow is not None:
-            cand = cand[allow.mask(ext[cand])]
-        cand_scores = scores[cand]
-        best = top_k_desc(cand_scores, top_k)
-        return LexicalHits(cand_scores[best], ext[cand[best]])
+        best = top_k_by_score_then_id(scores[cand], ext[cand], top_k)
+        return LexicalHits(scores[cand][best], ext[cand[best]])
 
-    def term_stats(self, term: str) -> tuple[int, float]:
-        """``(document frequency, idf)`` of an analysed term (diagnostics and tests)."""
-        gid = self._vocab.get(term)
-        if gid is None or self._df[gid] == 0:  # unknown, or every document using it removed
-            return (0, 0.0)
-        return (int(self._df[gid]), self._idf(gid))
+    def term_stats(self, term: str, allow: IdFilter | None = None) -> tuple[int, float]:
+        """``(document frequency, idf)`` of an analysed term, over every live row or over
+        ``allow``'s (diagnostics and tests)."""
+        view = self._view(allow)
+        df = view.df(self._vocab.get(term, -1))
+        return (df, view.idf(df)) if df else (0, 0.0)
+
+    def _document_frequencies(self, mask: npt.NDArray[np.bool_] | None) -> npt.NDArray[np.float64]:
+        """Each vocabulary term's document frequency over the live rows (``mask``: those of
+        them it keeps)."""
+        if mask is None:
+            return self._df[: len(self._vocab)].astype(np.float64)
+        counts = np.zeros(len(self._vocab), dtype=np.float64)
+        _ext, offsets = self._rows_layout()
+        for seg, offset in zip(self._segments, offsets, strict=False):
+            keep = seg.live & mask[offset : offset + seg.size]
+            gids = seg.fwd_gids[np.repeat(keep, np.diff(seg.fwd_ptr))]
+            counts += np.bincount(gids, minlength=len(self._vocab))
+        return counts
 
     # -- persistence ------------------------------------------------------------------------
 

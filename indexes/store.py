@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexes.errors import DuplicateIdError
-from indexes.types import FloatArray, IdArray, IdFilter, top_k_desc
+from indexes.types import FloatArray, IdArray, IdFilter, top_k_by_score_then_id
 
 
 class VectorStore:
@@ -128,7 +128,7 @@ class VectorStore:
         sims = queries @ mat.T
         out = []
         for row in sims:
-            best = top_k_desc(row, top_k)
+            best = top_k_by_score_then_id(row, ids, top_k)
             out.append((row[best].astype(np.float32, copy=False), ids[best]))
         return out
 

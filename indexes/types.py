@@ -55,7 +55,7 @@ class IdFilter:
     candidates are one vectorised ``searchsorted``. Build it once per request.
     """
 
-    __slots__ = ("_ids", "_set")
+    __slots__ = ("__weakref__", "_ids", "_set")
 
     def __init__(self, ids: Iterable[int] | npt.NDArray[np.integer]) -> None:
         arr = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64)
@@ -144,6 +144,18 @@ def top_k_desc(scores: FloatArray, k: int) -> npt.NDArray[np.intp]:
         return np.argsort(-scores, kind="stable")
     part = np.argpartition(-scores, k - 1)[:k]
     return part[np.argsort(-scores[part], kind="stable")]
+
+
+def top_k_by_score_then_id(scores: FloatArray, ids: IdArray, k: int) -> npt.NDArray[np.intp]:
+    """Positions of the ``k`` best ``scores``, best first, ties to the lower id: an order
+    that depends on the rows alone, never on where other rows sit in the index."""
+    if scores.size > k:
+        kth = np.partition(-scores, k - 1)[k - 1]
+        keep = np.flatnonzero(-scores <= kth)  # the k best and every row tied with the k-th
+    else:
+        keep = np.arange(scores.size)
+    order = np.lexsort((ids[keep], -scores[keep]))[:k]
+    return keep[order]
 
 
 def pad_result(rows: list[tuple[FloatArray, IdArray]], top_k: int) -> SearchResult:

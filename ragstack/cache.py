@@ -1,13 +1,16 @@
 """The semantic answer cache, in SQL so that every API replica shares it.
 
-A cached answer is served only to a request for the same collection *generation* (any
-committed change bumps it, so entries die with the data they were computed from), the same
-caller scope (principal set and tenant: an answer never crosses an ACL boundary) and the
-same request parameters, whose question is the same after normalisation, or embeds within
-``threshold`` cosine of it *and* passes the near-miss guard: negation, numbers, named
-entities (capitalised or alphanumeric tokens such as gene names) and direction words
-(increase/decrease, higher/lower...) must agree, so "X reduces Y" never gets the answer
-cached for "X does not reduce Y". Questions are stored redacted.
+A cached answer is served only to a request with the same *view* of the collection and the
+same request parameters (``scope_key``): the view is a digest of exactly the chunks the caller
+may read (chunk ids are never reused and a chunk's text never changes under its id), so a
+change the caller can see (an edit, a deletion, a permission narrowed or widened) makes every
+earlier entry unreachable for it at once, while writes to documents it may not read change
+nothing it gets back, not even whether its answer was cached. The question must be the same
+after normalisation, or embed within ``threshold`` cosine of it *and* pass the near-miss
+guard: negation, numbers, named entities (capitalised or alphanumeric tokens such as gene
+names) and direction words (increase/decrease, higher/lower...) must agree, so "X reduces Y"
+never gets the answer cached for "X does not reduce Y". Questions are stored redacted. A
+collection keeps its newest ``max_entries`` entries.
 """
 
 from __future__ import annotations
@@ -90,9 +93,18 @@ class CacheResult:
     reason: str | None = None
 
 
-def scope_key(principals: Iterable[str], tenant: str | None, params: dict[str, object]) -> str:
+def scope_key(
+    principals: Iterable[str], tenant: str | None, view: str, params: dict[str, object]
+) -> str:
+    """Who asks (principals, tenant), what they may read (``view``: a digest of their
+    permitted chunks) and how (``params``), as one key."""
     blob = json.dumps(
-        {"principals": sorted(set(principals)), "tenant": tenant, "params": params},
+        {
+            "principals": sorted(set(principals)),
+            "tenant": tenant,
+            "view": view,
+            "params": params,
+        },
         sort_keys=True,
         default=str,
     )
@@ -100,15 +112,22 @@ def scope_key(principals: Iterable[str], tenant: str | None, params: dict[str, o
 
 
 class SemanticCache:
-    def __init__(self, store: Store, *, threshold: float = 0.9, max_candidates: int = 2000) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        threshold: float = 0.9,
+        max_candidates: int = 2000,
+        max_entries: int = 10_000,
+    ) -> None:
         self.store = store
         self.threshold = threshold
         self.max_candidates = max_candidates
+        self.max_entries = max_entries
 
     def lookup(
         self,
         collection_id: int,
-        generation: int,
         scope: str,
         question: str,
         vector: F32 | Callable[[], F32] | None,
@@ -121,11 +140,7 @@ class SemanticCache:
         with self.store.engine.connect() as conn:  # Core: this is the hot path of a hit
             rows = conn.execute(
                 select(entries.c.id, entries.c.question, entries.c.normalised, entries.c.embedding)
-                .where(
-                    entries.c.collection_id == collection_id,
-                    entries.c.generation == generation,
-                    entries.c.scope == scope,
-                )
+                .where(entries.c.collection_id == collection_id, entries.c.scope == scope)
                 .order_by(entries.c.id.desc())
                 .limit(self.max_candidates)
             ).all()
@@ -203,13 +218,11 @@ class SemanticCache:
         vector: F32,
         response: dict[str, object],
     ) -> None:
+        """Store an answer (``generation``: the collection's when it was made, for operators;
+        lookups go by ``scope``, which names the caller's view). The oldest entries beyond
+        ``max_entries`` go."""
+        entries = CacheEntryRow.__table__  # type: ignore[attr-defined]
         with self.store.session() as s:
-            s.execute(
-                delete(CacheEntryRow).where(
-                    col(CacheEntryRow.collection_id) == collection_id,
-                    col(CacheEntryRow.generation) < generation,
-                )
-            )
             s.add(
                 CacheEntryRow(
                     collection_id=collection_id,
@@ -219,6 +232,21 @@ class SemanticCache:
                     normalised=normalise(question),
                     embedding=vector.astype(np.float32).reshape(-1).tobytes(),
                     response=json.dumps(response, default=str),
+                )
+            )
+            s.flush()
+            oldest_kept = (
+                select(entries.c.id)
+                .where(entries.c.collection_id == collection_id)
+                .order_by(entries.c.id.desc())
+                .offset(self.max_entries - 1)
+                .limit(1)
+                .scalar_subquery()
+            )
+            s.execute(
+                delete(CacheEntryRow).where(
+                    col(CacheEntryRow.collection_id) == collection_id,
+                    col(CacheEntryRow.id) < oldest_kept,
                 )
             )
             stats = s.get(CacheStatsRow, collection_id) or CacheStatsRow(

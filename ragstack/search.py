@@ -173,15 +173,17 @@ def permitted_query(
     *,
     tenant: str | None = None,
     filters: Filters = Filters(),
+    key: tuple[object, ...] | None = None,
 ) -> SqlAllow | None:
-    """The permitted chunk ids as one query, for indexes that join it in SQL; ``None`` when
-    a metadata filter needs Python (then ``permitted_chunks``)."""
+    """The permitted chunk ids as one query, for indexes that join it in SQL (``key`` names
+    the set for their caches); ``None`` when a metadata filter needs Python (then
+    ``permitted_chunks``)."""
     if filters.meta:
         return None
     from ragstack.store.pgindex import SqlAllow
 
-    return SqlAllow(_chunks_of(_permitted_documents(collection_id, principals, tenant, filters),
-                               filters))  # fmt: skip
+    docs = _permitted_documents(collection_id, principals, tenant, filters)
+    return SqlAllow(_chunks_of(docs, filters), key)
 
 
 def permitted_chunks(

@@ -28,6 +28,7 @@ from ragstack.api.errors import BodyLimit, RateLimiter, Timeout, install_error_h
 from ragstack.api.metrics import Metrics
 from ragstack.api.models import ERRORS
 from ragstack.jobs import Jobs
+from ragstack.publicids import PublicIds
 from ragstack.service import Ragstack
 
 
@@ -67,6 +68,7 @@ def create_app(svc: Ragstack) -> FastAPI:
         RateLimiter(settings.api_rate_per_s, settings.api_burst),
         Metrics(svc),
         Jobs(svc),
+        PublicIds(svc.store.secret("ids")),
     )
 
     @asynccontextmanager

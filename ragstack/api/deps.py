@@ -14,6 +14,7 @@ from ragstack.api.errors import RateLimiter, status_of
 from ragstack.api.metrics import Metrics
 from ragstack.errors import UnauthenticatedError
 from ragstack.jobs import Jobs
+from ragstack.publicids import PublicIds
 from ragstack.service import Ragstack
 
 
@@ -25,6 +26,7 @@ class ApiState:
     limiter: RateLimiter
     metrics: Metrics
     jobs: Jobs
+    ids: PublicIds  # the public names of document and chunk ids
 
 
 @dataclass

@@ -73,8 +73,8 @@ class SearchIn(BaseModel):
 class HitOut(BaseModel):
     rank: int
     score: float
-    chunk_id: int
-    document_id: int
+    chunk_id: str = Field(description="The chunk's public id (`c_` + 16 hex digits).")
+    document_id: str = Field(description="Its document's public id (`d_` + 16 hex digits).")
     uri: str
     title: str
     section: str
@@ -90,7 +90,9 @@ class SearchOut(BaseModel):
     query: str
     mode: str
     hits: list[HitOut]
-    timings_ms: dict[str, float]
+    timings_ms: dict[str, float] = Field(
+        description="Per stage for admin keys; `total_ms` alone for everyone else."
+    )
 
 
 class AnswerIn(BaseModel):
@@ -116,8 +118,8 @@ class CitationOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     number: int
-    chunk_id: int
-    document_id: int
+    chunk_id: str
+    document_id: str
     uri: str
     title: str
     supported: bool
@@ -135,7 +137,9 @@ class AnswerOut(BaseModel):
     sources: list[dict[str, Any]]
     usage: dict[str, Any]
     cached: bool
-    timings_ms: dict[str, float]
+    timings_ms: dict[str, float] = Field(
+        description="Per stage for admin keys; `total_ms` alone for everyone else."
+    )
 
 
 class CollectionOut(BaseModel):
@@ -143,7 +147,10 @@ class CollectionOut(BaseModel):
     documents: int = Field(description="Documents this key may read.")
     embedder: str
     vector_backend: str
-    generation: int
+    generation: int | None = Field(
+        description="Moves with every change; shown only to callers who may read every "
+        "document of the collection (it would move with hidden documents' changes too)."
+    )
     tenant: str | None
     created_at: str
 
@@ -195,14 +202,14 @@ class AuditOut(BaseModel):
     action: str
     collection: str | None
     query: str | None
-    chunk_ids: list[int]
+    chunk_ids: list[str] = Field(description="Public ids of the chunks the response held.")
     status: int
     latency_ms: float
     detail: dict[str, Any]
 
 
 class DocumentOut(BaseModel):
-    id: int
+    id: str = Field(description="The document's public id (`d_` + 16 hex digits).")
     uri: str
     title: str
     mime: str
@@ -225,7 +232,7 @@ class DocumentAclIn(BaseModel):
 
 
 class ChunkOut(BaseModel):
-    id: int
+    id: str
     ordinal: int
     text: str
     section: str

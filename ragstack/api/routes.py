@@ -7,7 +7,6 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
@@ -18,6 +17,7 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from ragstack.answering import AnswerRequest, AnswerResponse
+from ragstack.api import public
 from ragstack.api.deps import Admin, Caller, Reader, State, Writer
 from ragstack.api.errors import error_body, status_of
 from ragstack.api.models import (
@@ -42,7 +42,7 @@ from ragstack.api.models import (
     SearchIn,
     SearchOut,
 )
-from ragstack.domain import CollectionInfo, DocumentInfo
+from ragstack.domain import CollectionInfo
 from ragstack.errors import (
     DocumentTooLargeError,
     InputError,
@@ -62,7 +62,10 @@ from ragstack.search import Filters
 from ragstack.service import IngestRequest, SourceSpec
 
 MAX_ROW_ID = 2**63 - 1  # SQL's BIGINT: a larger id cannot exist, and cannot even be bound
-RowId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]
+RowId = Annotated[int, PathParam(ge=1, le=MAX_ROW_ID)]  # internal ids: the admin page only
+DocumentName = Annotated[
+    str, PathParam(max_length=64, description="A document's public id (`d_` + 16 hex digits).")
+]
 
 health = APIRouter(tags=["health"])
 query = APIRouter(prefix="/v1", tags=["query"])
@@ -132,8 +135,8 @@ def _search(body: SearchIn, who: Caller) -> SearchOut:
         collection=body.collection,
         query=body.query,
         mode=result.mode,
-        hits=[HitOut(**h) for h in hits],
-        timings_ms={k: round(v, 3) for k, v in result.timings_ms.items()},
+        hits=[HitOut(**public.hit(who.state.ids, h)) for h in hits],
+        timings_ms=public.timings(result.timings_ms, admin=who.key.allows("admin")),
     )
 
 
@@ -142,7 +145,7 @@ def _answered(who: Caller, body: AnswerIn, response: AnswerResponse, route: str)
     who.audit(route, "answer", 200, collection=body.collection, query=body.question,
               chunk_ids=[int(s["chunk_id"]) for s in response.sources],
               detail={"cached": response.cached, "abstained": response.abstained})  # fmt: skip
-    return response.to_dict()
+    return public.answer(who.state.ids, response.to_dict(), admin=who.key.allows("admin"))
 
 
 Event = tuple[str, dict[str, Any]]  # ("delta", {"text"}) | ("answer", {...}) | ("error", {...})
@@ -290,13 +293,15 @@ def _sse(event: str, data: dict[str, Any]) -> str:
 # -- collections ------------------------------------------------------------------------------
 
 
-def _collection_out(info: CollectionInfo, documents: int) -> CollectionOut:
+def _collection_out(info: CollectionInfo, documents: int, *, reads_all: bool) -> CollectionOut:
+    """``generation`` moves with every write, hidden documents' too: shown only to a caller
+    who may read every document of the collection."""
     return CollectionOut(
         name=info.name,
         documents=documents,
         embedder=info.embedder_id,
         vector_backend=info.vector_backend,
-        generation=info.generation,
+        generation=info.generation if reads_all else None,
         tenant=info.tenant,
         created_at=info.created_at.isoformat(),
     )
@@ -304,8 +309,12 @@ def _collection_out(info: CollectionInfo, documents: int) -> CollectionOut:
 
 @collections.get("/collections", summary="Collections this key can see")
 def list_collections(who: Reader) -> list[CollectionOut]:
-    visible = who.state.svc.visible_collections(who.principals, who.tenant)
-    return [_collection_out(info, n) for info, n in visible]
+    svc = who.state.svc
+    totals = svc.store.document_counts()
+    return [
+        _collection_out(info, n, reads_all=n == totals.get(info.id, 0))
+        for info, n in svc.visible_collections(who.principals, who.tenant)
+    ]
 
 
 @collections.post("/collections", status_code=201, summary="Create a collection (writer)")
@@ -325,7 +334,7 @@ def create_collection(body: CollectionIn, who: Writer) -> CollectionOut:
         who.audit_failure(route, "collection_create", exc, collection=body.name)
         raise
     who.audit(route, "collection_create", 201, collection=body.name)
-    return _collection_out(info, 0)
+    return _collection_out(info, 0, reads_all=True)
 
 
 @collections.delete(
@@ -350,20 +359,6 @@ def delete_collection(name: str, who: Writer) -> Response:
 # -- documents --------------------------------------------------------------------------------
 
 
-def _document_out(d: DocumentInfo) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "uri": d.uri,
-        "title": d.title,
-        "mime": d.mime,
-        "source": d.source,
-        "chunk_count": d.chunk_count,
-        "size_bytes": d.size_bytes,
-        "pii_counts": d.pii_counts,
-        "updated_at": d.updated_at.isoformat(),
-    }
-
-
 @collections.get(
     "/collections/{name}/documents", summary="Documents of a collection this key may read"
 )
@@ -377,18 +372,20 @@ def list_documents(
     svc.visible_collection(name, who.principals, who.tenant)
     docs = svc.documents(name, limit=limit, offset=offset, principals=who.principals,
                          tenant=who.tenant)  # fmt: skip
-    return [DocumentOut(**_document_out(d)) for d in docs]
+    return [DocumentOut(**public.document(who.state.ids, d)) for d in docs]
 
 
 @collections.get(
     "/collections/{name}/documents/{document_id}", summary="A document with its chunks"
 )
-def get_document(name: str, document_id: RowId, who: Reader) -> DocumentDetailOut:
-    svc = who.state.svc
+def get_document(name: str, document_id: DocumentName, who: Reader) -> DocumentDetailOut:
+    svc, ids = who.state.svc, who.state.ids
     svc.visible_collection(name, who.principals, who.tenant)
-    doc = svc.document(name, document_id, principals=who.principals, tenant=who.tenant)
-    chunks = svc.chunks(name, document_id, principals=who.principals, tenant=who.tenant)
-    return DocumentDetailOut(**_document_out(doc), chunks=[ChunkOut(**asdict(c)) for c in chunks])
+    doc_id = ids.document_id(document_id)
+    doc = svc.document(name, doc_id, principals=who.principals, tenant=who.tenant)
+    chunks = svc.chunks(name, doc_id, principals=who.principals, tenant=who.tenant)
+    return DocumentDetailOut(**public.document(ids, doc),
+                             chunks=[ChunkOut(**public.chunk(ids, c)) for c in chunks])  # fmt: skip
 
 
 @collections.delete(
@@ -396,12 +393,12 @@ def get_document(name: str, document_id: RowId, who: Reader) -> DocumentDetailOu
     status_code=204,
     summary="Delete a document from SQL and every index (writer who may read it)",
 )
-def delete_document(name: str, document_id: RowId, who: Writer) -> Response:
+def delete_document(name: str, document_id: DocumentName, who: Writer) -> Response:
     route, svc = "/v1/collections/{name}/documents/{document_id}", who.state.svc
     try:
         svc.visible_collection(name, who.principals, who.tenant)
-        removed = svc.delete_document(name, document_id, principals=who.principals,
-                                      tenant=who.tenant)  # fmt: skip
+        removed = svc.delete_document(name, who.state.ids.document_id(document_id),
+                                      principals=who.principals, tenant=who.tenant)  # fmt: skip
     except Exception as exc:
         who.audit_failure(route, "delete", exc, collection=name,
                           detail={"document_id": document_id})  # fmt: skip
@@ -499,12 +496,13 @@ def add_documents(
     summary="Change who may read a document (writer who may read it); in force at once",
 )
 def change_document_acl(
-    name: str, document_id: RowId, body: DocumentAclIn, who: Writer
+    name: str, document_id: DocumentName, body: DocumentAclIn, who: Writer
 ) -> DocumentOut:
     route, svc = "/v1/collections/{name}/documents/{document_id}", who.state.svc
     try:
         svc.visible_collection(name, who.principals, who.tenant)
-        doc = svc.set_document_acl(name, document_id, allow=body.allow, public=body.public,
+        doc = svc.set_document_acl(name, who.state.ids.document_id(document_id),
+                                   allow=body.allow, public=body.public,
                                    principals=who.principals, tenant=who.tenant)  # fmt: skip
     except Exception as exc:
         who.audit_failure(route, "acl_change", exc, collection=name,
@@ -512,7 +510,7 @@ def change_document_acl(
         raise
     who.audit(route, "acl_change", 200, collection=name,
               detail={"document_id": document_id, "allow": sorted(doc.principals)})  # fmt: skip
-    return DocumentOut(**_document_out(doc))
+    return DocumentOut(**public.document(who.state.ids, doc))
 
 
 def _save(upload: UploadFile, target: Path, limit: int) -> None:
@@ -587,7 +585,8 @@ def read_audit(
     format: Annotated[Literal["json", "jsonl"], Query()] = "json",
 ) -> Any:
     entries = who.state.audit.entries(limit=limit, before_id=before_id, action=action)
-    rows = [e.to_dict() for e in entries]
+    ids = who.state.ids
+    rows = [{**e.to_dict(), "chunk_ids": [ids.chunk(c) for c in e.chunk_ids]} for e in entries]
     if format == "jsonl":
         lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
         return PlainTextResponse(lines, media_type="application/x-ndjson")

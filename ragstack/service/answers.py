@@ -33,21 +33,18 @@ class AnswersMixin(SearchMixin):
         memo = self.c.memo or MemoEmbed(self.c.embedder)
         cache = SemanticCache(self.store, threshold=self.settings.cache_threshold)
         reranking = self.settings.rerank_default if request.rerank is None else request.rerank
-        scope = scope_key(
-            request.principals,
-            request.tenant,
-            request.cache_params(
-                name,
-                generator.model_id,
-                fusion.to_json(),
-                reranker_identity(self.reranker()) if reranking else "",
-            ),
-        )
         use_cache = request.use_cache and self.settings.cache_enabled
+        view = self._view(info, request.principals, request.tenant, request.filters)
+        params = request.cache_params(
+            name,
+            generator.model_id,
+            fusion.to_json(),
+            reranker_identity(self.reranker()) if reranking else "",
+        )
+        scope = scope_key(request.principals, request.tenant, view,
+                          {**params, "embedder": info.embedder_id})  # fmt: skip
         if use_cache:
-            found = cache.lookup(
-                info.id, info.generation, scope, question, lambda: memo([question])[0]
-            )
+            found = cache.lookup(info.id, scope, question, lambda: memo([question])[0])
             clock.lap("cache_ms")
             if found.outcome == "hit" and found.response is not None:
                 cached = AnswerResponse.from_dict(found.response)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -32,6 +33,7 @@ class ServiceCore:
         self._readers: dict[int, tuple[int, CollectionIndexes]] = {}
         self._group_maps: dict[tuple[int, int, str], dict[int, str]] = {}
         self._allowed: OrderedDict[tuple[object, ...], IdFilter | SqlAllow] = OrderedDict()
+        self._views: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._lock = threading.RLock()
         self._files = not in_database(store)  # indexes in files (SQLite) or in the database
         self._redactors: dict[tuple[int, str, bool], Redactor] = {}
@@ -119,11 +121,11 @@ class ServiceCore:
         """The caller's permitted chunk ids, cached per collection generation (a committed
         change bumps it, so a stale set is never used). Indexes in the database take the
         permission query itself instead, and join it in the search's own SQL."""
+        key = (info.id, info.generation, frozenset(principals), tenant, filters)
         if not self._files:
-            query = permitted_query(info.id, principals, tenant=tenant, filters=filters)
+            query = permitted_query(info.id, principals, tenant=tenant, filters=filters, key=key)
             if query is not None:
                 return query
-        key = (info.id, info.generation, frozenset(principals), tenant, filters)
         with self._lock:
             found = self._allowed.get(key)
             if found is not None:
@@ -135,3 +137,30 @@ class ServiceCore:
             while len(self._allowed) > 256:
                 self._allowed.popitem(last=False)
         return allow
+
+    def _view(
+        self,
+        info: CollectionInfo,
+        principals: Sequence[str],
+        tenant: str | None,
+        filters: Filters,
+    ) -> str:
+        """A digest of exactly the chunks the caller may read: what its cached answers are
+        keyed by. Chunk ids are never reused and a chunk never changes under its id, so the
+        digest changes with every change the caller can see and with nothing else. Cached per
+        generation, like the permitted set."""
+        key = ("view", info.id, info.generation, frozenset(principals), tenant, filters)
+        with self._lock:
+            found = self._views.get(key)
+        if found is not None:
+            return found
+        allow = self._permitted(info, principals, tenant, filters)
+        if isinstance(allow, IdFilter):
+            digest = hashlib.sha256(allow.ids.astype("<i8").tobytes()).hexdigest()
+        else:
+            digest = self.store.ids_digest(allow.select)
+        with self._lock:
+            self._views[key] = digest
+            while len(self._views) > 256:
+                self._views.popitem(last=False)
+        return digest

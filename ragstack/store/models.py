@@ -160,14 +160,17 @@ class IngestErrorRow(SQLModel, table=True):
 
 class CacheEntryRow(SQLModel, table=True):
     __tablename__ = "answer_cache"
-    __table_args__ = (Index("ix_answer_cache_scope", "collection_id", "generation", "scope"),)
+    __table_args__ = (
+        Index("ix_answer_cache_scope", "collection_id", "generation", "scope"),
+        Index("ix_answer_cache_view", "collection_id", "scope"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     collection_id: int = Field(
         sa_column=Column(Integer, ForeignKey("collections.id", ondelete="CASCADE"), nullable=False)
     )
-    generation: int
-    scope: str  # sha256 of the caller scope and request parameters
+    generation: int  # the collection's when it was made (lookups go by scope)
+    scope: str  # sha256 of the caller, its view (permitted chunks) and request parameters
     question: str = Field(sa_column=Column(Text, nullable=False))  # redacted
     normalised: str = Field(sa_column=Column(Text, nullable=False))
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

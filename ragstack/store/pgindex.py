@@ -63,7 +63,6 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from indexes import IdFilter, LexicalHits, SearchResult
 from indexes.analysis import Analyzer
-from indexes.scoring import idf_lucene
 from indexes.types import Metric
 
 I64 = npt.NDArray[np.int64]
@@ -81,9 +80,12 @@ def _has_id(engine: Engine, table: Table, item: object) -> bool:
 
 @dataclass(frozen=True)
 class SqlAllow:
-    """The permitted chunk ids as a query (``SELECT chunks.id ...``) to join in SQL."""
+    """The permitted chunk ids as a query (``SELECT chunks.id ...``) to join in SQL. ``key``
+    names the permitted set for caches (the service's: collection, generation, caller scope
+    and filters), ``None`` when it must not be cached."""
 
     select: Select[Any]
+    key: tuple[object, ...] | None = None
 
 
 Allow = IdFilter | SqlAllow
@@ -311,6 +313,7 @@ class PgBm25Index:
             Column("term", Text, primary_key=True),
             Column("df", BigInteger, nullable=False),
         )
+        self._stats_cache: dict[tuple[object, ...], tuple[int, float]] = {}
         self.stats = _table(
             stats,
             Column("one", Integer, primary_key=True, autoincrement=False),
@@ -417,48 +420,67 @@ class PgBm25Index:
             self.remove_in(conn, ids)
             self.add_in(conn, ids, texts)
 
+    def _stats(self, conn: Connection, allow: Allow | None) -> tuple[int, float]:
+        """``(documents, mean length)`` of the permitted rows (every row without ``allow``),
+        cached per permitted set when it names itself (``SqlAllow.key``)."""
+        key = allow.key if isinstance(allow, SqlAllow) else None
+        if key is not None and key in self._stats_cache:
+            return self._stats_cache[key]
+        if allow is None:
+            row = conn.execute(select(self.stats.c.docs, self.stats.c.total)).first()
+        else:
+            d = self.docs
+            row = conn.execute(
+                select(func.count(), func.coalesce(func.sum(d.c.len), 0)).where(
+                    _permitted(d.c.id, allow)
+                )
+            ).first()
+        n = int(row[0]) if row is not None else 0
+        found = (n, max(float(row[1]) / n, 1e-9) if row is not None and n else 1.0)
+        if key is not None:
+            if len(self._stats_cache) >= 256:
+                self._stats_cache.clear()
+            self._stats_cache[key] = found
+        return found
+
     def search(self, query: str, top_k: int, allow: Allow | None = None) -> LexicalHits:
+        """The ``top_k`` best permitted chunks, scored with the statistics of the permitted
+        chunks alone (their number, mean length and each term's document frequency among
+        them, as the embedded engine does), in one statement; ties to the lower id."""
         empty = LexicalHits(np.empty(0, np.float32), np.empty(0, np.int64))
         counts = Counter(self.analyzer(query))
         if not counts:
             return empty
         with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-            stats = conn.execute(select(self.stats.c.docs, self.stats.c.total)).first()
-            if stats is None or not stats.docs:
+            n_docs, avgdl = self._stats(conn, allow)
+            if not n_docs:
                 return empty
-            n_docs, avgdl = int(stats.docs), max(float(stats.total) / int(stats.docs), 1e-9)
-            dfs = dict(
-                conn.execute(
-                    select(self.terms.c.term, self.terms.c.df).where(
-                        self.terms.c.term.in_(list(counts))
-                    )
-                ).all()
-            )
-            if not dfs:
-                return empty
-            terms = sorted(dfs)
-            idf = idf_lucene(np.array([dfs[t] for t in terms], dtype=np.float64), n_docs)
-            q = values(column("term", Text), column("w", Float), name="q").data(
-                [(t, float(w) * counts[t]) for t, w in zip(terms, idf, strict=True)]
-            )
             p, k1, b = self.post, self.k1, self.b
-            norm: Any = (
-                literal_column(str(k1 * (1 - b))) + literal_column(str(k1 * b / avgdl)) * p.c.len
+            q = values(column("term", Text), column("qtf", Float), name="q").data(
+                [(term, float(n)) for term, n in sorted(counts.items())]
             )
-            score = func.sum(q.c.w * p.c.tf * (k1 + 1) / (p.c.tf + norm)).label("score")
+            rows = select(p.c.id, p.c.term, p.c.tf, p.c.len, q.c.qtf).join(q, p.c.term == q.c.term)
+            if allow is not None:
+                rows = rows.where(_permitted(p.c.id, allow))
+            post = rows.cte("p")
+            df = select(post.c.term, func.count().label("df")).group_by(post.c.term).cte("df")
+            total: Any = literal_column(str(float(n_docs)))
+            idf = func.ln(1.0 + (total - df.c.df + 0.5) / (df.c.df + 0.5))
+            norm: Any = (
+                literal_column(str(k1 * (1 - b))) + literal_column(str(k1 * b / avgdl)) * post.c.len
+            )
+            score = func.sum(idf * post.c.qtf * post.c.tf * (k1 + 1) / (post.c.tf + norm))
             stmt = (
-                select(p.c.id, score)
-                .select_from(p.join(q, p.c.term == q.c.term))
-                .group_by(p.c.id)
-                .order_by(score.desc(), p.c.id)
+                select(post.c.id, score.label("score"))
+                .select_from(post.join(df, post.c.term == df.c.term))
+                .group_by(post.c.id)
+                .order_by(score.desc(), post.c.id)
                 .limit(top_k)
             )
-            if allow is not None:
-                stmt = stmt.where(_permitted(p.c.id, allow))
-            rows = conn.execute(stmt).all()
+            found = conn.execute(stmt).all()
         return LexicalHits(
-            np.array([r.score for r in rows], dtype=np.float32),
-            np.array([r.id for r in rows], dtype=np.int64),
+            np.array([r.score for r in found], dtype=np.float32),
+            np.array([r.id for r in found], dtype=np.int64),
         )
 
 

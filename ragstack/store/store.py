@@ -7,6 +7,7 @@ reconciled against ``live_chunk_ids`` whenever a collection is opened.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -218,6 +219,25 @@ class Store:
         with self.session() as s:
             rows = s.execute(self._readable(q, principals, tenant)).all()
         return {int(c): int(n) for c, n in rows}
+
+    def document_counts(self) -> dict[int, int]:
+        """Collection id -> how many documents it holds (all of them: operators' figures)."""
+        q = select(col(DocumentRow.collection_id), func.count()).group_by(
+            col(DocumentRow.collection_id)
+        )
+        with self.engine.connect() as conn:
+            return {int(c): int(n) for c, n in conn.execute(q).all()}
+
+    def ids_digest(self, ids: Any) -> str:
+        """SHA-256 (hex) of the ids a ``SELECT id ...`` returns, in ascending order, as
+        little-endian 64-bit integers (what hashing an ``IdFilter``'s ids gives)."""
+        digest = hashlib.sha256()
+        sub = ids.subquery()
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(sub.c[0]).order_by(sub.c[0]))
+            for part in rows.scalars().partitions(65536):
+                digest.update(np.array(part, dtype="<i8").tobytes())
+        return digest.hexdigest()
 
     def can_read_any(
         self, collection_id: int, principals: Sequence[str], tenant: str | None = None
@@ -537,7 +557,8 @@ class Store:
         with self.session() as s:
             row = s.scalars(q).first()
             if row is None:
-                raise NotFoundError(f"no document {document_id} in this collection")
+                # no id in the message: front doors show public ids, never the internal ones
+                raise NotFoundError("no such document in this collection")
             coll = s.get(CollectionRow, collection_id)
             return self._doc_info(
                 row,

@@ -266,9 +266,14 @@ def test_documents_are_listed_read_and_deleted_within_the_acl(api: Api) -> None:
     assert detail.json()["chunk_count"] == len(chunks)
     hidden = api.client.get(f"/v1/collections/kb/documents/{deploy['id']}",
                             headers=api.outsider)  # fmt: skip
-    missing = api.client.get("/v1/collections/kb/documents/999999", headers=api.outsider)
+    missing = api.client.get("/v1/collections/kb/documents/d_0000000000000001",
+                             headers=api.outsider)  # fmt: skip
     assert hidden.status_code == missing.status_code == 404
-    assert error_of(hidden)["message"] == f"no document {deploy['id']} in this collection"
+    assert error_of(hidden) == error_of(missing)
+    assert error_of(hidden)["message"] == "no such document in this collection"
+    assert str(deploy["id"]).startswith("d_") and str(api.svc.documents("kb")[0].id) not in str(
+        error_of(hidden)
+    )
     # deleting needs a writer who can read it; then it is gone from SQL and the indexes
     url = f"/v1/collections/kb/documents/{deploy['id']}"
     assert api.client.delete(url, headers=api.eng).status_code == 403
@@ -404,10 +409,13 @@ def test_ids_beyond_sql_integers_are_invalid_requests(api: Api) -> None:
     huge = 2**70
     r = api.client.get(f"/v1/audit?before_id={huge}", headers=api.admin)
     assert r.status_code == 422 and error_of(r)["code"] == "invalid_request"
+    # document ids are public names now: an integer, huge or not, names no document
     r = api.client.get(f"/v1/collections/kb/documents/{huge}", headers=api.eng)
-    assert r.status_code == 422
+    assert r.status_code == 404
     r = api.client.delete(f"/v1/collections/kb/documents/{huge}", headers=api.writer)
-    assert r.status_code == 422
+    assert r.status_code == 404
+    r = api.client.get("/v1/collections/kb/documents/d_ffffffffffffffff", headers=api.eng)
+    assert r.status_code == 404
 
 
 def test_buffered_audit_reads_back_every_row_recorded_before_it(api: Api) -> None:

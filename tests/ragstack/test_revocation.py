@@ -105,3 +105,31 @@ def test_set_document_acl_is_in_force_for_the_next_cached_answer(
     assert all(not s["uri"].endswith("leave.md") for s in after.sources)
     assert "25" not in after.answer
     assert svc.ask(AnswerRequest("kb", question.question, ("user:alice",))).sources
+
+
+def test_writes_to_hidden_documents_change_nothing_a_caller_gets(
+    make_service: Factory, tmp_path: Path
+) -> None:
+    """Cache hits, BM25 scores and the answer of a reader do not move when documents it may
+    not read are added, changed or deleted (they move the collection's generation)."""
+    svc = make_service()
+    folder = docs(tmp_path / "docs")
+    ingest(svc, folder, public=True)
+    private = tmp_path / "private"
+    private.mkdir()
+    question = AnswerRequest("kb", "How many vacation days do employees get?", ("user:bob",))
+    first = svc.ask(question)
+    before = svc.search("kb", "vacation days", principals=["user:bob"], mode="bm25").hits
+    generation = svc.collection("kb").generation
+    for text in ("vacation days vacation days", "more vacation policy days", ""):
+        if text:
+            (private / "hidden.md").write_text(f"# Hidden\n\n{text}\n")
+        else:
+            (private / "hidden.md").unlink()
+        svc.ingest(IngestRequest("kb", [SourceSpec(str(private))], allow=["user:alice"]),
+                   principal="user:owner")  # fmt: skip
+        after = svc.search("kb", "vacation days", principals=["user:bob"], mode="bm25").hits
+        assert [(h.chunk_id, h.score) for h in after] == [(h.chunk_id, h.score) for h in before]
+        again = svc.ask(question)
+        assert again.cached and again.answer == first.answer
+    assert svc.collection("kb").generation > generation

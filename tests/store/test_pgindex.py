@@ -4,6 +4,8 @@ that commit with the caller's transaction."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from sqlalchemy import Engine
@@ -59,6 +61,25 @@ def test_bm25_scores_equal_the_embedded_engine(engine: Engine) -> None:
     allow = IdFilter([15, 17])
     got, want = pg.search("leave", 5, allow), ref.search("leave", 5, allow)
     assert got.ids.tolist() == want.ids.tolist() == [17, 15]
+    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+    # permitted-set statistics, both ways of naming the set: a twin holding only them agrees
+    from sqlalchemy import literal_column, select
+
+    from ragstack.store.pgindex import SqlAllow
+
+    twin = Bm25Index()
+    for chosen in ([10, 12, 14, 17], [12], [10, 12, 14, 15, 16, 17]):
+        twin = Bm25Index()
+        twin.add(np.array(chosen), [TEXTS[i - 10] for i in chosen])
+        ids_sql: Any = select(literal_column("x")).select_from(
+            select(literal_column(f"unnest(ARRAY[{','.join(map(str, chosen))}]::bigint[])")
+                   .label("x")).subquery()
+        )  # fmt: skip
+        for allow_ in (IdFilter(chosen), SqlAllow(ids_sql, key=("t", tuple(chosen)))):
+            for query in ("paid leave", "deploy canary", "leave the alarm", "expenses"):
+                got, want = pg.search(query, 5, allow_), twin.search(query, 5)
+                assert got.ids.tolist() == want.ids.tolist(), (chosen, query)
+                np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
 
 
 @pytest.mark.parametrize("backend", ["hnsw", "exact"])

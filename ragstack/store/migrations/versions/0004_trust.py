@@ -15,6 +15,8 @@ Create Date: 2026-12-02 17:10:00
 * ``server_secrets``: signing and id-mapping keys every replica shares.
 * ``collections.index_generation``: bumped only when chunks change (readers reopen indexes on
   it; an ACL change bumps ``generation`` alone).
+* ``ix_answer_cache_view``: answers are looked up by the caller's view (its scope), not by the
+  collection's generation.
 
 SQLite cannot drop a table constraint, so ``documents`` is rebuilt (Alembic batch mode). A
 rebuild drops the old table, and with foreign keys on, SQLite's implicit ``DELETE`` would
@@ -79,6 +81,8 @@ def upgrade() -> None:
         batch_op.create_unique_constraint(
             "uq_document_namespace_uri", ["collection_id", "namespace", "uri"]
         )
+    with op.batch_alter_table("answer_cache", schema=None) as batch_op:
+        batch_op.create_index("ix_answer_cache_view", ["collection_id", "scope"], unique=False)
     bind = op.get_bind()
     rows = bind.execute(
         sa.text("SELECT id, version FROM documents WHERE version LIKE :pattern"),
@@ -93,6 +97,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     _foreign_keys_off()
+    with op.batch_alter_table("answer_cache", schema=None) as batch_op:
+        batch_op.drop_index("ix_answer_cache_view")
     with op.batch_alter_table("documents", schema=None) as batch_op:
         batch_op.drop_constraint("uq_document_namespace_uri", type_="unique")
         batch_op.create_unique_constraint("uq_document_uri", ["collection_id", "uri"])
