@@ -11,7 +11,8 @@
 * ``acl_column`` (optional) holds a JSON ACL object (``{"tenant": ..., "allow": [...]}``), a
   JSON list of principals, or comma-separated principals; NULL or empty means the source
   says nothing (``acl=None``).
-* ``version`` is ``sha256:`` of the row's title, text, metadata and ACL (canonical JSON).
+* ``version`` is ``sha256:`` of the row's title, text and metadata (canonical JSON); the ACL is
+  the item's ``acl``, compared on its own.
 * A row with a NULL or repeated id, or a malformed ACL, becomes a ScanError; a missing
   column, an unreachable database or a failing query raises ``SourceUnavailableError``.
 

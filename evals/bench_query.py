@@ -121,6 +121,21 @@ def twins(claims: Sequence[str]) -> list[tuple[str, str]]:
     return [(a, b) for g in groups.values() if len(g) == 2 for a, b in [sorted(g)]]
 
 
+def selectivity_costs(
+    svc: Ragstack, name: str, queries: Sequence[str], vectors: np.ndarray, *, quiet: bool
+) -> dict[str, dict[str, float]]:
+    """Search cost at 1%, 10% and 100% of chunks permitted, before and after issue 15's
+    BM25 statistics over the permitted set (``evals.selectivity``), on a copy of the
+    collection with ACLs of those widths."""
+    from evals.selectivity import clone_with_acls, costs
+
+    t0 = time.perf_counter()
+    chunks = clone_with_acls(svc, name, f"{name}-acl")
+    if not quiet:
+        print(f"ACL copy of {name}: {chunks:,} chunks ({time.perf_counter() - t0:.0f} s)")
+    return costs(svc, f"{name}-acl", queries, vectors)
+
+
 def forget_queries(svc: Ragstack) -> None:
     """Forget embedded queries: every timed pass embeds each query again."""
     if svc.c.memo is not None:
@@ -236,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
         assert again.cached
 
     cache_rows, cache_result = cache_quality(svc, ds, args.cache_claims)
+    acl_costs = selectivity_costs(svc, name, queries, vectors, quiet=args.json)
     p50 = statistics.median
     result: dict[str, object] = {
         "search_p50_ms": p50(search_ms),
@@ -256,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
         "cache_hit_p50_ms": p50(hit_ms),
         "cache_hit_speedup": p50(miss_ms) / p50(hit_ms),
         **cache_result,
+        "acl_search_p50_ratio": {w: round(c["ratio"], 4) for w, c in acl_costs.items()},
+        "acl_search_p50_ratio_worst": max(c["ratio"] for c in acl_costs.values()),
         "embedder": svc.c.embedder.model_id,
         "queries": len(queries),
     }
@@ -282,6 +300,12 @@ def main(argv: list[str] | None = None) -> None:
         f"Query latency on {name} (ms, one at a time, ACL filter on)",
         ["path", "p50", "p95", "notes"],
         rows,
+    )
+    rep.table(
+        "Search as a caller permitted 1%, 10% or all chunks (hybrid, query vector given, ms): "
+        "BM25 statistics over the permitted chunks (after) vs the whole collection (before)",
+        ["permitted", "before p50", "after p50", "ratio"],
+        [[w, c["before_p50_ms"], c["after_p50_ms"], c["ratio"]] for w, c in acl_costs.items()],
     )
     rep.table(
         "Semantic cache on SciFact claims",

@@ -41,7 +41,11 @@ class Caller:
 
     @property
     def tenant(self) -> str | None:
-        return self.key.tenant
+        """The tenant scope every service call gets: the key's tenant; for a key without
+        one, ``""`` (tenant-less documents only) unless it is an admin's (``None``: all)."""
+        if self.key.tenant is not None:
+            return self.key.tenant
+        return None if self.key.allows("admin") else ""
 
     def audit(
         self,

@@ -44,11 +44,13 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Numeric,
     Select,
     Table,
     Text,
     any_,
     bindparam,
+    cast,
     column,
     delete,
     func,
@@ -227,12 +229,19 @@ class PgVectorIndex:
 
     def _search_one(self, vec: F32, top_k: int, allow: Allow | None) -> list[tuple[int, float]]:
         dist = self.table.c.embedding.max_inner_product(vec)  # the negated inner product
-        stmt = select(self.table.c.id, dist.label("d")).order_by(dist).limit(top_k)
+        ann = select(self.table.c.id, dist.label("d")).order_by(dist).limit(top_k)
+        # an exact scan breaks ties by id (an ANN index scan can only order by distance)
+        exact = select(self.table.c.id, dist.label("d")).order_by(dist, self.table.c.id)
+        exact = exact.limit(top_k)
         if allow is not None:
-            stmt = stmt.where(_permitted(self.table.c.id, allow))
-        rows = self._run(stmt, top_k, exact=self.backend == "exact")
-        if len(rows) < top_k and self.backend != "exact":
-            rows = self._run(stmt, top_k, exact=True)  # the ANN scan gave up: be exact
+            ann = ann.where(_permitted(self.table.c.id, allow))
+            exact = exact.where(_permitted(self.table.c.id, allow))
+        if self.backend == "exact":
+            rows = self._run(exact, top_k, exact=True)
+        else:
+            rows = self._run(ann, top_k, exact=False)
+            if len(rows) < top_k:
+                rows = self._run(exact, top_k, exact=True)  # the ANN scan gave up: be exact
         hits = [(int(i), -float(d)) for i, d in rows]
         hits.sort(key=lambda h: (-h[1], h[0]))  # iterative scans return in relaxed order
         return hits
@@ -470,11 +479,14 @@ class PgBm25Index:
                 literal_column(str(k1 * (1 - b))) + literal_column(str(k1 * b / avgdl)) * post.c.len
             )
             score = func.sum(idf * post.c.qtf * post.c.tf * (k1 + 1) / (post.c.tf + norm))
+            # a sum's last bits follow the order PostgreSQL adds in: equal scores are ranked
+            # by id at 1e-9 (as the embedded engine ranks its float32 scores)
+            rank = func.round(cast(score, Numeric), 9)
             stmt = (
                 select(post.c.id, score.label("score"))
                 .select_from(post.join(df, post.c.term == df.c.term))
                 .group_by(post.c.id)
-                .order_by(score.desc(), post.c.id)
+                .order_by(rank.desc(), post.c.id)
                 .limit(top_k)
             )
             found = conn.execute(stmt).all()

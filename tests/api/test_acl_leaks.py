@@ -24,6 +24,7 @@ from ragstack.access import Keys
 from ragstack.api import create_app
 from ragstack.app import build
 from ragstack.config import Settings
+from ragstack.publicids import PublicIds
 from ragstack.service import IngestRequest, SourceSpec
 
 CASES = 12_000
@@ -57,8 +58,8 @@ class World:
     client: TestClient
     readers: dict[str, frozenset[str]]  # key secret -> the principals it reads as (with public)
     acl: dict[str, frozenset[str]]  # document file name -> its ACL
-    doc_ids: dict[str, int]  # file name -> document id
-    chunk_doc: dict[int, str]  # chunk id -> file name
+    doc_ids: dict[str, str]  # file name -> public document id
+    chunk_doc: dict[str, str]  # public chunk id -> file name
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +96,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
             groups = sorted(rng.sample(GROUPS, n))
             _, secret = keys.create(user, groups=groups)
             readers[secret] = frozenset([user, *groups, "public"])
-    doc_ids = {Path(d.uri).name: d.id for d in svc.documents("corp", limit=1000)}
-    chunk_doc = {c.id: name for name, d in doc_ids.items() for c in svc.chunks("corp", d)}
+    ids = PublicIds(svc.store.secret("ids"))  # what the API shows instead of SQL's ids
+    internal = {Path(d.uri).name: d.id for d in svc.documents("corp", limit=1000)}
+    doc_ids = {name: ids.document(d) for name, d in internal.items()}
+    chunk_doc = {ids.chunk(c.id): name for name, d in internal.items()
+                 for c in svc.chunks("corp", d)}  # fmt: skip
     return World(TestClient(create_app(svc)), readers, acl, doc_ids, chunk_doc)
 
 
 def test_no_route_leaks_a_document_outside_the_acl(world: World) -> None:
     rng = random.Random(7)
     secrets = sorted(world.readers)
-    missing_doc = max(world.doc_ids.values()) + 1000
+    missing_doc = "d_0123456789abcdef"
     routes: Counter[str] = Counter()
     leaks: list[str] = []
 

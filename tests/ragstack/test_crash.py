@@ -9,6 +9,7 @@ import random
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,25 @@ def reference_database(database_url: str, tmp_path: Path, server: object) -> str
     return fresh_postgres_database(server)
 
 
+def run_counter(database_url: str) -> Callable[[], int]:
+    """How many ingest runs the database has seen (0 before its schema exists)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from ragstack.store.store import database_url as driver_url
+
+    engine = create_engine(driver_url(database_url))
+
+    def count() -> int:
+        try:
+            with engine.connect() as conn:
+                return int(conn.execute(text("SELECT count(*) FROM ingest_runs")).scalar() or 0)
+        except (OperationalError, ProgrammingError):
+            return 0
+
+    return count
+
+
 @pytest.mark.slow
 def test_kill_9_during_ingest(
     tmp_path: Path, database_url: str, request: pytest.FixtureRequest
@@ -119,10 +139,17 @@ def test_kill_9_during_ingest(
     env = env_for(data, database_url)
     cmd = [sys.executable, "-m", "ragstack", "ingest", str(docs), "-c", "crash", "--json"]
     kills = completed = 0
+    runs = run_counter(database_url)
     while kills < 20:
+        started = runs()
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # kill at a random point of the ingest itself, however long the process takes to
+        # start (a loaded machine can take seconds to import the models)
+        deadline = time.monotonic() + 120
+        while runs() == started and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
         try:
-            proc.wait(timeout=rng.uniform(1.0, 4.0))
+            proc.wait(timeout=rng.uniform(0.0, 2.5))
             completed += 1
         except subprocess.TimeoutExpired:
             proc.kill()  # SIGKILL: no cleanup, no atexit, no finally
