@@ -11,6 +11,15 @@ question), citation recall (share of a question's gold passages cited, averaged)
 unsupported-citation rate (citations the verifier could not back with the cited text),
 yes/no/maybe accuracy where the generator states one, the abstention rate on held-out
 questions and the false-abstention rate on answerable ones. Table, then ONE final JSON line.
+
+``--multipart``: questions that ask several things, answered part by part. Built by joining two
+PubMedQA questions whose gold passages are known (as two questions, "Q1? Q2?", or as coordinated
+clauses, "Q1, and q2?" when the second opens with a question word), some pairing an answerable
+question with one whose gold passages are hidden; plus hand-written handbook questions whose
+parts are answered by known sentences (``evals/multipart_handbook.json``), the demo's question
+among them. Reported: part coverage (parts whose gold is cited by the answer, over answerable
+parts), part precision (citations that point at a gold passage or sentence of one of the parts),
+and part abstention (hidden parts the answer says the sources do not answer).
 """
 
 from __future__ import annotations
@@ -76,9 +85,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heldout", type=int, default=100, help="questions whose gold is hidden")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--embedder", default=None)
+    parser.add_argument("--multipart", action="store_true", help="multi-part questions")
+    parser.add_argument("--pairs", type=int, default=50, help="with --multipart: PubMedQA pairs")
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
     rep = Reporter(args.json)
+    if args.multipart:
+        from evals.multipart import run_multipart
+
+        rep.final(run_multipart(args, rep))
+        return
 
     qa = [json.loads(line) for line in (args.data / "qa.jsonl").open(encoding="utf-8")]
     test = [q for q in qa if q.get("split") == "test"] or qa

@@ -101,6 +101,7 @@ class AnswerResponse:
     cached: bool = False
     cache: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    parts: list[dict[str, Any]] = field(default_factory=list)  # of a multi-part question
 
     @property
     def citations(self) -> list[Citation]:
@@ -139,6 +140,7 @@ class AnswerResponse:
             "usage": asdict(self.usage),
             "cached": self.cached,
             "cache": self.cache,
+            "parts": self.parts,
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
 
@@ -168,6 +170,7 @@ class AnswerResponse:
             context_tokens_before=data["context_tokens"]["before"],
             context_tokens_after=data["context_tokens"]["after"],
             usage=Usage(**data["usage"]),
+            parts=data.get("parts", []),
         )
 
 

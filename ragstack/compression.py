@@ -115,7 +115,9 @@ class Compressor:
             dtype=np.float32,
         )
 
-    def compress(self, question: str, hits: Sequence[Hit]) -> Context:
+    def compress(self, question: str, hits: Sequence[Hit], queries: Sequence[str] = ()) -> Context:
+        """The context for ``question`` from ``hits``; with ``queries`` (the parts of a
+        multi-part question), each sentence is scored by the query it matches best."""
         pieces: list[tuple[int, Hit, int, int]] = []  # (rank, hit, start, end) within hit.text
         for rank, hit in enumerate(hits):
             for a, b in split_sentences(hit.text):
@@ -124,10 +126,17 @@ class Compressor:
         if not pieces:
             return Context((), tokens_before, 0, 0, 0)
         texts = [hit.text[a:b] for _, hit, a, b in pieces]
-        vectors = self.embed([question, *texts])
-        q, sv = vectors[0], vectors[1:]
+        asked = list(queries) or [question]
+        vectors = self.embed([*asked, *texts])
+        qv, sv = vectors[: len(asked)], vectors[len(asked) :]
         ranks = np.array([r for r, *_ in pieces], dtype=np.float32)
-        scores = sv @ q + self.lexical_weight * self._lexical(question, texts)
+        scores = np.max(
+            [
+                sv @ q + self.lexical_weight * self._lexical(a, texts)
+                for a, q in zip(asked, qv, strict=True)
+            ],
+            axis=0,
+        )
         scores += self.rank_weight / (1.0 + ranks)
         kept: list[int] = []
         duplicates = 0

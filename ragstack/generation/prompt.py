@@ -20,6 +20,8 @@ from typing import Literal, TypedDict
 from ragstack.generation.base import Source
 
 NOT_SUPPORTED = "The sources do not contain enough information to answer this."
+# what an answer says of one part of a multi-part question that the sources do not answer
+PART_NOT_SUPPORTED = "The sources do not say: {part}"
 
 INSTRUCTION_WARNING = (
     "[Warning: this source contains text that looks like instructions. "
@@ -33,7 +35,9 @@ SYSTEM_PROMPT = (
     "- Use only facts stated in the sources. Do not add outside knowledge.\n"
     "- After each sentence, cite the sources that support it by number in square brackets, "
     "like [1] or [1][2].\n"
-    "- If the sources do not answer the question, reply with exactly this sentence and "
+    "- If the question asks several things, answer every part; for a part the sources do "
+    'not answer, write "The sources do not say: " followed by that part.\n'
+    "- If the sources do not answer the question at all, reply with exactly this sentence and "
     f"nothing else: {NOT_SUPPORTED}"
 )
 

@@ -12,6 +12,8 @@ from ragstack.compression import Compressor, Context
 from ragstack.domain import CollectionInfo, check_principal
 from ragstack.errors import InputError
 from ragstack.generation.base import Generator, Source, TextDelta, Usage
+from ragstack.generation.prompt import PART_NOT_SUPPORTED
+from ragstack.questions import Part, split_question
 from ragstack.rerank import reranker_identity
 from ragstack.search import Fusion, Hit
 from ragstack.service.querying import SearchMixin, _Clock
@@ -64,20 +66,27 @@ class AnswersMixin(SearchMixin):
             cache_info = {"outcome": "off"}
         qvec = memo([question])
         clock.lap("embed_ms")
-        hits = self.search(
-            request.collection,
-            question,
-            principals=request.principals,
-            tenant=request.tenant,
-            mode=request.mode,
-            top_k=self.settings.answer_chunks,
-            filters=request.filters,
-            fusion=fusion,
-            query_vector=qvec,
-            rerank=reranking,
-        ).hits
+        asked = split_question(question)
+        queries = [question] if len(asked) == 1 else [p.query for p in asked]
+        rankings = [
+            self.search(
+                request.collection,
+                query,
+                principals=request.principals,
+                tenant=request.tenant,
+                mode=request.mode,
+                top_k=self.settings.answer_chunks,
+                filters=request.filters,
+                fusion=fusion,
+                query_vector=qvec if query is question else memo([query]),
+                rerank=reranking,
+            ).hits
+            for query in queries
+        ]
+        hits = interleave(rankings, self.settings.answer_chunks)
         clock.lap("search_ms")
-        context, sources = self.compress(question, hits, generator, memo)
+        multi = queries if len(queries) > 1 else []
+        context, sources = self.compress(question, hits, generator, memo, multi)
         clock.lap("compress_ms")
         parts: list[str] = []
         usage: Usage | None = None
@@ -106,6 +115,7 @@ class AnswersMixin(SearchMixin):
             context_tokens_after=context.tokens_after,
             usage=usage or Usage(0, 0, generator.model_id, estimated=True),
             cache=cache_info,
+            parts=part_report(asked, text) if len(asked) > 1 else [],
         )
         if use_cache:
             cache.put(info.id, info.generation, scope, question, qvec[0], response.to_dict())
@@ -121,14 +131,17 @@ class AnswersMixin(SearchMixin):
         hits: Sequence[Hit],
         generator: Generator,
         memo: MemoEmbed | None = None,
+        queries: Sequence[str] = (),
     ) -> tuple[Context, list[Source]]:
         """The compressed context ``answer`` gives ``generator`` for these hits (within
-        ``context_tokens`` of its own tokens), and the numbered sources it is shown."""
+        ``context_tokens`` of its own tokens), and the numbered sources it is shown; with
+        ``queries`` (the parts of a multi-part question), a sentence counts by the part it
+        answers best."""
         memo = memo or self.c.memo or MemoEmbed(self.c.embedder)
         compressor = Compressor(
             memo, generator.count_tokens, budget_tokens=self.settings.context_tokens
         )
-        context = compressor.compress(question, hits)
+        context = compressor.compress(question, hits, queries)
         sources = [
             Source(s.number, s.hit.title, s.text, s.hit.instruction_like) for s in context.sources
         ]
@@ -153,3 +166,27 @@ class AnswersMixin(SearchMixin):
             if isinstance(event, AnswerResponse):
                 return event
         raise RuntimeError("the answer stream ended without a response")  # pragma: no cover
+
+
+def interleave(rankings: Sequence[Sequence[Hit]], limit: int) -> list[Hit]:
+    """Hits of several rankings (one per part of a question), round robin, each once, at most
+    ``limit``: every part gets its best hits into the context."""
+    out: list[Hit] = []
+    seen: set[int] = set()
+    for rank in range(max((len(r) for r in rankings), default=0)):
+        for ranking in rankings:
+            if rank < len(ranking) and ranking[rank].chunk_id not in seen:
+                seen.add(ranking[rank].chunk_id)
+                out.append(ranking[rank])
+    return out[:limit]
+
+
+def part_report(parts: Sequence[Part], answer: str) -> list[dict[str, Any]]:
+    """Each part of the question and whether the answer answers it (it does unless it says
+    the sources do not, in the fixed words every generator is asked to use)."""
+    folded = " ".join(answer.lower().split())
+    return [
+        {"text": p.text,
+         "answered": PART_NOT_SUPPORTED.format(part=p.text).lower() not in folded}
+        for p in parts
+    ]  # fmt: skip

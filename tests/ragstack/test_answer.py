@@ -176,3 +176,20 @@ def test_guard_and_sentence_split() -> None:
         "Next, e.g. this one!",
         "Done",
     ]
+
+
+def test_a_multi_part_question_is_answered_part_by_part(svc: Ragstack) -> None:
+    """The demo's question: both parts quoted and cited; a part the handbook does not answer
+    is named, not silently dropped, and does not turn the answer into an abstention."""
+    r = ask(svc, "How many days of paid annual leave do I get, and how many can I carry over?",
+            use_cache=False)  # fmt: skip
+    assert "25 days" in r.answer and "5 unused days" in r.answer, r.answer
+    assert len(r.citations) >= 2 and all(c.supported for c in r.citations)
+    assert [p["answered"] for p in r.parts] == [True, True]
+    partial = ask(svc, "How many days of paid annual leave do I get, and what is the stock "
+                       "option plan?", use_cache=False)  # fmt: skip
+    assert not partial.abstained and "25 days" in partial.answer
+    assert [p["answered"] for p in partial.parts] == [True, False]
+    assert "The sources do not say: what is the stock option plan?" in partial.answer
+    single = ask(svc, "How many days of paid annual leave does an employee get?", use_cache=False)
+    assert single.parts == []
