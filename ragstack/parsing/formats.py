@@ -9,7 +9,7 @@ from ragstack.errors import UnsupportedDocumentError
 
 Format = Literal[
     "text", "markdown", "pdf", "docx", "pptx", "xlsx", "xls", "html", "xml", "eml", "msg",
-    "csv", "tsv", "epub", "odt", "rtf", "rst", "org", "doc", "ppt",
+    "csv", "tsv", "epub", "odt", "rtf", "rst", "org", "doc", "ppt", "image",
 ]  # fmt: skip
 
 _BY_SUFFIX: dict[str, Format] = {
@@ -22,7 +22,9 @@ _BY_SUFFIX: dict[str, Format] = {
     ".xls": "xls", ".html": "html", ".htm": "html", ".xhtml": "html", ".xml": "xml",
     ".xsl": "xml", ".xslt": "xml", ".eml": "eml", ".p7s": "eml", ".msg": "msg", ".csv": "csv",
     ".tsv": "tsv", ".epub": "epub", ".odt": "odt", ".rtf": "rtf", ".rst": "rst", ".org": "org",
-    ".doc": "doc", ".ppt": "ppt",
+    ".doc": "doc", ".ppt": "ppt", ".png": "image", ".jpg": "image", ".jpeg": "image",
+    ".gif": "image", ".bmp": "image", ".tif": "image", ".tiff": "image", ".heic": "image",
+    ".heif": "image", ".webp": "image",
 }  # fmt: skip
 _BY_MIME: dict[str, Format] = {
     "text/plain": "text", "application/json": "text", "application/x-ndjson": "text",
@@ -37,23 +39,24 @@ _BY_MIME: dict[str, Format] = {
     "text/tab-separated-values": "tsv", "application/epub+zip": "epub",
     "application/vnd.oasis.opendocument.text": "odt", "application/rtf": "rtf",
     "text/rtf": "rtf", "text/x-rst": "rst", "text/org": "org", "application/msword": "doc",
-    "application/vnd.ms-powerpoint": "ppt",
+    "application/vnd.ms-powerpoint": "ppt", "image/png": "image", "image/jpeg": "image",
+    "image/gif": "image", "image/bmp": "image", "image/tiff": "image", "image/heic": "image",
+    "image/heif": "image", "image/webp": "image",
 }  # fmt: skip
 _NO_TEXT_SUFFIXES = {
-    "image": (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif",
-              ".webp", ".svg"),
+    "image": (".svg",),
     "audio": (".wav", ".mp3", ".m4a", ".flac", ".ogg", ".opus", ".aac"),
     "video": (".mp4", ".mov", ".avi", ".mkv", ".webm"),
     "archive": (".zip", ".tar", ".gz", ".tgz", ".bz2", ".xz", ".7z", ".rar"),
 }  # fmt: skip
+_IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"II*\x00", b"MM\x00*")
 _MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG", "image"), (b"\xff\xd8\xff", "image"), (b"GIF8", "image"),
-    (b"II*\x00", "image"), (b"MM\x00*", "image"), (b"RIFF", "audio"), (b"ID3", "audio"),
-    (b"fLaC", "audio"), (b"OggS", "audio"), (b"\x1f\x8b", "archive"), (b"7z\xbc\xaf", "archive"),
-    (b"Rar!", "archive"),
+    (b"RIFF", "audio"), (b"ID3", "audio"), (b"fLaC", "audio"), (b"OggS", "audio"),
+    (b"\x1f\x8b", "archive"), (b"7z\xbc\xaf", "archive"), (b"Rar!", "archive"),
 )  # fmt: skip
 _WHY = {
-    "image": "images carry no text we can extract without OCR, which is not enabled",
+    "image": "this kind of image is not read (OCR reads PNG, JPEG, TIFF, BMP, GIF, WebP and "
+    "HEIC; export it to one of those)",
     "audio": "audio needs speech recognition, which is not enabled",
     "video": "video needs speech recognition, which is not enabled",
     "archive": "archives are not unpacked; extract them and ingest the folder",
@@ -69,6 +72,8 @@ def detect_format(data: bytes, *, filename: str, mime: str | None) -> Format:
     name = PurePosixPath(filename).name.lower()
     suffix = PurePosixPath(name).suffix
     mime = (mime or "").split(";", 1)[0].strip().lower()
+    if _BY_SUFFIX.get(suffix, _BY_MIME.get(mime) if suffix not in _BY_SUFFIX else None) == "image":
+        return "image"
     for what, suffixes in _NO_TEXT_SUFFIXES.items():
         if suffix in suffixes or mime.startswith(f"{what}/"):
             raise _refuse(what, filename)
@@ -78,6 +83,8 @@ def detect_format(data: bytes, *, filename: str, mime: str | None) -> Format:
         return _BY_SUFFIX[suffix]
     if mime in _BY_MIME:
         return _BY_MIME[mime]
+    if data.startswith(_IMAGE_MAGIC) or data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1"):
+        return "image"
     for magic, what in _MAGIC:
         if data.startswith(magic):
             raise _refuse(what, filename)

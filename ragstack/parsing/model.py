@@ -25,22 +25,31 @@ class Element:
     section: tuple[str, ...]
     start: int
     end: int
+    ocr: bool = False  # read by OCR from an image or a scanned page
 
 
 @dataclass(frozen=True, slots=True)
 class ParsedDocument:
-    """The document's text (elements joined by blank lines) and its elements."""
+    """The document's text (elements joined by blank lines) and its elements.
+
+    ``ocr_inputs`` says whether OCR settings can change this document: a document without
+    images or scanned pages parses the same whatever they are (see ``DocumentParser.tag``).
+    """
 
     text: str
     elements: tuple[Element, ...]
     title: str
     format: str
     pages: int | None = None
+    ocr_inputs: int = 0  # images and scanned pages OCR reads (or would read, were it on)
+    ocr_pages: int = 0  # pages and images read by OCR in this parse
+    ocr_seconds: float = 0.0
 
     def __repr__(self) -> str:
         return (
             f"ParsedDocument(format={self.format!r}, title={self.title[:60]!r}, "
-            f"elements={len(self.elements)}, chars={len(self.text)}, pages={self.pages})"
+            f"elements={len(self.elements)}, chars={len(self.text)}, pages={self.pages}, "
+            f"ocr_pages={self.ocr_pages})"
         )
 
 
@@ -55,12 +64,19 @@ class Block:
     kind: ElementKind
     page: int | None = None
     depth: int | None = None
+    ocr: bool = False
 
 
 def assemble(
-    blocks: Iterable[Block], *, format: str, title: str = "", pages: int | None = None
+    blocks: Iterable[Block],
+    *,
+    format: str,
+    title: str = "",
+    pages: int | None = None,
+    ocr: tuple[int, int, float] = (0, 0, 0.0),
 ) -> ParsedDocument:
-    """Joins non-empty blocks into one text, tracking each one's span and section path."""
+    """Joins non-empty blocks into one text, tracking each one's span and section path;
+    ``ocr`` is (OCR inputs, pages read by OCR, seconds OCR took)."""
     parts: list[str] = []
     elements: list[Element] = []
     section: list[tuple[int, str]] = []
@@ -78,7 +94,9 @@ def assemble(
             pos += len(ELEMENT_SEPARATOR)
         parts.append(text)
         path = tuple(t for _d, t in section)
-        elements.append(Element(text, block.kind, block.page, path, pos, pos + len(text)))
+        elements.append(
+            Element(text, block.kind, block.page, path, pos, pos + len(text), block.ocr)
+        )
         pos += len(text)
     first_title = next((e.text for e in elements if e.kind == "title"), "")
     return ParsedDocument(
@@ -87,4 +105,7 @@ def assemble(
         title=(title.strip() or first_title)[:300],
         format=format,
         pages=pages,
+        ocr_inputs=ocr[0],
+        ocr_pages=ocr[1],
+        ocr_seconds=ocr[2],
     )

@@ -18,6 +18,7 @@ from ragstack.errors import ParseError, UnsupportedDocumentError
 from ragstack.parsing.formats import Format
 from ragstack.parsing.model import Block, ElementKind
 from ragstack.parsing.offline import prepare_unstructured
+from ragstack.parsing.tables import html_table_rows, markdown_table
 from ragstack.parsing.text import decode_text, plain_blocks
 
 _KINDS: dict[str, ElementKind] = {
@@ -42,10 +43,21 @@ _ENCRYPTED_MAIL = ("multipart/encrypted", "application/pkcs7-mime", "application
 
 
 class ReadResult:
-    def __init__(self, blocks: list[Block], title: str = "", pages: int | None = None) -> None:
+    def __init__(
+        self,
+        blocks: list[Block],
+        title: str = "",
+        pages: int | None = None,
+        ocr_inputs: int = 0,
+        ocr_pages: int = 0,
+        ocr_seconds: float = 0.0,
+    ) -> None:
         self.blocks = blocks
         self.title = title
         self.pages = pages
+        self.ocr_inputs = ocr_inputs  # images and scanned pages OCR reads (or would)
+        self.ocr_pages = ocr_pages
+        self.ocr_seconds = ocr_seconds
 
 
 _PARTITIONERS: dict[str, str] = {
@@ -81,6 +93,10 @@ def blocks_from_elements(elements: Iterable[Any]) -> list[Block]:
                 furniture.append(Block(text, "paragraph", page))
             continue
         depth = getattr(el.metadata, "category_depth", None) if kind == "title" else None
+        if kind == "table":
+            html = getattr(el.metadata, "text_as_html", None)
+            table = markdown_table(html_table_rows(html)) if html else ""
+            text = table if table.count("\n") >= 2 else text
         blocks.append(Block(text, kind, page, depth))
     return blocks or furniture
 
@@ -113,52 +129,6 @@ def _partition(func: Callable[..., list[Any]], filename: str, **kwargs: Any) -> 
 
 def read_text(data: bytes, filename: str, *, markdown: bool) -> ReadResult:
     return ReadResult(plain_blocks(decode_text(data), markdown=markdown))
-
-
-def read_pdf(data: bytes, filename: str) -> ReadResult:
-    """Text PDFs through pypdf, one block per paragraph with its page number.
-
-    Not unstructured's ``partition_pdf``: it needs ``unstructured[pdf]``, whose
-    unstructured-inference pulls torchvision and timm, and no CPU build of torchvision exists
-    for our torch (the CUDA one breaks sentence-transformers). Scans (no text layer) need OCR,
-    which is not enabled, and are reported as empty.
-    """
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise ParseError(f"password-protected: {filename} needs a password to open")
-        texts = [page.extract_text() or "" for page in reader.pages]
-        meta = reader.metadata
-        title = str(meta.title or "") if meta is not None else ""
-    except ParseError:
-        raise
-    except (
-        PdfReadError,
-        ValueError,
-        KeyError,
-        TypeError,
-        AttributeError,
-        OSError,
-        NotImplementedError,
-        RecursionError,
-    ) as exc:
-        if "password" in str(exc).lower() or "decrypt" in str(exc).lower():
-            raise ParseError(f"password-protected: {filename}: {exc}") from exc
-        raise ParseError(f"corrupt: {filename} is not a readable PDF ({exc})") from exc
-    blocks = [
-        Block(b.text, b.kind, number, b.depth)
-        for number, text in enumerate(texts, 1)
-        for b in plain_blocks(text, markdown=False)
-    ]
-    if not blocks:
-        raise ParseError(
-            f"empty: {filename} has no extractable text (a scanned PDF needs OCR, which is "
-            "not enabled)"
-        )
-    return ReadResult(blocks, title, len(texts))
 
 
 def _check_office_encryption(data: bytes, filename: str) -> None:
