@@ -188,6 +188,7 @@ def source_dicts(context: Context) -> list[dict[str, Any]]:
             "section": s.hit.section,
             "page": s.hit.page,
             "instruction_like": s.hit.instruction_like,
+            "ocr": s.hit.ocr,
             "text": s.text,
             "sentences": [
                 {"text": x.text, "char_start": x.char_start, "char_end": x.char_end}

@@ -60,6 +60,7 @@ def make_embedder(settings: Settings) -> tuple[Embedder, TokenCounter, int]:
 def ingest_parts(settings: Settings) -> tuple[Embedder, Chunker, DocumentParser]:
     """What ingest runs, wherever it runs (here, or on an ingest worker)."""
     from ragstack.parsing import DocumentParser
+    from ragstack.parsing.ocr import OcrSettings
 
     embedder, counter, window = make_embedder(settings)
     chunker = Chunker(
@@ -67,7 +68,15 @@ def ingest_parts(settings: Settings) -> tuple[Embedder, Chunker, DocumentParser]
         max_tokens=min(settings.chunk_max_tokens, window),
         overlap_tokens=settings.chunk_overlap_tokens,
     )
-    return embedder, chunker, DocumentParser(max_bytes=settings.max_file_bytes)
+    ocr = OcrSettings(
+        mode=settings.ocr,
+        languages=settings.ocr_languages,
+        dpi=settings.ocr_dpi,
+        timeout_s=settings.ocr_timeout_s,
+        max_pixels=settings.ocr_max_pixels,
+        workers=settings.ocr_workers,
+    )
+    return embedder, chunker, DocumentParser(max_bytes=settings.max_file_bytes, ocr=ocr)
 
 
 def redactor_for(info: CollectionInfo, salt: str) -> Redactor:

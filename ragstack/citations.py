@@ -37,6 +37,7 @@ class Citation:
     supported: bool
     semantic: float
     lexical: float
+    ocr: bool = False  # the quoted text was read by OCR: check it against the page
 
 
 @dataclass(frozen=True)
@@ -125,4 +126,5 @@ class CitationVerifier:
             supported=semantic >= SEMANTIC_MIN or lexical >= LEXICAL_MIN,
             semantic=round(semantic, 4),
             lexical=round(lexical, 4),
+            ocr=hit.ocr,
         )

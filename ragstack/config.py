@@ -20,6 +20,7 @@ VectorBackend = Literal["hnsw", "ivfpq", "exact"]
 EmbedderBackend = Literal["sentence-transformers", "onnx-int8", "hashing"]
 RerankerBackend = Literal["torch", "onnx-int8"]
 GeneratorName = Literal["extractive", "local", "remote"]
+OcrModeName = Literal["auto", "always", "off"]
 
 
 def _default_principal() -> str:
@@ -104,6 +105,33 @@ class Settings(BaseSettings):
             "Redact person names and locations too (spaCy NER) in new collections: "
             "about 3x slower ingest and it alters eponyms, so opt-in."
         ),
+    )
+    ocr: OcrModeName = Field(
+        "auto",
+        description="OCR for new collections (`ragstack ingest --ocr` sets a collection's): "
+        "`auto` reads image files, PDF pages without a text layer and pictures in PDF, DOCX "
+        "and PPTX files; `always` reads every PDF page by OCR too; `off` reads none. Needs "
+        "Tesseract (`scripts/setup.sh` installs it).",
+    )
+    ocr_languages: str = Field(
+        "eng",
+        pattern=r"^[a-z][a-z_]*(\+[a-z][a-z_]*)*$",
+        description="Tesseract languages, `+`-joined (`eng+deu`); each needs its Debian pack "
+        "`tesseract-ocr-<lang>`. Text in a script none of them reads is reported as "
+        "`ocr_language_missing`.",
+    )
+    ocr_dpi: int = Field(300, ge=72, le=600, description="Resolution PDF pages are read at.")
+    ocr_timeout_s: float = Field(
+        120.0, gt=0, le=3600, description="OCR of one page or image gives up after this."
+    )
+    ocr_max_pixels: int = Field(
+        100_000_000,
+        ge=1_000_000,
+        description="Larger images are refused (decompression bombs); large ones are scaled "
+        "down before OCR.",
+    )
+    ocr_workers: int = Field(
+        2, ge=1, le=64, description="Pages read by OCR at once (one Tesseract thread each)."
     )
     index_save_interval_s: float = Field(
         30.0, ge=0, description="During an ingest, save indexes at least this often (seconds)."

@@ -54,6 +54,7 @@ class ChunkDraft:
     token_count: int
     instruction_like: bool
     embedding: npt.NDArray[np.float32]
+    ocr: bool = False  # read by OCR from an image or a scanned page
 
 
 @dataclass(frozen=True)
@@ -128,3 +129,4 @@ class ChunkInfo:
     char_end: int
     token_count: int
     instruction_like: bool
+    ocr: bool = False

@@ -132,6 +132,7 @@ class Hit:
     char_end: int
     instruction_like: bool = False
     ranks: dict[str, int] = field(default_factory=dict)  # 1-based rank per retriever
+    ocr: bool = False  # the chunk's text was read by OCR (an image or a scanned page)
 
 
 def _permitted_documents(
@@ -370,7 +371,7 @@ def hydrate(store: Store, retrieved: Retrieved) -> list[Hit]:
         rows = conn.execute(
             select(
                 c.c.id, c.c.document_id, c.c.section, c.c.text, c.c.page, c.c.char_start,
-                c.c.char_end, c.c.instruction_like, d.c.uri, d.c.title,
+                c.c.char_end, c.c.instruction_like, c.c.ocr, d.c.uri, d.c.title,
             )
             .join(d, d.c.id == c.c.document_id)
             .where(c.c.id.in_(ids))
@@ -400,6 +401,7 @@ def hydrate(store: Store, retrieved: Retrieved) -> list[Hit]:
                 int(r.char_end),
                 bool(r.instruction_like),
                 ranks,
+                bool(r.ocr),
             )
         )
     return out

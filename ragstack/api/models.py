@@ -83,6 +83,7 @@ class HitOut(BaseModel):
     char_end: int
     instruction_like: bool
     text: str
+    ocr: bool = Field(False, description="The text was read by OCR (an image or a scanned page).")
 
 
 class SearchOut(BaseModel):
@@ -240,6 +241,7 @@ class ChunkOut(BaseModel):
     char_start: int
     char_end: int
     instruction_like: bool
+    ocr: bool = False
 
 
 class DocumentDetailOut(DocumentOut):

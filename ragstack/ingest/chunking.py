@@ -6,6 +6,12 @@ and indexed with the chunk, not stored in its text), fit ``max_tokens`` includin
 and the model's special tokens, and repeat up to ``overlap_tokens`` of trailing sentences from
 the previous chunk of the same section. Every chunk records its character span in the
 document text that is stored, which is what citations point at.
+
+A table (a Markdown table block) is chunked on its own, by rows: a table longer than a chunk
+is cut between rows, and every piece after the first carries the table's header row (and its
+rule) after the section path as its context, so a cell is always embedded and indexed beside
+its column's name while the chunk's text stays one span of the document. Text read by OCR is
+never mixed with text from a text layer in one chunk (chunks say which they are).
 """
 
 from __future__ import annotations
@@ -16,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ragstack.parsing.tables import TABLE_HEADER_LINES, is_markdown_table
+
 BLOCK_SEPARATOR = "\n\n"
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+_ROW_END = re.compile(r"\n")
 
 
 class TokenCounter(Protocol):
@@ -83,17 +92,30 @@ class Block:
     kind: str = "paragraph"
     page: int | None = None
     section: tuple[str, ...] = ()
+    ocr: bool = False
 
 
 @dataclass(frozen=True)
 class Chunk:
     ordinal: int
     text: str
-    section: str  # "Title > Heading > Subheading"
+    section: str  # "Title > Heading > Subheading" (a table piece: then its header rows)
     page: int | None
     char_start: int  # span in the document text
     char_end: int
     token_count: int  # of the text as embedded (section context + body), special tokens included
+    ocr: bool = False  # read by OCR
+
+
+@dataclass
+class _Group:
+    """Consecutive blocks chunked together: one section, one origin, or one table."""
+
+    section: tuple[str, ...]
+    page: int | None
+    ocr: bool
+    table: bool
+    spans: list[tuple[int, int]]
 
 
 @dataclass(frozen=True)
@@ -137,43 +159,88 @@ class Chunker:
         # Headings stay in the document text but are not chunk bodies: each chunk under one
         # carries it as section context (a document of headings alone is chunked as text).
         bodies = any(b.kind != "title" and b.text.strip() for b in blocks)
-        groups: list[tuple[tuple[str, ...], int | None, list[tuple[int, int]]]] = []
+        groups: list[_Group] = []
         for block, span in zip(blocks, spans, strict=True):
             if not block.text.strip() or (bodies and block.kind == "title"):
                 continue
-            if groups and groups[-1][0] == block.section:
-                groups[-1][2].append(span)
+            table = block.kind == "table" and is_markdown_table(block.text)
+            last = groups[-1] if groups else None
+            if (
+                last is not None
+                and not table
+                and not last.table
+                and (last.section, last.ocr) == (block.section, block.ocr)
+            ):
+                last.spans.append(span)
             else:
-                groups.append((block.section, block.page, [span]))
+                groups.append(_Group(block.section, block.page, block.ocr, table, [span]))
         chunks: list[Chunk] = []
-        labels = [section_label(g[0]) for g in groups]
+        labels = [section_label(g.section) for g in groups]
         context_tokens = self.counter.count([f"{label}\n" if label else "" for label in labels])
-        for (section, page, block_spans), label, ctx in zip(
-            groups, labels, context_tokens, strict=True
-        ):
-            _ = section
+        for group, label, ctx in zip(groups, labels, context_tokens, strict=True):
+            if group.table:
+                chunks += self._table(text, group, label, len(chunks))
+                continue
             budget = max(8, self.max_tokens - self._special - ctx)
-            units = self._units(text, block_spans, budget)
-            for start, end, tokens in self._pack(units, budget):
+            units = self._units(text, group.spans, budget)
+            for start, end, tokens in self._pack(units, budget, self.overlap):
                 chunks.append(
                     Chunk(
                         len(chunks),
                         text[start:end],
                         label,
-                        page,
+                        group.page,
                         start,
                         end,
                         tokens + ctx + self._special,
+                        group.ocr,
                     )
                 )
         return text, chunks
 
-    def _units(self, text: str, spans: list[tuple[int, int]], budget: int) -> list[_Unit]:
-        """Sentences (or token windows of over-long sentences) with their token counts."""
+    def _table(self, text: str, group: _Group, label: str, first: int) -> list[Chunk]:
+        """A table by rows; pieces after the first carry its header rows as context."""
+        start, end = group.spans[0]
+        rows = text[start:end].split("\n")
+        header = "\n".join(rows[:TABLE_HEADER_LINES])
+        context = f"{label}\n{header}" if label else header
+        ctx_first, ctx_rest = self.counter.count([f"{label}\n" if label else "", f"{context}\n"])
+        budget = max(8, self.max_tokens - self._special - ctx_rest)
+        spans, pos = [], start
+        for row in rows:
+            spans.append((pos, pos + len(row)))
+            pos += len(row) + 1
+        units = self._units(text, spans, budget, _ROW_END)
+        out: list[Chunk] = []
+        for a, b, tokens in self._pack(units, budget, 0):
+            ctx = ctx_first if not out else ctx_rest
+            out.append(
+                Chunk(
+                    first + len(out),
+                    text[a:b],
+                    label if not out else context,
+                    group.page,
+                    a,
+                    b,
+                    tokens + ctx + self._special,
+                    group.ocr,
+                )
+            )
+        return out
+
+    def _units(
+        self,
+        text: str,
+        spans: list[tuple[int, int]],
+        budget: int,
+        boundary: re.Pattern[str] = _SENTENCE_END,
+    ) -> list[_Unit]:
+        """Sentences (table rows, with ``_ROW_END``), or token windows of over-long ones,
+        with their token counts."""
         pieces: list[tuple[int, int]] = []
         for start, end in spans:
             pos = start
-            for m in _SENTENCE_END.finditer(text, start, end):
+            for m in boundary.finditer(text, start, end):
                 if m.start() > pos:
                     pieces.append((pos, m.start()))
                 pos = m.end()
@@ -190,7 +257,7 @@ class Chunker:
                 units.append(_Unit(a + sa, a + sa + len(piece), self.counter.count([piece])[0]))
         return [u for u in units if u.end > u.start]
 
-    def _pack(self, units: list[_Unit], budget: int) -> list[tuple[int, int, int]]:
+    def _pack(self, units: list[_Unit], budget: int, overlap: int) -> list[tuple[int, int, int]]:
         out = []
         i = 0
         while i < len(units):
@@ -203,7 +270,7 @@ class Chunker:
             if j >= len(units):
                 break
             back, carried = j, 0
-            while back - 1 > i and carried + units[back - 1].tokens <= self.overlap:
+            while back - 1 > i and carried + units[back - 1].tokens <= overlap:
                 back -= 1
                 carried += units[back].tokens
             i = back

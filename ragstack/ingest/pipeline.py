@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -104,6 +104,34 @@ class Parser(Protocol):
         """Raises ``UnsupportedDocumentError``, ``DocumentTooLargeError`` or ``ParseError``."""
         ...
 
+    def tag(self, ocr_inputs: bool) -> str:
+        """The parser's settings that decide what a document parses to, as a short tag
+        (``ocr_inputs``: the document has images or scanned pages, so OCR settings count)."""
+        ...
+
+    def with_ocr_mode(self, mode: Literal["auto", "always", "off"]) -> Parser:
+        """The same parser with a collection's OCR mode."""
+        ...
+
+
+PARSE_TAG = "+parse:"
+
+
+def stored_version(version: str, parse_tag: str) -> str:
+    """What a document's row keeps as its version: the source's version and the parser's tag
+    (parser settings count as content: a change of them re-parses the document)."""
+    return f"{version}{PARSE_TAG}{parse_tag}"
+
+
+def is_unchanged(stored: str, version: str, parser: Parser) -> bool:
+    """Whether a document stored as ``stored`` needs no new parse for a source ``version``:
+    the same bytes, and the same parser tag for what the document held (a document without
+    images or scanned pages ignores OCR settings, so turning OCR on leaves it alone)."""
+    base, sep, tag = stored.rpartition(PARSE_TAG)
+    if not sep or base != version:
+        return False
+    return tag == parser.tag(ocr_inputs=tag.startswith("o"))
+
 
 class Redactor(Protocol):
     def redact_many(self, texts: Sequence[str]) -> list[Redaction]:
@@ -128,6 +156,8 @@ class IngestSummary:
     chunks: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
+    ocr_pages: int = 0  # pages and images read by OCR
+    ocr_seconds: float = 0.0
     seconds: float = 0.0
     problems: list[ItemError] = field(default_factory=list)
     recovered: dict[str, int] = field(default_factory=dict)
@@ -146,6 +176,7 @@ class IngestSummary:
                 "chunks",
                 "chunks_embedded",
                 "chunks_reused",
+                "ocr_pages",
             )
         }
 
@@ -176,14 +207,25 @@ class NoProgress:
 class _Prepared:
     item_uri: str
     draft_fields: dict[str, object]
-    chunks: list[tuple[int, str, str, int | None, int, int, int, bool]]
+    chunks: list[tuple[int, str, str, int | None, int, int, int, bool, bool]]
     embed_texts: list[str]
     hashes: list[str]
     is_update: bool
     vectors: list[F32 | None] = field(default_factory=list)
+    ocr_pages: int = 0
+    ocr_seconds: float = 0.0
 
 
-_SKIP_KINDS = ("unsupported", "empty")
+# Nothing wrong with these files: they hold nothing to index (yet: OCR may be installed later).
+_SKIP_KINDS = ("unsupported", "empty", "no_text", "ocr_unavailable", "ocr_language_missing")
+_PARSE_REASONS = (
+    "empty",
+    "corrupt",
+    "password-protected",
+    "no-text",
+    "ocr-unavailable",
+    "ocr-language-missing",
+)
 _DONE = object()
 
 
@@ -195,7 +237,7 @@ def _kind(exc: RagstackError) -> str:
     if isinstance(exc, ParseError):
         # the parser states its reason first: "empty: ...", "password-protected: ...", ...
         reason = str(exc).split(":", 1)[0].strip().lower()
-        if reason in ("empty", "corrupt", "password-protected"):
+        if reason in _PARSE_REASONS:
             return reason.replace("-", "_")
         return "parse_error"
     return exc.code
@@ -257,7 +299,7 @@ class Preparer:
             for kind, v in r.counts.items():
                 counts[kind] = counts.get(kind, 0) + v
         blocks = [
-            Block(r.text, e.kind, e.page, tuple(heading[s] for s in e.section))
+            Block(r.text, e.kind, e.page, tuple(heading[s] for s in e.section), e.ocr)
             for e, r in zip(parsed.elements, done[:n], strict=True)
         ]
         return blocks, counts, done[-1].text
@@ -278,7 +320,7 @@ class Preparer:
             draft_fields={
                 "source": item.source,
                 "uri": item.uri,
-                "version": item.version,
+                "version": stored_version(item.version, self.parser.tag(parsed.ocr_inputs > 0)),
                 "title": title,
                 "mime": item.mime,
                 "meta": dict(item.metadata),
@@ -299,6 +341,7 @@ class Preparer:
                     c.char_end,
                     c.token_count,
                     looks_like_instructions(c.text),
+                    c.ocr,
                 )
                 for c in chunks
             ],
@@ -307,6 +350,8 @@ class Preparer:
                 hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in embed_texts
             ],
             is_update=is_update,
+            ocr_pages=parsed.ocr_pages,
+            ocr_seconds=parsed.ocr_seconds,
         )
 
     def prepare_safely(self, item: ItemLike, is_update: bool) -> _Prepared | ItemError:
@@ -392,7 +437,7 @@ class Ingestor:
                 "permission_denied",
                 "not replaced: you may not read the document it would replace",
             )
-        if prior.version != item.version:
+        if not is_unchanged(prior.version, item.version, self.parser):
             return None
         principals, tenant = self.options.acl_of(item)
         if (principals, tenant) == (prior.principals, prior.tenant):
@@ -585,8 +630,9 @@ class Ingestor:
                     token_count=n,
                     instruction_like=flag,
                     embedding=np.asarray(v, dtype=np.float32),
+                    ocr=ocr,
                 )
-                for (o, t, s, pg, a, b, n, flag), h, v in zip(
+                for (o, t, s, pg, a, b, n, flag, ocr), h, v in zip(
                     p.chunks, p.hashes, p.vectors, strict=True
                 )
             ]
@@ -604,6 +650,8 @@ class Ingestor:
             else:
                 summary.ingested += 1
             summary.chunks += len(p.chunks)
+            summary.ocr_pages += p.ocr_pages
+            summary.ocr_seconds += p.ocr_seconds
         progress.advance(len(batch), sum(len(p.chunks) for p in batch))
 
 

@@ -121,6 +121,7 @@ class ChunkRow(SQLModel, table=True):
     char_end: int
     token_count: int
     instruction_like: bool = False
+    ocr: bool = False  # read by OCR from an image or a scanned page
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, normalised
 
 

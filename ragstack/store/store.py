@@ -452,6 +452,7 @@ class Store:
                     "char_end": c.char_end,
                     "token_count": c.token_count,
                     "instruction_like": c.instruction_like,
+                    "ocr": c.ocr,
                     "embedding": np.ascontiguousarray(c.embedding, dtype=np.float32).tobytes(),
                 }
                 for c in d.chunks
@@ -617,6 +618,7 @@ class Store:
                     char_end=r.char_end,
                     token_count=r.token_count,
                     instruction_like=r.instruction_like,
+                    ocr=r.ocr,
                 )
                 for r in rows
             ]

@@ -13,6 +13,7 @@ import pytest
 
 from ragstack.errors import DocumentTooLargeError, ParseError, UnsupportedDocumentError
 from ragstack.parsing import ParsedDocument, decode_text, parse
+from ragstack.parsing.ocr import OcrSettings
 
 
 def text_pdf(pages: list[str]) -> bytes:
@@ -185,8 +186,8 @@ def test_empty_inputs() -> None:
     writer.add_blank_page(200, 200)
     buf = io.BytesIO()
     writer.write(buf)
-    with pytest.raises(ParseError, match=r"^empty:.*OCR"):
-        parse(buf.getvalue(), filename="blank.pdf", mime=None)
+    with pytest.raises(ParseError, match=r"^empty:.*OCR.*off"):
+        parse(buf.getvalue(), filename="blank.pdf", mime=None, ocr=OcrSettings(mode="off"))
 
 
 def test_password_protected_pdf() -> None:
@@ -218,9 +219,7 @@ def test_corrupt_inputs(data: bytes, name: str) -> None:
 def test_unsupported_inputs() -> None:
     cases = [
         (b"RIFF\x24\x00\x00\x00WAVEfmt ", "a.wav", "audio/x-wav", "speech recognition"),
-        (b"\x89PNG\r\n\x1a\n", "scan.png", None, "OCR"),
-        (b"\x89PNG\r\n\x1a\n", "scan", "image/png", "OCR"),
-        (b"\x89PNG\r\n\x1a\n", "noname", None, "OCR"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "drawing.svg", None, "OCR reads PNG"),
     ]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
