@@ -95,9 +95,7 @@ def _frame(data: bytes, filename: str, max_pixels: int, index: int) -> Callable[
 
 def _blocks(found: OcrText, page: int | None) -> list[Block]:
     return [
-        Block(text, "paragraph", page, ocr=True)
-        for text in found.paragraphs
-        if not is_page_number(text)
+        Block(text, kind, page, ocr=True) for kind, text in found.blocks if not is_page_number(text)
     ]
 
 

@@ -97,12 +97,16 @@ class OcrSettings:
 
 @dataclass(frozen=True, slots=True)
 class OcrText:
-    """What OCR read in one image: paragraphs (each with its mean word confidence)."""
+    """What OCR read in one image, top to bottom: paragraphs, and ruled tables as Markdown."""
 
-    paragraphs: tuple[str, ...]
+    blocks: tuple[tuple[Literal["paragraph", "table"], str], ...]
     confidence: float
     seconds: float
     rotated: int = 0  # degrees the image was turned to read it
+
+    @property
+    def paragraphs(self) -> tuple[str, ...]:
+        return tuple(text for kind, text in self.blocks if kind == "paragraph")
 
 
 _OCR_READY = threading.Lock()
@@ -184,9 +188,10 @@ class Ocr:
         """Paragraphs of text in one prepared image (may be none)."""
         self.check(filename)
         started = time.perf_counter()
+        tables, image = self._tables(image, filename)
         found = self._read_once(image, filename)
         rotated = 0
-        if found[1] < 70 or len(found[0]) == 0:
+        if not tables and (found[1] < 70 or len(found[0]) == 0):
             turn, script = self._orientation(image, filename)
             if script is not None and script not in self._scripts() and found[1] < 70:
                 raise OcrLanguageMissingError(
@@ -199,16 +204,62 @@ class Ocr:
                 again = self._read_once(image.rotate(-turn, expand=True), filename)
                 if _score(again) > _score(found):
                     found, rotated = again, turn
-        return OcrText(tuple(found[0]), found[1], time.perf_counter() - started, rotated)
+        blocks = sorted(
+            [(top, "paragraph", text) for top, text in found[0]]
+            + [(top, "table", text) for top, text in tables]
+        )
+        return OcrText(
+            tuple((kind, text) for _top, kind, text in blocks),  # type: ignore[misc]
+            found[1],
+            time.perf_counter() - started,
+            rotated,
+        )
 
-    def _read_once(self, image: Image, filename: str) -> tuple[list[str], float]:
+    def _tables(self, image: Image, filename: str) -> tuple[list[tuple[int, str]], Image]:
+        """Ruled tables as (top, Markdown), and the image with them painted out."""
+        import numpy as np
+        from PIL import Image as PilImage
+
+        from ragstack.parsing.grid import Word, cells, clean, find_grids
+        from ragstack.parsing.tables import markdown_table
+
+        pixels = np.asarray(image, dtype=np.uint8)
+        grids = find_grids(pixels)
+        if not grids:
+            return [], image
+        out = []
+        rest = image.copy()
+        for grid in grids:
+            left, top, right, bottom = grid.box
+            crop = PilImage.fromarray(clean(pixels, grid)).crop((left, top, right, bottom))
+            data = self._data(crop, filename, psm=6)
+            words = [
+                Word(str(t).strip(), int(x) + left, int(y) + top, int(w), int(h))
+                for t, c, x, y, w, h in zip(
+                    data["text"],
+                    data["conf"],
+                    data["left"],
+                    data["top"],
+                    data["width"],
+                    data["height"],
+                    strict=True,
+                )
+                if str(t).strip() and float(str(c)) >= 20
+            ]
+            table = markdown_table(cells(grid, words))
+            if table.count("\n") >= 2:
+                out.append((top, table))
+                rest.paste(255, (left, top, right + 1, bottom + 1))
+        return out, rest
+
+    def _data(self, image: Image, filename: str, psm: int = 3) -> dict[str, list[object]]:
         import pytesseract
 
         try:
-            data = pytesseract.image_to_data(
+            data: dict[str, list[object]] = pytesseract.image_to_data(
                 image,
                 lang=self.settings.languages,
-                config="--psm 3",
+                config=f"--psm {psm}",
                 output_type=pytesseract.Output.DICT,
                 timeout=self.settings.timeout_s,
             )
@@ -219,7 +270,10 @@ class Ocr:
             ) from exc
         except pytesseract.TesseractError as exc:
             raise ParseError(f"corrupt: {filename}: OCR failed ({exc})") from exc
-        return paragraphs_from_data(data)
+        return data
+
+    def _read_once(self, image: Image, filename: str) -> tuple[list[tuple[int, str]], float]:
+        return paragraphs_from_data(self._data(image, filename))
 
     def _orientation(self, image: Image, filename: str) -> tuple[int, str | None]:
         """(degrees to turn the image clockwise, script) from Tesseract's OSD, if it can tell."""
@@ -255,15 +309,16 @@ class Ocr:
             return list(pool.map(one, images))
 
 
-def _score(found: tuple[list[str], float]) -> float:
-    words = sum(len(_WORD.findall(p)) for p in found[0])
+def _score(found: tuple[list[tuple[int, str]], float]) -> float:
+    words = sum(len(_WORD.findall(p)) for _top, p in found[0])
     return words * found[1]
 
 
-def paragraphs_from_data(data: dict[str, list[object]]) -> tuple[list[str], float]:
+def paragraphs_from_data(data: dict[str, list[object]]) -> tuple[list[tuple[int, str]], float]:
     """Tesseract's word table to paragraphs (its blocks and paragraphs, lines joined, noise
-    dropped) and the mean confidence of the words kept."""
+    dropped; each with its top in pixels) and the mean confidence of the words kept."""
     groups: dict[tuple[int, int], list[list[tuple[str, float]]]] = {}
+    tops: dict[tuple[int, int], int] = {}
     last_line: dict[tuple[int, int], int] = {}
     for i, word in enumerate(data["text"]):
         text = str(word).strip()
@@ -272,19 +327,20 @@ def paragraphs_from_data(data: dict[str, list[object]]) -> tuple[list[str], floa
             continue
         key = (int(str(data["block_num"][i])), int(str(data["par_num"][i])))
         line = int(str(data["line_num"][i]))
+        tops.setdefault(key, int(str(data["top"][i])))
         lines = groups.setdefault(key, [])
         if not lines or last_line.get(key) != line:
             lines.append([])
             last_line[key] = line
         lines[-1].append((text, conf))
-    paragraphs: list[str] = []
+    paragraphs: list[tuple[int, str]] = []
     confidences: list[float] = []
-    for lines in groups.values():
+    for key, lines in groups.items():
         words = [w for ln in lines for w in ln]
         mean = sum(c for _t, c in words) / len(words)
         text = join_lines([" ".join(t for t, _c in ln) for ln in lines])
         if mean < _MIN_CONFIDENCE or not _WORD.search(text):
             continue
-        paragraphs.append(text)
+        paragraphs.append((tops[key], text))
         confidences += [c for _t, c in words]
     return paragraphs, (sum(confidences) / len(confidences) if confidences else 0.0)

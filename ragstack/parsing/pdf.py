@@ -371,7 +371,5 @@ def _run_ocr(
 
 def _ocr_blocks(found: OcrText, page: int) -> list[Block]:
     return [
-        Block(text, "paragraph", page, ocr=True)
-        for text in found.paragraphs
-        if not is_page_number(text)
+        Block(text, kind, page, ocr=True) for kind, text in found.blocks if not is_page_number(text)
     ]
