@@ -114,7 +114,9 @@ def _furniture(title: str, text: str) -> bytes:
 
     width, height = A6
     margin = 36
-    lines = [("Helvetica-Bold", 12, t) for t in _wrap(title, "Helvetica-Bold", 12, width - 72)]
+    lines: list[tuple[str, float, str]] = [
+        ("Helvetica-Bold", 12, t) for t in _wrap(title, "Helvetica-Bold", 12, width - 72)
+    ]
     lines += [("Helvetica", 9.5, t) for t in _wrap(text, "Helvetica", 9.5, width - 72)]
     per_page = int((height - 2 * margin - 30) // 12)
     pages = [lines[i : i + per_page] for i in range(0, len(lines), per_page)] or [[]]
@@ -269,7 +271,9 @@ def write_tables(out: Path, rng: random.Random, count: int) -> dict[str, list[Ce
         (out / f"gen-{i:02d}.pdf").write_bytes(table_pdf(rows, title))
         labels[f"gen-{i:02d}.pdf"] = cells
         if not long:
-            (out / f"gen-{i:02d}-scan.pdf").write_bytes(scan_of(table_pdf(rows, title), rng, 300, 0))
+            (out / f"gen-{i:02d}-scan.pdf").write_bytes(
+                scan_of(table_pdf(rows, title), rng, 300, 0)
+            )
             labels[f"gen-{i:02d}-scan.pdf"] = cells
         (out / f"gen-{i:02d}.docx").write_bytes(table_docx(rows, title))
         labels[f"gen-{i:02d}.docx"] = cells

@@ -76,6 +76,7 @@ def documents_show(
             "span": [c.char_start, c.char_end],
             "tokens": c.token_count,
             "instruction_like": c.instruction_like,
+            "ocr": c.ocr,
             "text": c.text,
         }
         for c in svc.chunks(collection, document_id)

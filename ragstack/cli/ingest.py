@@ -107,6 +107,14 @@ def ingest(
             help="New collection: also redact person names and places (spaCy NER, slower).",
         ),
     ] = None,
+    ocr: Annotated[
+        str | None,
+        typer.Option(
+            help="The collection's OCR from now on: `auto` (images, scanned pages, pictures), "
+            "`always` (every PDF page too) or `off`; documents it affects are parsed again "
+            "(default: the collection's, else RAGSTACK_OCR).",
+        ),
+    ] = None,
     executor: Annotated[
         str,
         typer.Option(
@@ -156,6 +164,7 @@ def ingest(
         pii_ner=pii_ner,
         executor=executor,
         ray_address=ray_address,
+        ocr=ocr,
     )
     progress = RichProgress(enabled=not as_json and console.is_terminal)
     summary = svc.ingest(request, principal=principal_of(as_principal), progress=progress)
@@ -164,6 +173,7 @@ def ingest(
         "collection": summary.collection,
         **summary.counts(),
         "seconds": round(summary.seconds, 3),
+        "ocr_seconds": round(summary.ocr_seconds, 3),
         "recovered": summary.recovered,
         "problems": [{"uri": p.uri, "kind": p.kind, "reason": p.reason} for p in summary.problems],
     }
@@ -180,6 +190,11 @@ def ingest(
         table.add_column(col, justify="right")
     table.add_row(*(str(payload[c]) for c in columns))
     console.print(table)
+    if summary.ocr_pages:
+        console.print(
+            f"OCR read {summary.ocr_pages:,} pages and images in {summary.ocr_seconds:.1f} s "
+            f"({summary.ocr_pages / max(summary.ocr_seconds, 1e-9):.2f} pages/s per worker)"
+        )
     if summary.problems:
         problems = Table(title="not ingested", title_justify="left")
         for col in ("file", "kind", "reason"):

@@ -95,6 +95,7 @@ def search(
         )
         text = " ".join(str(h["text"]).split())
         flag = "[yellow](instruction-like)[/] " if h["instruction_like"] else ""
+        flag += "[cyan](OCR)[/] " if h["ocr"] else ""
         table.add_row(
             str(h["rank"]),
             f"{h['score']:.4f}",

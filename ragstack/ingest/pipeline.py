@@ -254,6 +254,7 @@ class IngestOptions:
     namespace: str = ""  # whose documents this run may replace ("": the operator's)
     # who asked (principals, tenant), when an item may replace only documents they may read
     replaces_only_readable: tuple[tuple[str, ...], str | None] | None = None
+    ocr_mode: Literal["auto", "always", "off"] = "auto"
 
     def acl_of(self, item: ItemLike) -> tuple[frozenset[str], str | None]:
         """The item's effective ``(principals, tenant)``: what its source says (a sidecar, an

@@ -86,6 +86,7 @@ class PrepareAndEmbed:
 
         settings = Settings.model_validate_json(settings_json)
         self.embedder, chunker, parser = ingest_parts(settings)
+        parser = parser.with_ocr_mode(options.ocr_mode)
         self.preparer = Preparer(parser, redactor_for(info, salt), chunker, options)
 
     def __call__(self, batch: dict[str, np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:

@@ -164,7 +164,7 @@ def _gutter(boxes: Sequence[Box]) -> float | None:
         for i in range(int((b.x0 - lo) / step), min(bins, int((b.x1 - lo) / step) + 1)):
             cover[i] += 1
     allowed = max(1, len(boxes) // 8)  # a few boxes may span the gutter (titles, captions)
-    best: tuple[int, int, int] | None = None  # (crossings, -run length, centre bin)
+    candidates: list[tuple[int, int, float]] = []  # (crossings, -run length, x)
     i = int(bins * 0.12)
     end = int(bins * 0.88)
     while i < end:
@@ -174,21 +174,28 @@ def _gutter(boxes: Sequence[Box]) -> float | None:
         j = i
         while j < end and cover[j] == cover[i]:
             j += 1
-        candidate = (cover[i], -(j - i), (i + j) // 2)
-        if (j - i) * step >= 6 and (best is None or candidate < best):
-            best = candidate
+        if (j - i) * step >= 6:
+            candidates.append((cover[i], -(j - i), lo + (i + j) / 2 * step))
         i = j
-    if best is None:
-        return None
-    x = lo + best[2] * step
+    for _crossings, _run, x in sorted(candidates):
+        if _side_by_side(boxes, x):
+            return x
+    return None
+
+
+def _side_by_side(boxes: Sequence[Box], x: float) -> bool:
     left = [b for b in boxes if b.x1 <= x]
     right = [b for b in boxes if b.x0 >= x]
-    if len(left) < 2 or len(right) < 2:
-        return None
+    if not left or not right or len(left) + len(right) < 4:
+        return False
+    for side, other in ((left, right), (right, left)):
+        # one line alone beside a column is a column only if it starts within that column
+        if len(side) == 1 and side[0].top < min(b.top for b in other):
+            return False
     overlap = min(max(b.bottom for b in left), max(b.bottom for b in right)) - max(
         min(b.top for b in left), min(b.top for b in right)
     )
-    return x if overlap > 0 else None  # side by side, not one above the other
+    return overlap > 0  # side by side, not one above the other
 
 
 def reading_order(boxes: Sequence[Box]) -> list[Box]:
@@ -229,7 +236,7 @@ def join_lines(texts: Sequence[str]) -> str:
         text = raw.strip()
         if not text:
             continue
-        if out and out[-1] in _HYPHENS and len(out) > 1 and out[-2].isalpha() and text[0].islower():
+        if out and out[-1] in _HYPHENS and len(out) > 1 and out[-2].islower() and text[0].islower():
             out = out[:-1] + text
         elif out:
             out = out.rstrip("\x02\u00ad") + (" " if out[-1] not in "\x02\u00ad" else "") + text
@@ -266,12 +273,17 @@ def is_page_number(text: str) -> bool:
     return bool(_PAGE_NUMBER.match(" ".join(text.split())))
 
 
-def furniture(pages: Sequence[tuple[float, Sequence[Line]]], margin: float = 0.1) -> set[int]:
+def furniture(
+    pages: Sequence[tuple[float, Sequence[Line]]], body: float = 0.0, margin: float = 0.1
+) -> set[int]:
     """``id()`` of the lines that are running headers, footers or bare page numbers.
 
     ``pages`` holds each page's height and lines. A line counts when it sits in the top or
     bottom ``margin`` of its page and either is a page number or has the same shape (digits
-    aside) as a margin line on at least half of the pages (and on two at least).
+    aside) as a margin line on at least half of the pages (and on two at least). On a
+    document of one page nothing repeats: there a short line in the top margin set smaller
+    than the body text (``body``: its font size) is taken for the running head it looks like
+    (footnotes, small too, sit at the bottom and stay).
     """
     seen: Counter[str] = Counter()
     marginal: list[tuple[Line, str]] = []
@@ -284,7 +296,16 @@ def furniture(pages: Sequence[tuple[float, Sequence[Line]]], margin: float = 0.1
                 shapes.add(shape)
         seen.update(shapes)
     need = max(2, (len(pages) + 1) // 2)
-    return {
+    head = {
+        id(line)
+        for (height, page_lines) in pages[:1]
+        for line in page_lines
+        if len(pages) == 1
+        and line.bottom <= height * margin
+        and line.size < 0.85 * body
+        and len(line.text.split()) <= 15
+    }
+    return head | {
         id(line)
         for line, shape in marginal
         if is_page_number(line.text) or (len(pages) >= 2 and seen[shape] >= need)

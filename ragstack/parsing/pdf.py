@@ -229,7 +229,7 @@ def _page_blocks(page: PdfPage, dropped: set[int], body: float) -> list[Block]:
         for group in paragraphs(column):
             text = join_lines([ln.text for ln in group])
             size = Counter(ln.size for ln in group).most_common(1)[0][0]
-            if size >= 1.2 * body and len(group) <= 3 and len(text.split()) <= 25:
+            if size >= 1.2 * body and len(group) <= 6 and len(text.split()) <= 40:
                 blocks.append(Block(text, "title", page.number, _depth(size, body)))
             else:
                 blocks.append(Block(text, "paragraph", page.number))
@@ -311,8 +311,8 @@ def read_pdf(data: bytes, filename: str, ocr: Ocr) -> PdfResult:
 
 def _assemble(doc: Any, pages: list[PdfPage], title: str, filename: str, ocr: Ocr) -> PdfResult:
     mode = ocr.settings.mode
-    dropped = furniture([(p.height, p.lines) for p in pages])
     body = _body_size(pages)
+    dropped = furniture([(p.height, p.lines) for p in pages], body)
     per_page: dict[int, list[Block]] = {
         p.number: [] if p.scanned else _page_blocks(p, dropped, body) for p in pages
     }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ragstack.domain import check_principal
+from ragstack.domain import CollectionInfo, check_principal
 from ragstack.errors import InputError, NotFoundError
 from ragstack.indexing import collection_lock
 from ragstack.ingest.pipeline import (
@@ -17,8 +17,11 @@ from ragstack.ingest.pipeline import (
     Progress,
     default_principals,
 )
+from ragstack.parsing.ocr import OCR_MODES, OcrMode
 from ragstack.service.collections import CollectionsMixin
 from ragstack.service.types import IngestRequest
+
+OCR_SETTING = "ocr"  # collection_settings key: the collection's OCR mode
 
 
 class IngestMixin(CollectionsMixin):
@@ -45,6 +48,7 @@ class IngestMixin(CollectionsMixin):
                 pii_ner=request.pii_ner,
             )
         self._check_embedder(info)
+        ocr = self.ocr_mode(info, request.ocr)
         root = self.collection_dir(info)
         with collection_lock(self.store, info, root):
             self.store.mark_interrupted_runs(info.id)
@@ -70,6 +74,7 @@ class IngestMixin(CollectionsMixin):
                 delete_missing=request.delete_missing,
                 namespace=request.namespace,
                 replaces_only_readable=request.replaces_only_readable,
+                ocr_mode=ocr,
             )
             executor = None
             if request.executor == "ray":
@@ -84,7 +89,7 @@ class IngestMixin(CollectionsMixin):
                 indexes,
                 self.c.embedder,
                 self.c.chunker,
-                self.c.parser,
+                self.c.parser.with_ocr_mode(ocr),
                 self.c.redactor_for(info, salt),
                 options,
                 executor,
@@ -113,6 +118,20 @@ class IngestMixin(CollectionsMixin):
             )
             self.store.finish_run(run_id, "completed", summary.counts())
         return summary
+
+    def ocr_mode(self, info: CollectionInfo, requested: str | None = None) -> OcrMode:
+        """The collection's OCR mode: ``requested`` (then kept for its next ingests), else
+        the one it keeps, else ``RAGSTACK_OCR``. A change re-parses the documents it affects
+        (their version carries the OCR settings; see ``ragstack.ingest.pipeline``)."""
+        if requested is not None:
+            if requested not in OCR_MODES:
+                raise InputError(f"OCR mode must be auto, always or off, not {requested!r}")
+            mode: OcrMode = requested
+            if self.store.get_setting(info.id, OCR_SETTING) != mode:
+                self.store.set_setting(info.id, OCR_SETTING, mode)
+            return mode
+        stored = self.store.get_setting(info.id, OCR_SETTING)
+        return stored if stored in OCR_MODES else self.settings.ocr
 
 
 def _chain(parts: Iterable[Iterable[ItemLike | ItemError]]) -> Iterable[ItemLike | ItemError]:

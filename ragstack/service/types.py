@@ -76,6 +76,7 @@ class SearchResponse:
                 "char_start": h.char_start,
                 "char_end": h.char_end,
                 "instruction_like": h.instruction_like,
+                "ocr": h.ocr,
                 "text": h.text,
             }
             for n, h in enumerate(self.hits, 1)
@@ -99,6 +100,7 @@ class IngestRequest:
     # only a document of that namespace the caller may still read.
     namespace: str = ""
     replaces_only_readable: tuple[tuple[str, ...], str | None] | None = None
+    ocr: str | None = None  # auto | always | off: the collection's OCR mode from now on
 
 
 @dataclass

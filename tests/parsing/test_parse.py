@@ -110,7 +110,7 @@ def test_docx_headings_tables_and_pages() -> None:
 
 
 def test_xlsx_and_csv_tables() -> None:
-    import openpyxl  # type: ignore[import-untyped]  # no stubs installed
+    import openpyxl
 
     book = openpyxl.Workbook()
     sheet = book.active
