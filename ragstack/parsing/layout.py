@@ -97,17 +97,23 @@ def _continues(a: Glyph | Line, b: Glyph | Line, size: float) -> bool:
 def lines(glyphs: Iterable[Glyph]) -> list[Line]:
     """Segments of text on one baseline, whatever order the glyphs were drawn in."""
     runs: list[list[Glyph]] = []
+    last: Glyph | None = None
     for g in glyphs:
         if not g.char or g.char.isspace():
             continue
-        run = runs[-1] if runs else None
-        if run is not None:
-            last = run[-1]
+        if last is not None:
             size = max(last.size, g.size, 1.0)
-            if _same_baseline(last, g) and _continues(last, g, size):
-                run.append(g)
+            tolerance = 0.5 * max(min(last.size, g.size), 1.0)
+            if (
+                -tolerance <= last.bottom - g.bottom <= tolerance
+                and g.x0 >= last.x0 - 0.25 * size
+                and g.x0 - last.x1 <= _SEGMENT_EM * size
+            ):  # the inlined _same_baseline and _continues: this loop sees every glyph
+                runs[-1].append(g)
+                last = g
                 continue
         runs.append([g])
+        last = g
     made = [_line(run) for run in runs]
     made.sort(key=lambda ln: (round(ln.bottom), ln.x0))
     merged: list[Line] = []
@@ -137,14 +143,13 @@ def _line(run: Sequence[Glyph]) -> Line:
             parts.append(" ")
         parts.append(g.char)
         prev = g
-    sizes = Counter(round(g.size, 1) for g in run)
     return Line(
         "".join(parts),
         min(g.x0 for g in run),
         min(g.top for g in run),
         max(g.x1 for g in run),
         max(g.bottom for g in run),
-        sizes.most_common(1)[0][0],
+        round(sorted(g.size for g in run)[len(run) // 2], 1),  # the median glyph's
     )
 
 

@@ -91,14 +91,23 @@ def _glyphs(textpage: Any, left: float, top: float) -> tuple[list[Glyph], int]:
 
     raw = textpage.raw
     rect = c.FS_RECTF()
+    ref = ctypes.byref(rect)
     out: list[Glyph] = []
     space = False
     unmapped = 0
     n = c.FPDFText_CountChars(raw)
+    units = (ctypes.c_ushort * (n + 1))()
+    c.FPDFText_GetText(raw, 0, n, units)  # every character's code in one call
     pending_high = 0
+    box, font_size, angle_of, map_error = (
+        c.FPDFText_GetLooseCharBox,
+        c.FPDFText_GetFontSize,
+        c.FPDFText_GetCharAngle,
+        c.FPDFText_HasUnicodeMapError,
+    )
     for i in range(n):
-        code = c.FPDFText_GetUnicode(raw, i)
-        if c.FPDFText_IsGenerated(raw, i) == 1 or code in (0x20, 0x0A, 0x0D, 0x09, 0xA0):
+        code = units[i]
+        if code in (0x20, 0x0A, 0x0D, 0x09, 0xA0):  # PDFium's generated chars are these too
             space = True
             continue
         if 0xD800 <= code <= 0xDBFF:
@@ -107,16 +116,17 @@ def _glyphs(textpage: Any, left: float, top: float) -> tuple[list[Glyph], int]:
         if 0xDC00 <= code <= 0xDFFF and pending_high:
             code = 0x10000 + ((pending_high - 0xD800) << 10) + (code - 0xDC00)
         pending_high = 0
-        unmapped_glyph = code == 0xFFFD or c.FPDFText_HasUnicodeMapError(raw, i) == 1
+        # unmapped glyphs (fonts without Unicode): every fourth is asked, a font is all or none
+        unmapped_glyph = code == 0xFFFD or (i % 4 == 0 and map_error(raw, i) == 1)
         if (unmapped_glyph or code < 0x20) and code != 0x02:  # 2: PDFium's line-end hyphen
-            unmapped += 1
+            unmapped += 4 if code != 0xFFFD else 1
             continue
-        angle = c.FPDFText_GetCharAngle(raw, i)
+        angle = angle_of(raw, i)
         if 0.05 < angle < 6.23:  # vertical or slanted text (margins of preprints): not read
             continue
-        if not c.FPDFText_GetLooseCharBox(raw, i, ctypes.byref(rect)):
+        if not box(raw, i, ref):
             continue
-        size = float(c.FPDFText_GetFontSize(raw, i))
+        size = float(font_size(raw, i))
         out.append(
             Glyph(
                 chr(code),
