@@ -29,6 +29,27 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then
     fi
 fi
 
+# Debian's Tesseract for OCR (images, scanned pages), with orientation detection (osd) and the
+# language packs of RAGSTACK_OCR_LANGUAGES (default eng; `+`-joined Tesseract names, e.g.
+# eng+deu+chi_sim). Only what is missing is installed.
+OCR_PACKS=""
+command -v tesseract >/dev/null 2>&1 || OCR_PACKS="tesseract-ocr"
+for lang in osd $(echo "${RAGSTACK_OCR_LANGUAGES:-eng}" | tr '+' ' '); do
+    if ! { command -v tesseract >/dev/null 2>&1 && tesseract --list-langs 2>/dev/null | grep -qx "$lang"; }; then
+        OCR_PACKS="$OCR_PACKS tesseract-ocr-$(echo "$lang" | tr '_' '-')"
+    fi
+done
+if [ -n "$OCR_PACKS" ] && command -v apt-get >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "==> Tesseract OCR (Debian):$OCR_PACKS"
+        # shellcheck disable=SC2086  # one package per word
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $OCR_PACKS \
+            >/dev/null; } || echo "warning: could not install$OCR_PACKS; OCR will report ocr_unavailable"
+    else
+        echo "note: OCR needs Debian's Tesseract: sudo apt-get install$OCR_PACKS"
+    fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating $VENV"
     "$PYTHON" -m venv "$VENV"

@@ -14,17 +14,33 @@ from urllib.parse import unquote
 
 import pytest
 
+from ragstack.search import Filters
 from ragstack.service import IngestRequest, SourceSpec
 from tests.ragstack.conftest import Factory
 
 pytestmark = pytest.mark.slow
-REASONS = ("unsupported", "password_protected", "corrupt", "empty", "too_large")
+REASONS = (
+    "unsupported",
+    "password_protected",
+    "corrupt",
+    "empty",
+    "too_large",
+    "no_text",
+    "ocr_unavailable",
+    "ocr_language_missing",
+)
 
 # Files whose outcome is known (the sample's own names say what they are).
 EXPECTED = {
     "CantinaBand3.wav": "unsupported",
     "simple.zip": "unsupported",
-    "img/DA-1p.png": "unsupported",
+    "img/DA-1p.png": "ingested",  # OCR (Tesseract, eng)
+    "img/DA-1p.heic": "ingested",
+    "img/layout-parser-paper-combined.tiff": "ingested",
+    "pdf/single_table.pdf": "ingested",  # a scanned table
+    "img/chi_sim_image.jpeg": "ocr_language_missing",  # Chinese: no chi_sim pack
+    "img/jpn-vert.jpeg": "ocr_language_missing",
+    "img/bmp_24.bmp": "no_text",  # a picture without text
     "pdf/password.pdf": "password_protected",
     "password_protected.xlsx": "password_protected",
     "fake-encrypted.msg": "password_protected",
@@ -46,6 +62,17 @@ EXPECTED = {
     "fake-doc.rtf": "ingested",
     "fake-email.msg": "ingested",
     "tests-example.xls": "ingested",
+}
+
+
+# Words in image files and scanned pages (read by eye), one file per format at least.
+KNOWN_WORDS = {
+    "img/DA-1p.heic": "maleficar",
+    "img/double-column-A.jpg": "SUBCHAPTER",
+    "img/english-and-korean.png": "INSTRUCTIONS",
+    "img/layout-parser-paper-fast.tiff": "LayoutParser",
+    "pdf/single_table.pdf": "Chipper",
+    "pdf/table-multi-row-column-cells.pdf": "Dexterity",
 }
 
 
@@ -109,3 +136,13 @@ def test_every_mixed_doc_is_ingested_or_explained(
         assert outcome[name] == expected, (name, reasons.get(name))
     assert totals["ingested"] >= 200, totals
     assert svc.check_index("mixed").ok
+
+    # words known to be in images and scans, found by search in those files' OCR'd chunks
+    for name, word in KNOWN_WORDS.items():
+        uri = (folder / name).as_uri()
+        hits = svc.search(
+            "mixed", word, principals=["user:alice"], mode="bm25", filters=Filters(uri_prefix=uri)
+        ).hits
+        assert hits and all(h.uri == uri and h.ocr for h in hits), (name, word, hits[:1])
+        assert word.lower() in hits[0].text.lower(), (name, hits[0].text[:200])
+    assert len({PurePosixPath(n).suffix for n in KNOWN_WORDS}) >= 5  # across formats
