@@ -44,6 +44,22 @@ def shared_data() -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def tesseract() -> None:
+    """Debian's Tesseract (scripts/setup.sh installs it): its absence skips the OCR tests,
+    except in CI (``CI`` set), where it fails them."""
+    import shutil
+
+    if shutil.which("tesseract") is None:
+        message = (
+            "Tesseract is not installed: apt-get install tesseract-ocr tesseract-ocr-osd "
+            "tesseract-ocr-eng (scripts/setup.sh does, as root)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 # -- index saves that fail part-way (tests/indexes) --------------------------------------------
 
 CRASH_POINTS = ("data-write", "fsync", "manifest-swap")

@@ -369,7 +369,7 @@ def _run_ocr(
         if isinstance(found, ParseError):
             failures.append(found)
             continue
-        result.ocr_pages += box is None
+        result.ocr_pages += 1  # a page, or a picture on a text page
         result.ocr_seconds += found.seconds
         if box is None:
             per_page[number] = _ocr_blocks(found, number)

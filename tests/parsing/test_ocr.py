@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,13 +31,7 @@ TEXT = (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def tesseract() -> None:
-    if shutil.which("tesseract") is None:
-        message = "Tesseract is not installed (apt-get install tesseract-ocr tesseract-ocr-osd)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+pytestmark = pytest.mark.usefixtures("tesseract")  # tests/conftest.py: real Tesseract
 
 
 def words(text: str) -> set[str]:

@@ -134,7 +134,7 @@ def test_running_header_footer_and_page_numbers_are_dropped() -> None:
     assert doc.pages is not None and doc.pages >= 3
     assert body_of(doc) == TEXT
     assert "Journal of Claims" not in doc.text and "Page 1 of" not in doc.text
-    pages = [e.page for e in doc.elements]
+    pages = [e.page or 0 for e in doc.elements]
     assert pages == sorted(pages) and pages[-1] == doc.pages  # pages kept for citations
 
 
@@ -166,7 +166,7 @@ def test_long_table_is_chunked_by_rows_with_its_header_as_context() -> None:
         assert text[c.char_start : c.char_end] == c.text  # one span of the document
         assert all(line.startswith("|") and line.endswith("|") for line in c.text.split("\n"))
     # a table per page (pages stay exact for citations; page 2 repeats the header row)
-    assert sorted({c.page for c in table_chunks}) == [1, 2]
+    assert sorted({c.page or 0 for c in table_chunks}) == [1, 2]
     for c in table_chunks:
         if header not in c.text:
             assert c.section == f"Regional figures\n{header}"

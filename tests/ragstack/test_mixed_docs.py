@@ -18,7 +18,7 @@ from ragstack.search import Filters
 from ragstack.service import IngestRequest, SourceSpec
 from tests.ragstack.conftest import Factory
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("tesseract")]  # OCR: real Tesseract
 REASONS = (
     "unsupported",
     "password_protected",

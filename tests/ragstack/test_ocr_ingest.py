@@ -5,9 +5,7 @@ OCR mark on hits, chunks and citations, and OCR pages in the summary. Real Tesse
 from __future__ import annotations
 
 import io
-import os
 import random
-import shutil
 from pathlib import Path
 
 import pytest
@@ -22,13 +20,7 @@ SCANNED = "Zanamivir prophylaxis stopped the outbreak within nine days."
 PICTURED = "Quarantine rota: ward seven rotates every fortnight."
 
 
-@pytest.fixture(autouse=True)
-def tesseract() -> None:
-    if shutil.which("tesseract") is None:
-        message = "Tesseract is not installed (apt-get install tesseract-ocr tesseract-ocr-osd)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+pytestmark = pytest.mark.usefixtures("tesseract")  # tests/conftest.py: real Tesseract
 
 
 def png_of(text: str) -> bytes:
@@ -106,7 +98,7 @@ def test_answers_mark_ocr_citations(tmp_path: Path, make_service: Factory) -> No
     folder = corpus(tmp_path / "docs")
     svc = make_service(extractive_min_score=0.0)  # the hashing embedder scores low
     svc.ingest(IngestRequest("c", [SourceSpec(str(folder))]), principal="user:alice")
-    response = svc.ask(AnswerRequest("c", "What did zanamivir prophylaxis stop?", ["user:alice"]))
+    response = svc.ask(AnswerRequest("c", "What did zanamivir prophylaxis stop?", ("user:alice",)))
     data = response.to_dict()
     memo = [s for s in data["sources"] if s["uri"].endswith("memo.pdf")]
     assert memo and memo[0]["ocr"] is True
