@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ragstack.errors import ParseError
+from ragstack.errors import DocumentTooLargeError, ParseError
 from ragstack.parsing.layout import (
     Glyph,
     Line,
@@ -49,6 +49,7 @@ _PDFIUM = threading.Lock()
 _MIN_TEXT = 10  # fewer letters and digits than this: the page has no usable text layer
 _PICTURE_SHARE = 0.04  # pictures covering less of a text page are not read (logos, icons)
 _MAX_PICTURES = 40  # per document, read on text pages
+MAX_PAGES = 10_000  # a small file can declare any number of pages
 Box4 = tuple[float, float, float, float]  # x0, top, x1, bottom
 
 
@@ -193,6 +194,16 @@ def _scan_page(doc: Any, index: int) -> PdfPage:
     )
 
 
+def _scan_page_safely(doc: Any, index: int, filename: str) -> PdfPage:
+    """``_scan_page``; a page PDFium cannot read is left to OCR (its rendering may still
+    work), so one damaged page does not lose the others."""
+    try:
+        return _scan_page(doc, index)
+    except Exception as exc:  # PDFium reports damage through many types
+        log.warning("%s: page %d has no readable text layer (%s)", filename, index + 1, exc)
+        return PdfPage(index + 1, 0.0, 0.0, [], scanned=True)
+
+
 def _find_tables(data: bytes, pages: list[PdfPage], filename: str) -> None:
     """Ruled tables of the pages that draw lines, through pdfplumber (when installed)."""
     todo = [p for p in pages if p.ruled]
@@ -272,25 +283,32 @@ def _body_size(pages: list[PdfPage]) -> float:
 def _renderer(doc: Any, number: int, dpi: int, box: Box4 | None) -> Callable[[], Image]:
     def render() -> Image:
         with _PDFIUM:
-            page = doc[number - 1]
             try:
-                width, height = page.get_size()
-                crop = (0.0, 0.0, 0.0, 0.0)
-                if box is not None:
-                    x0, top, x1, bottom = box
-                    sides = (x0, height - bottom, width - x1, top)
-                    crop = (max(0.0, sides[0]), max(0.0, sides[1]), max(0.0, sides[2]), sides[3])
-                scale = dpi / 72
-                pixels = (width - crop[0] - crop[2]) * (height - crop[1] - crop[3]) * scale * scale
-                if pixels > 40_000_000:  # a poster-sized page: read it at a lower resolution
-                    scale *= (40_000_000 / pixels) ** 0.5
-                bitmap = page.render(scale=scale, crop=crop, grayscale=True)
-                image: Image = bitmap.to_pil()
-                return image.copy()
-            finally:
-                page.close()
+                return _render(doc, number, dpi, box)
+            except Exception as exc:  # PDFium reports damage through many types
+                raise ParseError(f"corrupt: page {number} cannot be rendered ({exc})") from exc
 
     return render
+
+
+def _render(doc: Any, number: int, dpi: int, box: Box4 | None) -> Image:
+    """Page ``number`` (or the ``box`` of it) as a greyscale image at ``dpi`` (less for
+    poster-sized pages)."""
+    page = doc[number - 1]
+    try:
+        width, height = page.get_size()
+        crop = (0.0, 0.0, 0.0, 0.0)
+        if box is not None:
+            x0, top, x1, bottom = box
+            crop = (max(0.0, x0), max(0.0, height - bottom), max(0.0, width - x1), max(0.0, top))
+        scale = dpi / 72
+        pixels = (width - crop[0] - crop[2]) * (height - crop[1] - crop[3]) * scale * scale
+        if pixels > 40_000_000:
+            scale *= (40_000_000 / pixels) ** 0.5
+        image: Image = page.render(scale=scale, crop=crop, grayscale=True).to_pil()
+        return image.copy()
+    finally:
+        page.close()
 
 
 def read_pdf(data: bytes, filename: str, ocr: Ocr) -> PdfResult:
@@ -301,9 +319,14 @@ def read_pdf(data: bytes, filename: str, ocr: Ocr) -> PdfResult:
         with _PDFIUM:
             try:
                 count = len(doc)
-                pages = [_scan_page(doc, i) for i in range(count)]
+                if count > MAX_PAGES:
+                    raise DocumentTooLargeError(
+                        f"too large: {filename} has {count:,} pages, over the limit of "
+                        f"{MAX_PAGES:,}"
+                    )
+                pages = [_scan_page_safely(doc, i, filename) for i in range(count)]
                 meta = doc.get_metadata_dict(skip_empty=True)
-            except ParseError:
+            except (ParseError, DocumentTooLargeError):
                 raise
             except Exception as exc:  # PDFium reports damage through many types
                 raise ParseError(f"corrupt: {filename} is not a readable PDF ({exc})") from exc

@@ -188,3 +188,13 @@ def test_corrupt_and_truncated_pdfs_say_so() -> None:
 
     with pytest.raises(ParseError, match=r"^corrupt:"):
         parse(pdf[: len(pdf) // 3], filename="cut.pdf", mime=None, ocr=NO_OCR)
+
+
+def test_pdfs_with_too_many_pages_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ragstack.errors import DocumentTooLargeError
+    from ragstack.parsing import pdf
+
+    monkeypatch.setattr(pdf, "MAX_PAGES", 2)  # the limit, lowered: 10,000 pages take a while
+    reprint = render("furniture", TITLE, TEXT, random.Random(5))
+    with pytest.raises(DocumentTooLargeError, match=r"^too large:.*pages"):
+        parse(reprint, filename="long.pdf", mime=None, ocr=NO_OCR)
