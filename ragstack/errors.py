@@ -7,9 +7,11 @@ statuses, each in one place; anything else is a bug and is reported without its 
     │                               (also what a caller sees for things its ACL hides)
     ├── ConflictError               already exists, or a pinned embedder does not match
     ├── InputError                  a request or document that cannot be processed
-    │   ├── UnsupportedDocumentError   a file type we do not parse (audio, images without OCR)
-    │   ├── DocumentTooLargeError      over the configured size limit
+    │   ├── UnsupportedDocumentError   a file type we do not parse (audio, images with OCR off)
+    │   ├── DocumentTooLargeError      over the configured size limit (bytes, pixels, pages)
     │   └── ParseError                 corrupt, protected, or empty after parsing
+    │       ├── OcrUnavailableError       OCR needed, Tesseract or a language pack not installed
+    │       └── OcrLanguageMissingError   text in a script no configured OCR language reads
     ├── PermissionDeniedError       the caller's role does not allow the action
     ├── UnauthenticatedError        no API key, or one that is invalid or revoked
     ├── RateLimitedError            a key over its request rate (``retry_after`` seconds)
@@ -52,6 +54,14 @@ class DocumentTooLargeError(InputError):
 
 class ParseError(InputError):
     code = "parse_error"
+
+
+class OcrUnavailableError(ParseError):
+    code = "ocr_unavailable"
+
+
+class OcrLanguageMissingError(ParseError):
+    code = "ocr_language_missing"
 
 
 class PermissionDeniedError(RagstackError):

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from ragstack.errors import ParseError
+from ragstack.errors import OcrLanguageMissingError, OcrUnavailableError, ParseError
 from ragstack.parsing.layout import join_lines
 
 if TYPE_CHECKING:
@@ -69,14 +69,6 @@ _LANGUAGE_SCRIPTS = {
     "nep": {"Devanagari"}, "san": {"Devanagari"}, "tha": {"Thai"}, "ben": {"Bengali"},
     "tam": {"Tamil"},
 }  # fmt: skip
-
-
-class OcrUnavailableError(ParseError):
-    """The OCR engine (or a configured language pack) is not installed."""
-
-
-class OcrLanguageMissingError(ParseError):
-    """The image's text is in a script no configured language pack reads."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,9 @@ What unstructured 0.27 reaches for at run time, and what we do about each:
   ``DO_NOT_TRACK`` or ``SCARF_NO_ANALYTICS`` is set; and a printed usage notice unless
   ``UNSTRUCTURED_DISABLE_NOTICE=1``. We set all three.
 - Hugging Face models (layout detection, table structure, OCR agents) load only for the
-  ``hi_res``/``ocr_only`` strategies and images, which we never use (PDFs run ``fast``, images
-  are refused); ``HF_HUB_OFFLINE=1`` makes any slip fail fast instead of reaching the hub.
+  ``hi_res``/``ocr_only`` strategies and images, which we never give it (PDFs and images have
+  readers of their own: PDFium and Tesseract); ``HF_HUB_OFFLINE=1`` makes any slip fail fast
+  instead of reaching the hub.
 - tldextract (imported through spaCy's entry points when presidio-analyzer is installed)
   would fetch the public suffix list; ``TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS=""`` stops it.
 - Audio goes to Whisper (model download) and ``partition_html(url=...)`` fetches pages: we
