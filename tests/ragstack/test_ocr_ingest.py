@@ -115,3 +115,21 @@ def test_unknown_ocr_mode_is_refused(tmp_path: Path, make_service: Factory) -> N
         make_service().ingest(
             IngestRequest("c", [SourceSpec(str(folder))], ocr="sometimes"), principal="user:alice"
         )
+
+
+def test_versions_carry_the_parser_tag() -> None:
+    from ragstack.ingest.pipeline import is_unchanged, stored_version
+    from ragstack.parsing import DocumentParser
+
+    parser = DocumentParser()
+    plain, scanned = (
+        stored_version("sha256:a", parser.tag(False)),
+        stored_version("sha256:a", parser.tag(True)),
+    )
+    assert is_unchanged(plain, "sha256:a", parser)
+    assert is_unchanged(scanned, "sha256:a", parser)
+    assert not is_unchanged(plain, "sha256:b", parser)  # new bytes
+    off = parser.with_ocr_mode("off")
+    assert is_unchanged(plain, "sha256:a", off)  # OCR cannot change it
+    assert not is_unchanged(scanned, "sha256:a", off)  # OCR can
+    assert not is_unchanged("sha256:a", "sha256:a", parser)  # stored by an older ragstack
