@@ -131,7 +131,10 @@ class Settings(BaseSettings):
         "down before OCR.",
     )
     ocr_workers: int = Field(
-        2, ge=1, le=64, description="Pages read by OCR at once (one Tesseract thread each)."
+        2,
+        ge=1,
+        le=64,
+        description="Pages (and documents) read by OCR at once (one Tesseract thread each).",
     )
     index_save_interval_s: float = Field(
         30.0, ge=0, description="During an ingest, save indexes at least this often (seconds)."

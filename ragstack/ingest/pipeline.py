@@ -255,6 +255,7 @@ class IngestOptions:
     # who asked (principals, tenant), when an item may replace only documents they may read
     replaces_only_readable: tuple[tuple[str, ...], str | None] | None = None
     ocr_mode: Literal["auto", "always", "off"] = "auto"
+    prepare_workers: int = 1  # documents prepared at once (OCR waits on Tesseract, not Python)
 
     def acl_of(self, item: ItemLike) -> tuple[frozenset[str], str | None]:
         """The item's effective ``(principals, tenant)``: what its source says (a sidecar, an
@@ -285,6 +286,7 @@ class Preparer:
         self.redactor = redactor
         self.chunker = chunker
         self.options = options
+        self._lock = threading.Lock()  # redaction (spaCy) and chunking: one document at a time
 
     def _redact(
         self, parsed: ParsedDocument, title: str
@@ -310,8 +312,9 @@ class Preparer:
         parsed = self.parser.parse(
             data, filename=item.uri.rsplit("/", 1)[-1], mime=item.mime or None
         )
-        clean, counts, title = self._redact(parsed, parsed.title or item.title)
-        doc_text, chunks = self.chunker.chunk(clean)
+        with self._lock:
+            clean, counts, title = self._redact(parsed, parsed.title or item.title)
+            doc_text, chunks = self.chunker.chunk(clean)
         if not chunks:
             raise ParseError("empty: no text left after parsing")
         embed_texts = [index_text(c.section, c.text) for c in chunks]
@@ -394,8 +397,24 @@ Executor = Callable[[Preparer, Iterable[tuple[ItemLike, bool]]], Iterable["_Prep
 def run_here(
     preparer: Preparer, todo: Iterable[tuple[ItemLike, bool]]
 ) -> Iterable[_Prepared | ItemError]:
-    """The default executor: prepare each item in this process, in order."""
-    return (preparer.prepare_safely(item, is_update) for item, is_update in todo)
+    """The default executor: prepare each item in this process, in order; with
+    ``prepare_workers`` above one, that many at once in threads (results still in order, at
+    most twice that many in flight): documents waiting on OCR overlap."""
+    workers = preparer.options.prepare_workers
+    if workers <= 1:
+        yield from (preparer.prepare_safely(item, is_update) for item, is_update in todo)
+        return
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers, thread_name_prefix="ragstack-prepare") as pool:
+        flight: deque[Future[_Prepared | ItemError]] = deque()
+        for item, is_update in todo:
+            flight.append(pool.submit(preparer.prepare_safely, item, is_update))
+            if len(flight) >= 2 * workers:
+                yield flight.popleft().result()
+        while flight:
+            yield flight.popleft().result()
 
 
 class Ingestor:

@@ -10,6 +10,7 @@ import email.policy
 import importlib
 import io
 import shutil
+import threading
 from collections.abc import Callable, Iterable
 from email.message import EmailMessage
 from typing import Any
@@ -101,10 +102,16 @@ def blocks_from_elements(elements: Iterable[Any]) -> list[Block]:
     return blocks or furniture
 
 
+# unstructured (and the spaCy pipeline it shares) runs one document at a time, so documents
+# can be prepared in parallel threads for OCR's sake (``ragstack.ingest.pipeline.run_here``)
+_UNSTRUCTURED = threading.RLock()
+
+
 def _partition(func: Callable[..., list[Any]], filename: str, **kwargs: Any) -> list[Block]:
     """Runs an unstructured partitioner, turning its many failure types into ours."""
     try:
-        elements = func(metadata_filename=filename, languages=["eng"], **kwargs)
+        with _UNSTRUCTURED:
+            elements = func(metadata_filename=filename, languages=["eng"], **kwargs)
     except (ParseError, UnsupportedDocumentError):
         raise
     except FileNotFoundError as exc:
@@ -203,7 +210,9 @@ def _stdlib_mail_blocks(message: EmailMessage) -> list[Block]:
     for body in plain:
         blocks += plain_blocks(body, markdown=False)
     for body in html if not blocks else []:
-        blocks += blocks_from_elements(partitioner("html")(text=body, languages=["eng"]))
+        with _UNSTRUCTURED:
+            html = partitioner("html")(text=body, languages=["eng"])
+        blocks += blocks_from_elements(html)
     return blocks
 
 

@@ -75,6 +75,7 @@ class IngestMixin(CollectionsMixin):
                 namespace=request.namespace,
                 replaces_only_readable=request.replaces_only_readable,
                 ocr_mode=ocr,
+                prepare_workers=self.settings.ocr_workers if ocr != "off" else 1,
             )
             executor = None
             if request.executor == "ray":
