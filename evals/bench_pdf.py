@@ -23,10 +23,12 @@ import argparse
 import io
 import json
 import random
+import re
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -161,14 +163,38 @@ def ingest(svc: Ragstack, name: str, folder: Path, ocr: OcrMode | None = None) -
     return svc.ingest(request, principal=PRINCIPAL)
 
 
-def parse_rate(files: Sequence[Path], parse: Any) -> tuple[float, int]:
-    """Pages per second of ``parse`` over ``files`` (one pass), and the pages."""
+def parse_rate(files: Sequence[Path], parse: Any) -> tuple[float, int, dict[str, str]]:
+    """Pages per second of ``parse`` over ``files`` (one pass), the pages, and each file's
+    text (the clock covers parsing alone)."""
     pages = 0
-    started = time.perf_counter()
+    texts: dict[str, str] = {}
+    spent = 0.0
     for f in files:
-        doc = parse(f.read_bytes(), f.name)
+        data = f.read_bytes()
+        started = time.perf_counter()
+        doc = parse(data, f.name)
+        spent += time.perf_counter() - started
         pages += doc.pages or 1
-    return pages / (time.perf_counter() - started), pages
+        texts[str(f)] = doc.text
+    return pages / spent, pages, texts
+
+
+def _bigrams(text: str) -> set[tuple[str, str]]:
+    words = re.findall(r"\w+", text.lower())
+    return set(pairwise(words))
+
+
+def text_fidelity(texts: dict[str, str], docs: dict[str, BeirDoc]) -> tuple[float, float]:
+    """How faithfully parsed texts follow their sources: the share of the source's word pairs
+    found in the parsed text (reading order: lines read out of order break pairs), and the
+    share of the parsed text's pairs that are in the source (page furniture adds pairs)."""
+    recall = precision = 0.0
+    for path, text in texts.items():
+        doc = docs[Path(path).stem]
+        source, parsed = _bigrams(f"{doc.title} {doc.text}"), _bigrams(text)
+        recall += len(source & parsed) / max(len(source), 1)
+        precision += len(source & parsed) / max(len(parsed), 1)
+    return recall / len(texts), precision / len(texts)
 
 
 def _norm(text: str) -> str:
@@ -301,10 +327,28 @@ def main(argv: list[str] | None = None) -> None:
         text_files = [
             f for layout in LAYOUTS if layout != "scan" for f in sorted(folders[layout].iterdir())
         ]
-        new_rate, text_pages = parse_rate(
+        new_rate, text_pages, new_texts = parse_rate(
             text_files, lambda b, n: new_parser.parse(b, filename=n, mime=None)
         )
-        old_rate, _ = parse_rate(text_files, lambda b, n: pypdf_parse(b))
+        old_rate, _, old_texts = parse_rate(text_files, lambda b, n: pypdf_parse(b))
+        by_id = {d.doc_id: d for d in docs}
+        fidelity_rows: list[list[str | float]] = []
+        fidelity: dict[str, list[float]] = {}
+        for layout in LAYOUTS:
+            if layout == "scan":
+                continue
+            mine = {k: v for k, v in new_texts.items() if Path(k).parent.name == layout}
+            old = {k: v for k, v in old_texts.items() if Path(k).parent.name == layout}
+            new_r, new_p = text_fidelity(mine, by_id)
+            old_r, old_p = text_fidelity(old, by_id)
+            fidelity[layout] = [round(new_r, 4), round(new_p, 4), round(old_r, 4), round(old_p, 4)]
+            fidelity_rows.append([layout, new_r, new_p, old_r, old_p])
+        rep.table(
+            "Text fidelity: word pairs of the source kept (order) / of the parse in the source "
+            "(no furniture)",
+            ["layout", "ours: kept", "ours: clean", "pypdf: kept", "pypdf: clean"],
+            fidelity_rows,
+        )
 
         rows: list[list[Any]] = []
         summaries: dict[str, Any] = {}
@@ -374,6 +418,7 @@ def main(argv: list[str] | None = None) -> None:
             for k, v in scores.items()
             if k.startswith("pypdf_")
         },
+        "text_fidelity": fidelity,  # layout: [ours kept, ours clean, pypdf kept, pypdf clean]
         "pages_per_s": round(new_rate, 1),
         "pypdf_pages_per_s": round(old_rate, 1),
         "ocr_pages_per_s": round(ocr_rate, 3),
