@@ -8,6 +8,11 @@ groups and a role; the principals are what every ACL filter uses for requests ma
 Roles nest: ``reader`` searches and reads what its principals may read; ``writer`` also creates
 collections, ingests and deletes documents; ``admin`` also manages keys, reads the audit log
 and the admin page, and sees operational figures across collections.
+
+A key with a tenant is confined to it: its reads see that tenant's documents and tenant-less
+ones, and as an admin it manages only its tenant's keys, audit rows and collections. A key
+without a tenant reads only tenant-less documents, unless it is an admin (an operator: it sees
+every tenant).
 """
 
 from __future__ import annotations
@@ -114,6 +119,8 @@ class Keys:
         """``(key, the full secret key string)``; the string is not stored and not shown again."""
         if role not in ROLES:
             raise InputError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+        if tenant is not None and (not tenant.strip() or tenant != tenant.strip()):
+            raise InputError("a tenant is a non-blank name without surrounding spaces")
         check_principal(principal)
         if not principal.startswith("user:"):
             raise InputError("a key's principal must be a user:NAME")
@@ -156,22 +163,40 @@ class Keys:
             raise denied
         return _info(row)
 
-    def list(self) -> list[KeyInfo]:
+    def live(self, key_id: str) -> KeyInfo:
+        """The key ``key_id`` if it exists and is not revoked (a session names its key by id and
+        re-checks it on every request), else ``UnauthenticatedError``."""
         with self.store.session() as s:
-            rows = s.execute(select(ApiKeyRow).order_by(col(ApiKeyRow.id))).scalars().all()
-        return [_info(r) for r in rows]
-
-    def revoke(self, key_id: str) -> KeyInfo:
-        with self.store.session() as s:
-            s.execute(
-                update(ApiKeyRow)
-                .where(col(ApiKeyRow.key_id) == key_id, col(ApiKeyRow.revoked_at).is_(None))
-                .values(revoked_at=datetime.now(UTC))
-            )
-            s.commit()
             row = s.execute(
                 select(ApiKeyRow).where(col(ApiKeyRow.key_id) == key_id)
             ).scalar_one_or_none()
+        if row is None or row.revoked_at is not None:
+            raise UnauthenticatedError("invalid or revoked API key")
+        return _info(row)
+
+    def list(self, *, tenant: str | None = None) -> list[KeyInfo]:
+        """Every key, or (``tenant``) only that tenant's."""
+        q = select(ApiKeyRow).order_by(col(ApiKeyRow.id))
+        if tenant is not None:
+            q = q.where(col(ApiKeyRow.tenant) == tenant)
+        with self.store.session() as s:
+            rows = s.execute(q).scalars().all()
+        return [_info(r) for r in rows]
+
+    def revoke(self, key_id: str, *, tenant: str | None = None) -> KeyInfo:
+        """Revokes the key (with ``tenant``: only if it is that tenant's; another tenant's key
+        is as missing as one that does not exist)."""
+        where = [col(ApiKeyRow.key_id) == key_id]
+        if tenant is not None:
+            where.append(col(ApiKeyRow.tenant) == tenant)
+        with self.store.session() as s:
+            s.execute(
+                update(ApiKeyRow)
+                .where(*where, col(ApiKeyRow.revoked_at).is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+            s.commit()
+            row = s.execute(select(ApiKeyRow).where(*where)).scalar_one_or_none()
         if row is None:
             raise NotFoundError(f"no API key {key_id!r}")
         return _info(row)
@@ -182,6 +207,7 @@ class AuditEntry:
     id: int
     at: datetime
     key_id: str | None
+    tenant: str | None
     principals: tuple[str, ...]
     route: str
     action: str
@@ -197,6 +223,7 @@ class AuditEntry:
             "id": self.id,
             "at": self.at.isoformat(),
             "key_id": self.key_id,
+            "tenant": self.tenant,
             "principals": list(self.principals),
             "route": self.route,
             "action": self.action,
@@ -246,15 +273,18 @@ class Audit:
         status: int,
         latency_ms: float,
         key_id: str | None = None,
+        tenant: str | None = None,
         principals: Sequence[str] = (),
         collection: str | None = None,
         query: str | None = None,
         chunk_ids: Sequence[int] = (),
         detail: dict[str, Any] | None = None,
     ) -> None:
+        """``tenant`` is the key's: a tenant's admin reads its tenant's rows only."""
         row = {
             "at": utcnow(),
             "key_id": key_id,
+            "tenant": _valid_text(tenant),
             "principals": json.dumps(_valid_text(list(principals))),
             "route": _valid_text(route),
             "action": action,
@@ -316,15 +346,23 @@ class Audit:
             s.commit()
 
     def entries(
-        self, *, limit: int = 100, before_id: int | None = None, action: str | None = None
+        self,
+        *,
+        limit: int = 100,
+        before_id: int | None = None,
+        action: str | None = None,
+        tenant: str | None = None,
     ) -> list[AuditEntry]:
-        """Newest first; page with ``before_id`` (the last id of the previous page)."""
+        """Newest first; page with ``before_id`` (the last id of the previous page); with
+        ``tenant``, only the rows of that tenant's keys."""
         self.flush()
         q = select(AuditRow).order_by(col(AuditRow.id).desc()).limit(max(1, min(limit, 10_000)))
         if before_id is not None:
             q = q.where(col(AuditRow.id) < before_id)
         if action:
             q = q.where(col(AuditRow.action) == action)
+        if tenant is not None:
+            q = q.where(col(AuditRow.tenant) == tenant)
         with self.store.session() as s:
             rows = s.execute(q).scalars().all()
         return [
@@ -332,6 +370,7 @@ class Audit:
                 int(r.id or 0),
                 r.at,
                 r.key_id,
+                r.tenant,
                 tuple(json.loads(r.principals)),
                 r.route,
                 r.action,

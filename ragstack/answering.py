@@ -16,7 +16,7 @@ import numpy as np
 from ragstack.citations import AnswerSentence, Citation
 from ragstack.compression import F32, Context
 from ragstack.embedding import Embedder
-from ragstack.generation.base import TextDelta, Usage
+from ragstack.generation.base import Cancel, TextDelta, Usage
 from ragstack.search import Filters, Mode
 
 
@@ -70,6 +70,9 @@ class AnswerRequest:
     max_tokens: int | None = None
     use_cache: bool = True
     rerank: bool | None = None  # default RAGSTACK_RERANK_DEFAULT
+    # set from another thread to stop the answer (checked between stages and tokens; the
+    # generator stops too): the stream then raises AbortedError
+    cancel: Cancel | None = field(default=None, compare=False)
 
     def cache_params(
         self, generator: str, model: str, fusion: str, reranker: str

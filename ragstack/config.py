@@ -9,6 +9,7 @@ keeps the two in step).
 from __future__ import annotations
 
 import getpass
+import ipaddress
 from pathlib import Path
 from typing import Literal
 
@@ -155,6 +156,44 @@ class Settings(BaseSettings):
     api_cors_origins: tuple[str, ...] = Field(
         (), description="Origins allowed by CORS (none: CORS off)."
     )
+    api_trusted_proxies: tuple[str, ...] = Field(
+        (),
+        description="Addresses or CIDR networks of the reverse proxies in front of the API: "
+        "from them, `X-Forwarded-For` names the client (failed-login limits) and "
+        "`X-Forwarded-Proto` says https (`Secure` cookies). None: the peer is the client.",
+    )
+    api_auth_failures_burst: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="Failed authentications (bad API key, refused login) a client address may "
+        "make in a row; then 429 until its allowance refills. Per process.",
+    )
+    api_auth_failures_per_s: float = Field(
+        0.1, gt=0, le=100_000, description="How fast that allowance refills (per second)."
+    )
+    api_session_ttl_s: float = Field(
+        8 * 3600.0,
+        ge=60,
+        le=30 * 86400,
+        description="Lifetime of an admin page session (its key is re-checked on every request).",
+    )
+    api_answers_local: int = Field(
+        1, ge=1, le=1024, description="Concurrent `local` answer generations per API process."
+    )
+    api_answers_remote: int = Field(
+        8, ge=1, le=1024, description="Concurrent `remote` answer generations per API process."
+    )
+    api_answers_extractive: int = Field(
+        4, ge=1, le=1024, description="Concurrent `extractive` answers per API process."
+    )
+    api_answer_queue: int = Field(
+        4,
+        ge=0,
+        le=100_000,
+        description="Answers that may wait for a generator's slot; more get a 503 (`busy`, "
+        "with Retry-After).",
+    )
     reranker_path: Path | None = Field(
         None,
         description="Local cross-encoder model dir (e.g. one `python -m evals.train_reranker` "
@@ -233,6 +272,16 @@ class Settings(BaseSettings):
         kind, _, name = value.partition(":")
         if kind not in ("user", "group") or not name:
             raise ValueError("principal must look like 'user:NAME' or 'group:NAME'")
+        return value
+
+    @field_validator("api_trusted_proxies")
+    @classmethod
+    def _proxy_addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
         return value
 
     @model_validator(mode="after")

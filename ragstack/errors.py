@@ -16,6 +16,8 @@ statuses, each in one place; anything else is a bug and is reported without its 
     ├── UnauthenticatedError        no API key, or one that is invalid or revoked
     ├── RateLimitedError            a key over its request rate (``retry_after`` seconds)
     ├── UnavailableError            a dependency is down (generator server, database)
+    │   └── BusyError               every answer slot of a generator is taken (``retry_after``)
+    ├── AbortedError                the caller went away (timed out, disconnected): work stopped
     └── IndexIntegrityError         SQL and an index disagree (``ragstack index check``)
 """
 
@@ -82,6 +84,18 @@ class RateLimitedError(RagstackError):
 
 class UnavailableError(RagstackError):
     code = "unavailable"
+
+
+class BusyError(UnavailableError):
+    code = "busy"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class AbortedError(RagstackError):
+    code = "aborted"
 
 
 class IndexIntegrityError(RagstackError):

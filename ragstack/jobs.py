@@ -44,6 +44,7 @@ class JobInfo:
     id: str
     collection: str
     principal: str
+    tenant: str | None  # of the key that submitted it: the job is visible within that tenant
     key_id: str | None
     sources: list[str]
     status: str
@@ -72,8 +73,8 @@ class JobInfo:
 
 
 def _info(r: JobRow) -> JobInfo:
-    return JobInfo(r.id, r.collection, r.principal, r.key_id, json.loads(r.sources), r.status,
-                   r.total, r.done, r.chunks, json.loads(r.counts), json.loads(r.errors),
+    return JobInfo(r.id, r.collection, r.principal, r.tenant, r.key_id, json.loads(r.sources),
+                   r.status, r.total, r.done, r.chunks, json.loads(r.counts), json.loads(r.errors),
                    r.message, r.created_at, r.finished_at)  # fmt: skip
 
 
@@ -127,11 +128,13 @@ class Jobs:
         job_id: str | None = None,
         staged: Path | None = None,
         keep_in: Path | None = None,
+        tenant: str | None = None,
     ) -> JobInfo:
         """Queue an ingest. ``staged``: the folder of its uploads, deleted when the job ends
-        (their files moved to ``keep_in`` first, when originals are kept)."""
+        (their files moved to ``keep_in`` first, when originals are kept); ``tenant``: the
+        submitting key's (its job is seen within it)."""
         row = JobRow(id=job_id or self.new_id(), collection=request.collection,
-                     principal=principal, key_id=key_id, sources=json.dumps(sources),
+                     principal=principal, tenant=tenant, key_id=key_id, sources=json.dumps(sources),
                      owner=self.owner, heartbeat_at=datetime.now(UTC))  # fmt: skip
         with self.svc.store.session() as s:
             s.add(row)

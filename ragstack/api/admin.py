@@ -1,8 +1,12 @@
 """The admin page (``/admin``, server-rendered) and its JSON twin (``/v1/admin/...``).
 
-The page logs in with an admin API key, kept in an HttpOnly, SameSite=Strict cookie (so no
-other site can post its forms). Both the page and the API read ``Ragstack.collection_health``,
-so their figures are the same numbers.
+The page logs in with an admin API key and then runs on a signed, expiring session
+(``ragstack.api.sessions``): the cookie never holds the key, every request re-checks that the
+key is live and an admin, and every action (a POST) carries the session's CSRF token. Failed
+logins count against the client address like failed API keys. An admin with a tenant sees only
+its tenant's collections, here and in the JSON routes (another tenant's collection, or a
+tenant-less one, answers exactly like a missing one). Both the page and the API read
+``Ragstack.collection_health``, so their figures are the same numbers.
 """
 
 from __future__ import annotations
@@ -12,19 +16,36 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Cookie, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from ragstack.api.deps import Admin, ApiState, Caller, State
+from ragstack.api.deps import Admin, ApiState, Caller, State, authenticate, client_address
 from ragstack.api.routes import RowId
-from ragstack.errors import NotFoundError, RagstackError
+from ragstack.api.sessions import cross_site, csrf_ok
+from ragstack.domain import CollectionInfo
+from ragstack.errors import NotFoundError, RateLimitedError, UnauthenticatedError
 
-COOKIE = "ragstack_admin"
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 api = APIRouter(prefix="/v1/admin", tags=["admin"])
 page = APIRouter(prefix="/admin", include_in_schema=False)
+
+# what every page response carries: never framed (clickjacking), never cached
+PAGE_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'; form-action 'self'",
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def administered(who: Caller, name: str) -> CollectionInfo:
+    """The collection if this admin administers it; else the very error a missing one gives."""
+    info = who.state.svc.collection(name)
+    if not who.administers(info.tenant):
+        raise NotFoundError(f"no collection named {name!r}")
+    return info
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -32,12 +53,14 @@ page = APIRouter(prefix="/admin", include_in_schema=False)
 
 @api.get("/collections/{name}/health", summary="Index health of a collection (admin)")
 def health(name: str, who: Admin) -> dict[str, Any]:
+    administered(who, name)
     return who.state.svc.collection_health(name)
 
 
 @api.post("/collections/{name}/reindex", summary="Rebuild the indexes from SQL (admin)")
 def reindex(name: str, who: Admin) -> dict[str, int]:
     try:
+        administered(who, name)
         added = who.state.svc.reindex(name)
     except Exception as exc:
         who.audit_failure("/v1/admin/collections/{name}/reindex", "reindex", exc, collection=name)
@@ -49,6 +72,7 @@ def reindex(name: str, who: Admin) -> dict[str, int]:
 
 @api.post("/collections/{name}/cache/clear", summary="Clear the answer cache (admin)")
 def clear_cache(name: str, who: Admin) -> dict[str, int]:
+    administered(who, name)
     removed = who.state.svc.clear_cache(name)
     who.audit("/v1/admin/collections/{name}/cache/clear", "cache_clear", 200, collection=name,
               detail={"removed": removed})  # fmt: skip
@@ -58,111 +82,170 @@ def clear_cache(name: str, who: Admin) -> dict[str, int]:
 # -- the page -----------------------------------------------------------------------------------
 
 
-def _admin_from_cookie(state: ApiState, key: str | None) -> Caller | None:
-    """The admin behind the page's cookie (audited like an API caller), or ``None``."""
-    if not key:
+def _headed(response: Response) -> Response:
+    response.headers.update(PAGE_HEADERS)
+    return response
+
+
+def _render(
+    request: Request, name: str, context: dict[str, Any], status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> Response:  # fmt: skip
+    return _headed(
+        templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
+    )
+
+
+def _to_login() -> Response:
+    return _headed(RedirectResponse("/admin/login", status_code=303))
+
+
+def _refused(message: str, status: int = 403) -> Response:
+    return _headed(HTMLResponse(f"<h1>{escape(message)}</h1>", status_code=status))
+
+
+def _page_admin(request: Request, state: ApiState) -> Caller | None:
+    """The admin behind the page's session (audited like an API caller), or ``None``."""
+    found = state.admin_sessions.current(request, state.keys)
+    if found is None:
         return None
-    try:
-        info = state.keys.authenticate(key)
-    except RagstackError:
-        return None
-    if not info.allows("admin"):
-        return None
+    session, key = found
     state.audit.flush()  # the page's figures count every request recorded before it
-    return Caller(info, state)
+    return Caller(key, state, session=session)
 
 
-def _to_login() -> RedirectResponse:
-    return RedirectResponse("/admin/login", status_code=303)
+def _page_action(request: Request, state: ApiState, csrf: str | None) -> Caller | Response:
+    """The admin behind one of the page's POSTs, or the response refusing it: the login page
+    without a session; 403 from another site or without the session's CSRF token."""
+    if cross_site(request):
+        return _refused("refused: a request from another site")
+    who = _page_admin(request, state)
+    if who is None:
+        return _to_login()
+    if who.session is None or not csrf_ok(who.session, csrf):
+        return _refused("refused: the form did not carry this session's CSRF token")
+    return who
+
+
+Csrf = Annotated[str | None, Form(max_length=200)]
 
 
 @page.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> Response:
-    return templates.TemplateResponse(request, "login.html", {"logged_in": False})
+    return _render(request, "login.html", {"logged_in": False})
 
 
 @page.post("/login", response_class=HTMLResponse)
 def login(request: Request, state: State, key: Annotated[str, Form(max_length=200)]) -> Response:
-    if _admin_from_cookie(state, key.strip()) is None:
-        return templates.TemplateResponse(
-            request, "login.html",
-            {"logged_in": False, "error": "that is not a live admin key"}, status_code=401,
-        )  # fmt: skip
+    if cross_site(request):
+        return _refused("refused: a login from another site")
+    try:
+        info = authenticate(state, request, key.strip())
+        if not info.allows("admin"):
+            state.auth_failures.spend(client_address(request))
+            raise UnauthenticatedError("not an admin key")
+    except RateLimitedError as exc:
+        wait = max(1, round(exc.retry_after + 0.499))
+        return _render(request, "login.html",
+                       {"logged_in": False, "error": f"too many failed logins from your "
+                        f"address: try again in {wait} s"},
+                       status=429, headers={"Retry-After": str(wait)})  # fmt: skip
+    except UnauthenticatedError:
+        return _render(request, "login.html",
+                       {"logged_in": False, "error": "that is not a live admin key"},
+                       status=401)  # fmt: skip
     response = RedirectResponse("/admin", status_code=303)
-    response.set_cookie(COOKIE, key.strip(), httponly=True, samesite="strict", path="/admin")
-    return response
+    state.admin_sessions.start(request, response, info)
+    Caller(info, state).audit("/admin/login", "login", 303)
+    return _headed(response)
 
 
 @page.post("/logout")
-def logout() -> Response:
+def logout(request: Request, state: State, csrf: Csrf = None) -> Response:
+    who = _page_action(request, state, csrf)
+    if isinstance(who, Caller):
+        who.audit("/admin/logout", "logout", 303)
+    elif who.status_code == 403:  # a forged logout; without a session there is nothing to end
+        return who
     response = _to_login()
-    response.delete_cookie(COOKIE, path="/admin")
+    state.admin_sessions.end(request, response)
     return response
 
 
+def _context(who: Caller, **values: Any) -> dict[str, Any]:
+    assert who.session is not None
+    return {"logged_in": True, "csrf": who.session.csrf, **values}
+
+
 @page.get("", response_class=HTMLResponse)
-def collections_page(
-    request: Request, state: State, ragstack_admin: Annotated[str | None, Cookie()] = None
-) -> Response:
-    if _admin_from_cookie(state, ragstack_admin) is None:
+def collections_page(request: Request, state: State) -> Response:
+    who = _page_admin(request, state)
+    if who is None:
         return _to_login()
-    figures = state.svc.collection_figures()
-    return templates.TemplateResponse(
-        request, "collections.html", {"logged_in": True, "figures": figures}
-    )
+    figures = state.svc.collection_figures(who.key.tenant)
+    return _render(request, "collections.html", _context(who, figures=figures))
 
 
 @page.get("/collections/{name}", response_class=HTMLResponse)
 def collection_page(
-    request: Request,
-    name: str,
-    state: State,
-    ragstack_admin: Annotated[str | None, Cookie()] = None,
-    flash: str | None = None,
+    request: Request, name: str, state: State, flash: str | None = None
 ) -> Response:
-    if _admin_from_cookie(state, ragstack_admin) is None:
+    who = _page_admin(request, state)
+    if who is None:
         return _to_login()
     svc = state.svc
     try:
+        administered(who, name)
         h = svc.collection_health(name)
     except NotFoundError:
-        return HTMLResponse("<h1>no such collection</h1>", status_code=404)
-    context = {
-        "logged_in": True,
-        "h": h,
-        "flash": flash,
-        "chart": latency_chart(h["latency"]),
-        "documents": svc.documents(name, limit=200),
-    }
-    return templates.TemplateResponse(request, "collection.html", context)
+        return _refused("no such collection", 404)
+    context = _context(
+        who,
+        h=h,
+        flash=flash,
+        chart=latency_chart(h["latency"]),
+        documents=svc.documents(name, limit=200, tenant=who.tenant),
+    )
+    return _render(request, "collection.html", context)
 
 
 def _back(name: str, message: str) -> Response:
     """To the collection's page, with what was done shown at the top."""
-    return RedirectResponse(
-        f"/admin/collections/{quote(name)}?flash={quote(message)}", status_code=303
+    return _headed(
+        RedirectResponse(
+            f"/admin/collections/{quote(name)}?flash={quote(message)}", status_code=303
+        )
     )
 
 
+def _page_collection(
+    request: Request, state: ApiState, name: str, csrf: str | None
+) -> Caller | Response:
+    """``_page_action`` for an action on collection ``name`` (404 if not this admin's)."""
+    who = _page_action(request, state, csrf)
+    if isinstance(who, Caller):
+        try:
+            administered(who, name)
+        except NotFoundError:
+            return _refused("no such collection", 404)
+    return who
+
+
 @page.post("/collections/{name}/reindex")
-def reindex_page(
-    name: str, state: State, ragstack_admin: Annotated[str | None, Cookie()] = None
-) -> Response:
-    who = _admin_from_cookie(state, ragstack_admin)
-    if who is None:
-        return _to_login()
+def reindex_page(request: Request, name: str, state: State, csrf: Csrf = None) -> Response:
+    who = _page_collection(request, state, name, csrf)
+    if isinstance(who, Response):
+        return who
     added = state.svc.reindex(name)
     who.audit("/admin/collections/{name}/reindex", "reindex", 200, collection=name, detail=added)
     return _back(name, f"re-indexed: {added['dense']} dense, {added['bm25']} BM25 chunks")
 
 
 @page.post("/collections/{name}/clear-cache")
-def clear_cache_page(
-    name: str, state: State, ragstack_admin: Annotated[str | None, Cookie()] = None
-) -> Response:
-    who = _admin_from_cookie(state, ragstack_admin)
-    if who is None:
-        return _to_login()
+def clear_cache_page(request: Request, name: str, state: State, csrf: Csrf = None) -> Response:
+    who = _page_collection(request, state, name, csrf)
+    if isinstance(who, Response):
+        return who
     removed = state.svc.clear_cache(name)
     who.audit("/admin/collections/{name}/clear-cache", "cache_clear", 200, collection=name,
               detail={"removed": removed})  # fmt: skip
@@ -171,15 +254,12 @@ def clear_cache_page(
 
 @page.post("/collections/{name}/documents/{document_id}/delete")
 def delete_document_page(
-    name: str,
-    document_id: RowId,
-    state: State,
-    ragstack_admin: Annotated[str | None, Cookie()] = None,
+    request: Request, name: str, document_id: RowId, state: State, csrf: Csrf = None
 ) -> Response:
-    who = _admin_from_cookie(state, ragstack_admin)
-    if who is None:
-        return _to_login()
-    removed = state.svc.delete_document(name, document_id)
+    who = _page_collection(request, state, name, csrf)
+    if isinstance(who, Response):
+        return who
+    removed = state.svc.delete_document(name, document_id, tenant=who.tenant)
     who.audit("/admin/collections/{name}/documents/{document_id}/delete", "delete", 200,
               collection=name, detail={"document_id": document_id, "chunks": removed})  # fmt: skip
     return _back(name, f"deleted document {document_id}")

@@ -1,7 +1,15 @@
 """The FastAPI application (``ragstack serve``); routes stay thin over the service layer.
 
 * Auth: ``Authorization: Bearer rsk_...`` (or ``X-API-Key``) on every route but ``/healthz``
-  and ``/readyz``; the key's principals, groups and tenant are what every ACL filter uses.
+  and ``/readyz``; the key's principals, groups and tenant are what every ACL filter uses (a
+  key without a tenant reads tenant-less documents only, unless it is an admin). Failed
+  authentications are limited per client address (429 before the key is even looked at).
+  The admin page runs on signed, expiring sessions (``ragstack.api.sessions``).
+* Proxies: ``X-Forwarded-For`` / ``-Proto`` are believed only from the addresses in
+  ``RAGSTACK_API_TRUSTED_PROXIES`` (uvicorn's own proxy-header handling, applied here so it
+  holds however the app is served; ``ragstack serve`` turns uvicorn's default off).
+* Answers: a bounded number generate at once per generator (503 ``busy`` past a short queue);
+  a request that times out or whose client leaves stops its generation.
 * Errors: one JSON shape, ``{"error": {"code", "message", "status"}}``; ``RagstackError``
   subclasses map to HTTP statuses in ``ragstack.api.errors.STATUS`` (the only place),
   anything else is a 500 whose message is not shown.
@@ -27,6 +35,8 @@ from ragstack.api.deps import ApiState
 from ragstack.api.errors import BodyLimit, RateLimiter, Timeout, install_error_handlers
 from ragstack.api.metrics import Metrics
 from ragstack.api.models import ERRORS
+from ragstack.api.sessions import Sessions
+from ragstack.api.slots import Generations
 from ragstack.jobs import Jobs
 from ragstack.publicids import PublicIds
 from ragstack.service import Ragstack
@@ -61,14 +71,33 @@ class Observe:
 
 def create_app(svc: Ragstack) -> FastAPI:
     settings = svc.settings
+    generations = Generations(
+        {"extractive": settings.api_answers_extractive, "local": settings.api_answers_local,
+         "remote": settings.api_answers_remote},
+        settings.api_answer_queue,
+    )  # fmt: skip
     api = ApiState(
         svc,
         Keys(svc.store),
         Audit(svc.store, buffered=True),
         RateLimiter(settings.api_rate_per_s, settings.api_burst),
-        Metrics(svc),
+        Metrics(svc, generations),
         Jobs(svc),
         PublicIds(svc.store.secret("ids")),
+        auth_failures=RateLimiter(
+            settings.api_auth_failures_per_s,
+            settings.api_auth_failures_burst,
+            what="failed authentications",
+        ),
+        generations=generations,
+        admin_sessions=Sessions(
+            svc.store.secret("sessions"),
+            audience="admin",
+            cookie="ragstack_admin",
+            path="/admin",
+            role="admin",
+            lifetime_s=settings.api_session_ttl_s,
+        ),
     )
 
     @asynccontextmanager
@@ -100,6 +129,10 @@ def create_app(svc: Ragstack) -> FastAPI:
 
     app.add_middleware(Timeout, seconds=settings.api_timeout_s)
     app.add_middleware(Observe, metrics=api.metrics)
+    if settings.api_trusted_proxies:  # outermost: everything inside sees the real client
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.api_trusted_proxies))
 
     routers = (routes.health, routes.query, routes.collections, routes.admin, routes.chat)
     for router in (*routers, admin.api, admin.page):

@@ -1,7 +1,9 @@
-"""What every route depends on: the app's state, the calling key, its role, the audit."""
+"""What every route depends on: the app's state, the calling key (its role, its tenant, the
+failed-authentication limit per client address), the audit."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +14,8 @@ from fastapi import Depends, Header, Request
 from ragstack.access import Audit, KeyInfo, Keys, Role
 from ragstack.api.errors import RateLimiter, status_of
 from ragstack.api.metrics import Metrics
+from ragstack.api.sessions import Session, Sessions
+from ragstack.api.slots import Generations
 from ragstack.errors import UnauthenticatedError
 from ragstack.jobs import Jobs
 from ragstack.publicids import PublicIds
@@ -23,10 +27,13 @@ class ApiState:
     svc: Ragstack
     keys: Keys
     audit: Audit
-    limiter: RateLimiter
+    limiter: RateLimiter  # requests per key
     metrics: Metrics
     jobs: Jobs
     ids: PublicIds  # the public names of document and chunk ids
+    auth_failures: RateLimiter  # failed authentications per client address
+    generations: Generations  # concurrent answer generations per generator
+    admin_sessions: Sessions  # the admin page's
 
 
 @dataclass
@@ -34,6 +41,7 @@ class Caller:
     key: KeyInfo
     state: ApiState
     started: float = field(default_factory=time.perf_counter)
+    session: Session | None = None  # when it came through a page's session cookie
 
     @property
     def principals(self) -> list[str]:
@@ -46,6 +54,12 @@ class Caller:
         if self.key.tenant is not None:
             return self.key.tenant
         return None if self.key.allows("admin") else ""
+
+    def administers(self, tenant: str | None) -> bool:
+        """Whether this key administers what belongs to ``tenant`` (a collection, a key, a job,
+        an audit row): an admin without a tenant administers everything, one with a tenant
+        only that tenant's."""
+        return self.key.allows("admin") and self.key.tenant in (None, tenant)
 
     def audit(
         self,
@@ -66,6 +80,7 @@ class Caller:
             status=status,
             latency_ms=(time.perf_counter() - self.started) * 1000,
             key_id=self.key.key_id,
+            tenant=self.key.tenant,
             principals=self.principals,
             collection=collection,
             query=svc.redacted(collection, query) if collection and query else None,
@@ -82,6 +97,34 @@ def state(request: Request) -> ApiState:
     return found
 
 
+def client_address(request: Request) -> str:
+    """Who is calling, for per-address limits: the peer's IP (the client's, from a trusted
+    proxy's ``X-Forwarded-For``: ``RAGSTACK_API_TRUSTED_PROXIES``), an IPv6 one as its /64 (one
+    host usually holds a whole /64)."""
+    host = request.client.host if request.client else ""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+def authenticate(api: ApiState, request: Request, presented: str) -> KeyInfo:
+    """The live key ``presented`` is. An address with too many recent failures is refused
+    (429) before the key is looked at; a failure spends from its allowance, a success not."""
+    address = client_address(request)
+    api.auth_failures.check(address)
+    try:
+        return api.keys.authenticate(presented)
+    except UnauthenticatedError:
+        api.auth_failures.spend(address)
+        raise
+
+
 def caller(
     request: Request,
     authorization: Annotated[str | None, Header()] = None,
@@ -93,7 +136,7 @@ def caller(
     if not presented:
         raise UnauthenticatedError("an API key is required: Authorization: Bearer rsk_...")
     api = state(request)
-    key = api.keys.authenticate(presented)
+    key = authenticate(api, request, presented)
     api.limiter.take(key.key_id)
     return Caller(key, api)
 

@@ -1,5 +1,6 @@
 """Domain errors to HTTP (the one place the mapping lives), the error body, and the request
-limits that answer in the same shape: a token bucket per key and a request body limit."""
+limits that answer in the same shape: token buckets (requests per key, failed authentications
+per client address), a request body limit and a request timeout."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstack.errors import (
+    AbortedError,
+    BusyError,
     ConfigError,
     ConflictError,
     DocumentTooLargeError,
@@ -43,7 +46,8 @@ STATUS: tuple[tuple[type[RagstackError], int], ...] = (
     (ParseError, 422),
     (InputError, 400),
     (RateLimitedError, 429),
-    (UnavailableError, 503),
+    (UnavailableError, 503),  # BusyError too: the server is saturated, not this caller
+    (AbortedError, 499),  # the caller left (nginx's "client closed request"): audit rows only
     (ConfigError, 500),
     (IndexIntegrityError, 500),
 )
@@ -62,7 +66,7 @@ def error_body(code: str, message: str, status: int) -> dict[str, dict[str, obje
 def error_response(exc: RagstackError) -> JSONResponse:
     status = status_of(exc)
     headers = {}
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | BusyError):
         headers["Retry-After"] = str(max(1, round(exc.retry_after + 0.499)))
     if isinstance(exc, UnauthenticatedError):
         headers["WWW-Authenticate"] = "Bearer"
@@ -89,23 +93,52 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class RateLimiter:
-    """A token bucket per key: ``burst`` requests at once, refilled at ``rate`` per second."""
+    """A token bucket per key: ``burst`` at once, refilled at ``rate`` per second. ``take``
+    spends a token or refuses; ``check`` refuses an empty bucket without spending and ``spend``
+    spends without refusing (failed logins: refused before the key is checked, counted after).
+    Full buckets are forgotten once there are ``max_keys`` (a full one is a fresh one)."""
 
-    def __init__(self, rate: float, burst: int) -> None:
-        self.rate, self.burst = rate, burst
+    def __init__(self, rate: float, burst: int, *, what: str = "requests",
+                 max_keys: int = 100_000) -> None:  # fmt: skip
+        self.rate, self.burst, self.what, self.max_keys = rate, burst, what, max_keys
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+
+    def _tokens(self, key: str, now: float) -> float:
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        return min(float(self.burst), tokens + (now - last) * self.rate)
+
+    def _refuse(self, tokens: float) -> RateLimitedError:
+        wait = (1.0 - tokens) / self.rate
+        return RateLimitedError(f"rate limit of {self.rate:g} {self.what}/s exceeded", wait)
 
     def take(self, key: str) -> None:
         now = time.monotonic()
         with self._lock:
-            tokens, last = self._buckets.get(key, (float(self.burst), now))
-            tokens = min(float(self.burst), tokens + (now - last) * self.rate)
+            tokens = self._tokens(key, now)
             if tokens < 1.0:
                 self._buckets[key] = (tokens, now)
-                wait = (1.0 - tokens) / self.rate
-                raise RateLimitedError(f"rate limit of {self.rate:g} requests/s exceeded", wait)
-            self._buckets[key] = (tokens - 1.0, now)
+                raise self._refuse(tokens)
+            self._put(key, tokens - 1.0, now)
+
+    def check(self, key: str) -> None:
+        with self._lock:
+            tokens = self._tokens(key, time.monotonic())
+        if tokens < 1.0:
+            raise self._refuse(tokens)
+
+    def spend(self, key: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._put(key, max(0.0, self._tokens(key, now) - 1.0), now)
+
+    def _put(self, key: str, tokens: float, now: float) -> None:
+        if key not in self._buckets and len(self._buckets) >= self.max_keys:
+            for k in [k for k in self._buckets if self._tokens(k, now) >= self.burst]:
+                del self._buckets[k]
+            while len(self._buckets) >= self.max_keys:  # still full: the oldest go first
+                del self._buckets[next(iter(self._buckets))]
+        self._buckets[key] = (tokens, now)
 
 
 class BodyLimit:
@@ -149,8 +182,9 @@ async def _nothing() -> Message:  # pragma: no cover - the 413 response reads no
 
 class Timeout:
     """ASGI middleware: a request whose response has not started within ``seconds`` gets a 504
-    in the error shape. The handler is cancelled (work already in a worker thread finishes
-    and is discarded); a response that has started (a stream) is never cut."""
+    in the error shape. The handler is cancelled (an answer's worker thread is told to stop:
+    ``ragstack.api.slots``; other work in a worker thread finishes and is discarded); a
+    response that has started (a stream) is never cut."""
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
         self.app, self.seconds = app, seconds

@@ -30,8 +30,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "Request body too large",
         415: "Unsupported document type",
         422: "Request does not match the schema",
-        429: "Rate limit exceeded; see Retry-After",
-        503: "A dependency (generator, database) is unavailable",
+        429: "Rate limit exceeded (per key, or failed authentications per client address); "
+        "see Retry-After",
+        503: "A dependency (generator, database) is unavailable, or every answer slot of the "
+        "generator is taken (code busy; see Retry-After)",
         504: "No response within the request timeout",
     }.items()
 }
@@ -175,7 +177,12 @@ class KeyIn(BaseModel):
     )
     role: Literal["reader", "writer", "admin"] = "reader"
     name: str = Field("", max_length=200)
-    tenant: str | None = Field(None, max_length=128)
+    tenant: str | None = Field(
+        None,
+        pattern=r"^\S(.{0,126}\S)?$",
+        description="Confine the key to this tenant (an admin with a tenant: its own, the "
+        "default). None: tenant-less documents only, or every tenant for an admin.",
+    )
 
 
 class KeyOut(BaseModel):
@@ -198,6 +205,7 @@ class AuditOut(BaseModel):
     id: int
     at: str
     key_id: str | None
+    tenant: str | None
     principals: list[str]
     route: str
     action: str

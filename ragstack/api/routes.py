@@ -6,13 +6,14 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
@@ -42,15 +43,17 @@ from ragstack.api.models import (
     SearchIn,
     SearchOut,
 )
+from ragstack.api.slots import Lease, Leased, StoppableStream
 from ragstack.domain import CollectionInfo
 from ragstack.errors import (
+    AbortedError,
     DocumentTooLargeError,
     InputError,
     NotFoundError,
     PermissionDeniedError,
     RagstackError,
 )
-from ragstack.generation.base import TextDelta
+from ragstack.generation.base import Cancel, TextDelta
 from ragstack.ingest.uploads import (
     SIDECAR_SUFFIX,
     finish,
@@ -92,10 +95,16 @@ def readyz(api: State) -> JSONResponse:
     return JSONResponse({"status": "ready"})
 
 
-@health.get("/metrics", summary="Prometheus metrics (admin key)", response_class=PlainTextResponse)
+@health.get(
+    "/metrics",
+    summary="Prometheus metrics (admin key)",
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
 def metrics(who: Admin) -> PlainTextResponse:
+    """An admin with a tenant gets its collections' figures only (the process-wide request,
+    answer and token counters span every tenant)."""
     m = who.state.metrics
-    return PlainTextResponse(m.render(), media_type=m.content_type)
+    return PlainTextResponse(m.render(who.key.tenant), media_type=m.content_type)
 
 
 # -- search and answers -----------------------------------------------------------------------
@@ -151,11 +160,17 @@ def _answered(who: Caller, body: AnswerIn, response: AnswerResponse, route: str)
 Event = tuple[str, dict[str, Any]]  # ("delta", {"text"}) | ("answer", {...}) | ("error", {...})
 
 
+@dataclass(frozen=True)
+class AnswerStream:
+    events: Iterator[Event]
+    abandoned: Callable[[], None]  # audits the answer as aborted, unless it already was
+
+
 def _answer(
-    body: AnswerIn, who: Caller, route: str = "/v1/answer"
-) -> dict[str, Any] | Iterator[Event]:
-    """The answer as a dict, or (``body.stream``) an iterator of events. Errors before the
-    first event raise here, so they become plain error responses."""
+    body: AnswerIn, who: Caller, route: str, cancel: Cancel
+) -> dict[str, Any] | AnswerStream:
+    """The answer as a dict, or (``body.stream``) its events. Errors before the first event
+    raise here, so they become plain error responses."""
     svc = who.state.svc
     request = AnswerRequest(
         body.collection,
@@ -168,6 +183,7 @@ def _answer(
         max_tokens=body.max_tokens,
         use_cache=body.use_cache,
         rerank=body.rerank,
+        cancel=cancel,
     )
     try:
         svc.visible_collection(body.collection, who.principals, who.tenant)
@@ -180,18 +196,68 @@ def _answer(
                           query=body.question)  # fmt: skip
         raise
 
+    audited = False
+
     def stream() -> Iterator[Event]:
+        nonlocal audited
         try:
             for event in _chain(first, events):
                 if isinstance(event, TextDelta):
                     yield "delta", {"text": event.text}
                 else:
-                    yield "answer", _answered(who, body, event, route)
+                    answered = _answered(who, body, event, route)
+                    audited = True
+                    yield "answer", answered
         except RagstackError as exc:
+            audited = True
             who.audit_failure(route, "answer", exc, collection=body.collection)
             yield "error", error_body(exc.code, str(exc), status_of(exc))["error"]
 
-    return stream()
+    def abandoned() -> None:
+        """The client left before the stream ended: audited as such (once)."""
+        if not audited:
+            left = AbortedError("the client left before the answer ended")
+            who.audit_failure(route, "answer", left, collection=body.collection)
+
+    return AnswerStream(stream(), abandoned)
+
+
+def _leased_answer(
+    body: AnswerIn, who: Caller, route: str, cancel: Cancel, lease: Lease
+) -> dict[str, Any] | Leased[Event]:
+    """``_answer`` holding ``lease`` until its work ends (on this thread, or with its stream)."""
+    try:
+        result = _answer(body, who, route, cancel)
+    except BaseException:
+        lease.release()
+        raise
+    if isinstance(result, dict):
+        lease.release()
+        return result
+    return Leased(result.events, lease, cancel, on_finish=result.abandoned)
+
+
+async def _generate(body: AnswerIn, who: Caller, route: str) -> dict[str, Any] | Leased[Event]:
+    """The answer on a worker thread, in one of its generator's slots (``BusyError`` when
+    they and their queue are full). If this request is cancelled (the timeout, a client gone)
+    its work is told to stop, and the slot is free once it has."""
+    name = body.generator or who.state.svc.settings.generator
+    try:
+        lease = await who.state.generations.slots(name).acquire()
+    except RagstackError as exc:
+        await run_in_threadpool(who.audit_failure, route, "answer", exc,
+                                collection=body.collection, query=body.question)  # fmt: skip
+        raise
+    cancel = Cancel()
+    try:
+        return await run_in_threadpool(_leased_answer, body, who, route, cancel, lease)
+    except BaseException:
+        cancel.set()
+        raise
+
+
+def _streamed(content: Iterator[str], events: Leased[Event]) -> StoppableStream:
+    return StoppableStream(content, events.stop, media_type="text/event-stream")
 
 
 @query.post(
@@ -201,12 +267,10 @@ def _answer(
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def answer(body: AnswerIn, who: Reader) -> Any:
-    result = await run_in_threadpool(_answer, body, who)
+    result = await _generate(body, who, "/v1/answer")
     if isinstance(result, dict):
         return result
-    return StreamingResponse(
-        (_sse(name, data) for name, data in result), media_type="text/event-stream"
-    )
+    return _streamed((_sse(name, data) for name, data in result), result)
 
 
 # -- OpenAI-compatible chat ---------------------------------------------------------------------
@@ -236,7 +300,7 @@ async def chat_completions(body: ChatIn, who: Reader) -> Any:
     request = AnswerIn(collection=body.model, question=questions[-1][:4096],
                        max_tokens=body.max_tokens, stream=body.stream)  # fmt: skip
     created, ident = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    result = await run_in_threadpool(_answer, request, who, "/v1/chat/completions")
+    result = await _generate(request, who, "/v1/chat/completions")
     if isinstance(result, dict):
         response = result
         content = response["answer"] + references(response)
@@ -278,7 +342,7 @@ async def chat_completions(body: ChatIn, who: Reader) -> Any:
                 yield chunk({}, "error", error=payload)
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(relay(result), media_type="text/event-stream")
+    return _streamed(relay(result), result)
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
@@ -326,7 +390,7 @@ def create_collection(body: CollectionIn, who: Writer) -> CollectionOut:
             owner=who.key.principal,
             public=body.public,
             allow=body.allow,
-            tenant=who.tenant,
+            tenant=who.tenant or None,  # "" (a key without a tenant) makes a tenant-less one
             vector_backend=body.vector_backend,
             pii_mode=body.pii_mode,
         )
@@ -345,9 +409,11 @@ def create_collection(body: CollectionIn, who: Writer) -> CollectionOut:
 def delete_collection(name: str, who: Writer) -> Response:
     route, svc = "/v1/collections/{name}", who.state.svc
     try:
-        info = svc.visible_collection(name, who.principals, who.tenant)
-        if not who.key.allows("admin") and info.owner != who.key.principal:
-            raise PermissionDeniedError("only an admin or the collection's owner deletes it")
+        info = svc.collection(name)
+        if not who.administers(info.tenant):  # an admin of its tenant deletes it unseen
+            info = svc.visible_collection(name, who.principals, who.tenant)
+            if info.owner != who.key.principal:
+                raise PermissionDeniedError("only an admin or the collection's owner deletes it")
         svc.delete_collection(name)
     except Exception as exc:
         who.audit_failure(route, "collection_delete", exc, collection=name)
@@ -481,7 +547,7 @@ def add_documents(
         )
         job = who.state.jobs.submit(request, principal=who.key.principal, key_id=who.key.key_id,
                                     sources=names, job_id=job_id, staged=staged,
-                                    keep_in=keep_in)  # fmt: skip
+                                    keep_in=keep_in, tenant=who.key.tenant)  # fmt: skip
     except Exception as exc:
         if staged is not None:
             finish(staged, None)  # nothing was queued: the bytes go now
@@ -530,40 +596,52 @@ def _save(upload: UploadFile, target: Path, limit: int) -> None:
 
 @collections.get("/jobs/{job_id}", summary="An ingest job: progress, counts, per-file errors")
 def get_job(job_id: str, who: Reader) -> JobOut:
+    """A job is its submitter's (within the tenant it was submitted in) and its tenant's admins';
+    anyone else's job is as missing as one that does not exist."""
     job = who.state.jobs.get(job_id)
-    if job.principal != who.key.principal and not who.key.allows("admin"):
-        raise NotFoundError(f"no job {job_id!r}")  # someone else's job is not revealed
+    mine = job.principal == who.key.principal and job.tenant == who.key.tenant
+    if not mine and not who.administers(job.tenant):
+        raise NotFoundError(f"no job {job_id!r}")
     return JobOut(**job.to_dict())
 
 
 # -- keys and audit ---------------------------------------------------------------------------
 
 
-@admin.post("/keys", status_code=201, summary="Create an API key (admin)")
+@admin.post(
+    "/keys",
+    status_code=201,
+    summary="Create an API key (admin; an admin with a tenant makes keys of its tenant only)",
+)
 def create_key(body: KeyIn, who: Admin) -> NewKeyOut:
+    tenant = body.tenant
     try:
+        if who.key.tenant is not None:
+            tenant = tenant or who.key.tenant  # a tenant admin's keys are its tenant's
+            if tenant != who.key.tenant:
+                raise PermissionDeniedError("an admin with a tenant makes keys of that tenant")
         info, secret = who.state.keys.create(
-            body.principal, groups=body.groups, role=body.role, name=body.name,
-            tenant=body.tenant,
-        )  # fmt: skip
+            body.principal, groups=body.groups, role=body.role, name=body.name, tenant=tenant
+        )
     except Exception as exc:
         who.audit_failure("/v1/keys", "key_create", exc)
         raise
-    detail = {"key_id": info.key_id, "principal": info.principal, "role": info.role}
+    detail = {"key_id": info.key_id, "principal": info.principal, "role": info.role,
+              "tenant": info.tenant}  # fmt: skip
     who.audit("/v1/keys", "key_create", 201, detail=detail)
     return NewKeyOut(key=KeyOut(**info.to_dict()), secret=secret)
 
 
-@admin.get("/keys", summary="List API keys (admin; no secrets)")
+@admin.get("/keys", summary="List API keys (admin: of its tenant, if it has one; no secrets)")
 def list_keys(who: Admin) -> list[KeyOut]:
-    return [KeyOut(**k.to_dict()) for k in who.state.keys.list()]
+    return [KeyOut(**k.to_dict()) for k in who.state.keys.list(tenant=who.key.tenant)]
 
 
-@admin.delete("/keys/{key_id}", summary="Revoke an API key (admin)")
+@admin.delete("/keys/{key_id}", summary="Revoke an API key (admin: of its tenant, if it has one)")
 def revoke_key(key_id: str, who: Admin) -> KeyOut:
     route = "/v1/keys/{key_id}"
     try:
-        info = who.state.keys.revoke(key_id)
+        info = who.state.keys.revoke(key_id, tenant=who.key.tenant)
     except Exception as exc:
         who.audit_failure(route, "key_revoke", exc, detail={"key_id": key_id})
         raise
@@ -573,7 +651,8 @@ def revoke_key(key_id: str, who: Admin) -> KeyOut:
 
 @admin.get(
     "/audit",
-    summary="The audit log, newest first (admin); format=jsonl exports JSON lines",
+    summary="The audit log, newest first (admin: its tenant's keys' rows, if it has a tenant); "
+    "format=jsonl exports JSON lines",
     response_model=list[AuditOut],
     responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
 )
@@ -584,7 +663,8 @@ def read_audit(
     action: Annotated[str | None, Query(max_length=64)] = None,
     format: Annotated[Literal["json", "jsonl"], Query()] = "json",
 ) -> Any:
-    entries = who.state.audit.entries(limit=limit, before_id=before_id, action=action)
+    entries = who.state.audit.entries(limit=limit, before_id=before_id, action=action,
+                                      tenant=who.key.tenant)  # fmt: skip
     ids = who.state.ids
     rows = [{**e.to_dict(), "chunk_ids": [ids.chunk(c) for c in e.chunk_ids]} for e in entries]
     if format == "jsonl":

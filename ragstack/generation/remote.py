@@ -15,22 +15,36 @@ Failures, as the caller sees them (never with the API key in a message):
                               stream cut short is an UnavailableError
     401 / 403 / 404 / 3xx     ConfigError (credentials, base URL or model name are wrong)
     other 4xx                 InputError (the server refused this request, e.g. too long)
+    ``cancel`` set            AbortedError, no retry: once the response has started its socket
+                              is shut at once (a blocked read returns, the server sees the
+                              connection close); before that, at the next step (connect and
+                              the wait for headers are bounded by the timeouts)
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
+import socket
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
-from ragstack.errors import ConfigError, InputError, UnavailableError
-from ragstack.generation.base import EventStream, Source, TextDelta, TokenCounter, Usage
+from ragstack.errors import AbortedError, ConfigError, InputError, UnavailableError
+from ragstack.generation.base import (
+    Cancel,
+    EventStream,
+    Source,
+    TextDelta,
+    TokenCounter,
+    Usage,
+    check,
+)
 from ragstack.generation.prompt import ChatMessage, build_messages
 from ragstack.generation.tokens import default_token_counter
 
@@ -159,7 +173,12 @@ class OpenAICompatibleGenerator:
         return self._count(text)
 
     def stream(
-        self, question: str, sources: Sequence[Source], *, max_tokens: int = 256
+        self,
+        question: str,
+        sources: Sequence[Source],
+        *,
+        max_tokens: int = 256,
+        cancel: Cancel | None = None,
     ) -> EventStream:
         if max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {max_tokens}")
@@ -175,7 +194,7 @@ class OpenAICompatibleGenerator:
         if self.seed is not None:
             payload["seed"] = self.seed
         payload.update(self.extra_body)
-        return self._stream(payload, messages)
+        return self._stream(payload, messages, cancel)
 
     # -- HTTP ----------------------------------------------------------------------------------
 
@@ -190,14 +209,19 @@ class OpenAICompatibleGenerator:
             return retry.delay_s
         return float(min(self.backoff_s * 2 ** (attempt - 1), _MAX_BACKOFF_S))
 
-    def _stream(self, payload: dict[str, Any], messages: list[ChatMessage]) -> EventStream:
+    def _stream(
+        self, payload: dict[str, Any], messages: list[ChatMessage], cancel: Cancel | None
+    ) -> EventStream:
         attempt = 0
         while True:
             attempt += 1
+            check(cancel)
             reader = _StreamReader()
             try:
-                yield from self._attempt(payload, reader)
+                yield from self._attempt(payload, reader, cancel)
             except _RetryableError as exc:
+                if cancel is not None and cancel.is_set():  # we shut the connection ourselves
+                    raise AbortedError("the answer was cancelled") from exc
                 if reader.deltas:  # part of the answer is out: never start it again
                     raise self._broken(exc.retry.reason, reader) from exc
                 if attempt > self.retries:
@@ -207,7 +231,10 @@ class OpenAICompatibleGenerator:
                     raise self._unavailable(
                         f"{exc.retry.reason}; it asks to retry after {delay:.0f} s", attempt
                     ) from exc
-                time.sleep(delay)
+                if cancel is not None:
+                    cancel.wait(delay)
+                else:
+                    time.sleep(delay)
                 continue
             yield self._usage(reader, messages)
             return
@@ -218,11 +245,20 @@ class OpenAICompatibleGenerator:
             f"{reader.deltas} chunks: {reason}"
         )
 
-    def _attempt(self, payload: dict[str, Any], reader: _StreamReader) -> Iterator[TextDelta]:
+    def _attempt(
+        self, payload: dict[str, Any], reader: _StreamReader, cancel: Cancel | None
+    ) -> Iterator[TextDelta]:
         try:
             with self._client.stream("POST", "/v1/chat/completions", json=payload) as response:
-                self._check_status(response)
-                yield from reader.read(response)
+                if cancel is None:
+                    self._check_status(response)
+                    yield from reader.read(response)
+                    return
+                with cancel.hook(_shutter(response)):
+                    self._check_status(response)
+                    for delta in reader.read(response):
+                        cancel.check()
+                        yield delta
         except httpx.TimeoutException as exc:
             kind = "connect" if isinstance(exc, httpx.ConnectTimeout) else "read"
             limit = self._client.timeout.connect if kind == "connect" else self.timeout_s
@@ -258,6 +294,20 @@ class OpenAICompatibleGenerator:
         # OpenAI's accounting for chat: ~3 tokens of framing per message, 3 to prime the reply.
         prompt = sum(self._count(message["content"]) + 3 for message in messages) + 3
         return Usage(prompt, self._count("".join(reader.text)), self.model, estimated=True)
+
+
+def _shutter(response: httpx.Response) -> Callable[[], None]:
+    """Shuts the response's socket (from any thread): a read blocked on it returns at once,
+    and the server sees the connection close (closing the file alone does neither)."""
+
+    def shut() -> None:
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if isinstance(sock, socket.socket):
+            with contextlib.suppress(OSError):  # already closed by the other side
+                sock.shutdown(socket.SHUT_RDWR)
+
+    return shut
 
 
 class _StreamReader:

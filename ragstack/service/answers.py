@@ -11,7 +11,7 @@ from ragstack.citations import CitationVerifier
 from ragstack.compression import Compressor, Context
 from ragstack.domain import CollectionInfo, check_principal
 from ragstack.errors import InputError
-from ragstack.generation.base import Generator, Source, TextDelta, Usage
+from ragstack.generation.base import Generator, Source, TextDelta, Usage, check
 from ragstack.generation.prompt import PART_NOT_SUPPORTED
 from ragstack.questions import Part, split_question
 from ragstack.rerank import reranker_identity
@@ -22,8 +22,10 @@ from ragstack.service.querying import SearchMixin, _Clock
 class AnswersMixin(SearchMixin):
     def answer(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
         """Stream an answer: text deltas as they are generated, then the ``AnswerResponse``
-        (citations resolved and checked, sources, usage, cache outcome, per-stage timings)."""
+        (citations resolved and checked, sources, usage, cache outcome, per-stage timings).
+        ``request.cancel`` stops it between stages and tokens (``AbortedError``)."""
         clock = _Clock()
+        cancel = request.cancel
         info = self._check_answer_request(request)
         name = request.generator or self.settings.generator
         if name not in ("extractive", "local", "remote") or self.c.generator_for is None:
@@ -45,6 +47,7 @@ class AnswersMixin(SearchMixin):
         )
         scope = scope_key(request.principals, request.tenant, view,
                           {**params, "embedder": info.embedder_id})  # fmt: skip
+        check(cancel)
         if use_cache:
             found = cache.lookup(info.id, scope, question, lambda: memo([question])[0])
             clock.lap("cache_ms")
@@ -64,6 +67,7 @@ class AnswersMixin(SearchMixin):
                 cache_info["guard"] = found.reason
         else:
             cache_info = {"outcome": "off"}
+        check(cancel)
         qvec = memo([question])
         clock.lap("embed_ms")
         asked = split_question(question)
@@ -85,14 +89,16 @@ class AnswersMixin(SearchMixin):
         ]
         hits = interleave(rankings, self.settings.answer_chunks)
         clock.lap("search_ms")
+        check(cancel)
         multi = queries if len(queries) > 1 else []
         context, sources = self.compress(question, hits, generator, memo, multi)
         clock.lap("compress_ms")
+        check(cancel)
         parts: list[str] = []
         usage: Usage | None = None
         max_tokens = request.max_tokens or self.settings.answer_max_tokens
         first_token_ms: float | None = None
-        for event in generator.stream(question, sources, max_tokens=max_tokens):
+        for event in generator.stream(question, sources, max_tokens=max_tokens, cancel=cancel):
             if isinstance(event, TextDelta):
                 if first_token_ms is None:
                     first_token_ms = clock.since_start()
@@ -101,6 +107,7 @@ class AnswersMixin(SearchMixin):
             else:
                 usage = event
         clock.lap("generate_ms")
+        check(cancel)
         text = "".join(parts).strip()
         verification = CitationVerifier(memo).verify(text, context)
         clock.lap("verify_ms")

@@ -63,10 +63,14 @@ class CollectionsMixin(ServiceCore):
     def collection(self, name: str) -> CollectionInfo:
         return self.store.get_collection(name)
 
-    def collection_figures(self) -> dict[str, dict[str, Any]]:
-        """Operator figures of every collection (for admins and metrics only: they span every
-        document): see ``_figures``."""
-        return {info.name: self._figures(info) for info in self.store.list_collections()}
+    def collection_figures(self, tenant: str | None = None) -> dict[str, dict[str, Any]]:
+        """Operator figures of every collection, or (``tenant``) of that tenant's collections
+        only (for admins and metrics only: they span every document): see ``_figures``."""
+        return {
+            info.name: self._figures(info)
+            for info in self.store.list_collections()
+            if tenant is None or info.tenant == tenant
+        }
 
     def _figures(self, info: CollectionInfo) -> dict[str, Any]:
         """Documents, chunks, embedder, generation, index bytes and ingest runs by status."""

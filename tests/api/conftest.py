@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -23,8 +24,9 @@ from ragstack.service import IngestRequest, SourceSpec
 @dataclass
 class Server:
     url: str
-    headers: dict[str, str]
-    secret: str
+    headers: dict[str, str]  # an admin key's
+    secret: str  # the admin key
+    keys: dict[str, str] = field(default_factory=dict)  # role -> a key of that role
 
 
 def free_port() -> int:
@@ -33,28 +35,43 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    root = tmp_path_factory.mktemp("served")
-    env = {
-        **os.environ,
+@contextmanager
+def serve(root: Path, *, cli: bool = False, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """``ragstack serve``'s app under uvicorn in a child process on a loopback port (``cli``:
+    started by ``ragstack serve`` itself), over a collection ``kb`` (one public FAQ) and keys of
+    every role; ``env``: more settings."""
+    settings = {
         "RAGSTACK_DATA_DIR": str(root / "data"),
         "RAGSTACK_EMBEDDER": "hashing",
         "RAGSTACK_PRINCIPAL": "user:admin",
         "RAGSTACK_API_RATE_PER_S": "100000",
         "RAGSTACK_API_BURST": "100000",
+        "RAGSTACK_API_AUTH_FAILURES_BURST": "100000",
+        **(env or {}),
     }
     docs = root / "docs"
     docs.mkdir()
     (docs / "faq.md").write_text("# FAQ\n\nDeploys run every Tuesday after review.\n")
     svc = build(Settings(data_dir=root / "data", embedder="hashing", principal="user:admin"))
     svc.ingest(IngestRequest("kb", [SourceSpec(str(docs))], public=True), principal="user:admin")
-    _, secret = Keys(svc.store).create("user:root", role="admin")
+    keys = Keys(svc.store)
+    secrets = {
+        role: keys.create(f"user:{role}-key", role=role, groups=["group:eng"])[1]
+        for role in ("reader", "writer")
+    }
+    _, secret = keys.create("user:root", role="admin")
+    secrets["admin"] = secret
     port = free_port()
+    # --no-proxy-headers: X-Forwarded-* count only from RAGSTACK_API_TRUSTED_PROXIES (as under
+    # `ragstack serve`), not from every loopback client as uvicorn's default would have it
+    command = (
+        ["-m", "ragstack", "serve", "--host", "127.0.0.1", "--port", str(port)] if cli else
+        ["-m", "uvicorn", "ragstack.api.server:app", "--host", "127.0.0.1", "--port", str(port),
+         "--log-level", "warning", "--no-proxy-headers"]
+    )  # fmt: skip
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "ragstack.api.server:app", "--host", "127.0.0.1",
-         "--port", str(port), "--log-level", "warning"],
-        env=env,
+        [sys.executable, *command],
+        env={**os.environ, **settings},
         stdout=subprocess.DEVNULL,
         stderr=(root / "server.log").open("wb"),
     )  # fmt: skip
@@ -69,9 +86,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
                 time.sleep(0.2)
         else:
             raise RuntimeError((root / "server.log").read_text())
-        yield Server(url, {"Authorization": f"Bearer {secret}"}, secret)
+        yield Server(url, {"Authorization": f"Bearer {secret}"}, secret, secrets)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
     log = Path(root / "server.log").read_text()
     assert "Traceback" not in log, log
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with serve(tmp_path_factory.mktemp("served")) as running:
+        yield running

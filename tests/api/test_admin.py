@@ -1,5 +1,6 @@
 """The admin page (server-rendered) and its JSON twin: login, figures equal to the API's,
-re-index, cache clear, document delete; only admin keys get in."""
+re-index, cache clear, document delete; only admin keys get in. The session itself (signing,
+cookie flags, CSRF, revocation) is tested in ``test_sessions``."""
 
 from __future__ import annotations
 
@@ -19,12 +20,20 @@ def api(tmp_path: Path) -> Iterator[Api]:
         yield made
 
 
-def login(api: Api) -> None:
+def login(api: Api) -> str:
+    """Logs the client in with the admin key; the session's CSRF token (from the page)."""
     secret = api.admin["Authorization"].removeprefix("Bearer ")
     r = api.client.post("/admin/login", data={"key": secret}, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/admin"
     cookie = r.headers["set-cookie"]
-    assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and secret not in cookie
+    return csrf_of(api.client.get("/admin").text)
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field on the page"
+    return found.group(1)
 
 
 def field(html: str, element_id: str) -> str:
@@ -40,10 +49,11 @@ def test_only_admin_keys_log_in(api: Api) -> None:
         r = api.client.post("/admin/login", data={"key": secret})
         assert r.status_code == 401 and "not a live admin key" in r.text
     assert api.client.get("/v1/admin/collections/kb/health", headers=api.writer).status_code == 403
-    login(api)
+    csrf = login(api)
     page = api.client.get("/admin")
     assert page.status_code == 200 and 'href="/admin/collections/kb"' in page.text
-    api.client.post("/admin/logout")
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    api.client.post("/admin/logout", data={"csrf": csrf})
     assert api.client.get("/admin", follow_redirects=False).status_code == 303
 
 
@@ -71,8 +81,8 @@ def test_page_figures_equal_the_api(api: Api) -> None:
 
 def test_actions_reindex_clear_cache_delete(api: Api) -> None:
     before = api.client.get("/v1/admin/collections/kb/health", headers=api.admin).json()
-    login(api)
-    r = api.client.post("/admin/collections/kb/reindex")
+    csrf = {"csrf": login(api)}
+    r = api.client.post("/admin/collections/kb/reindex", data=csrf)
     assert r.status_code == 200 and "re-indexed: " in field(r.text, "flash")
     after = api.client.get("/v1/admin/collections/kb/health", headers=api.admin).json()
     assert after["generation"] == before["generation"] + 1
@@ -81,10 +91,10 @@ def test_actions_reindex_clear_cache_delete(api: Api) -> None:
     hits = api.client.post("/v1/search", json={"collection": "kb", "query": "canary"},
                            headers=api.eng).json()["hits"]  # fmt: skip
     assert hits and hits[0]["uri"].endswith("deploy.md")
-    r = api.client.post("/admin/collections/kb/clear-cache")
+    r = api.client.post("/admin/collections/kb/clear-cache", data=csrf)
     assert "cache cleared" in field(r.text, "flash")
     doc = api.svc.documents("kb")[0]
-    r = api.client.post(f"/admin/collections/kb/documents/{doc.id}/delete")
+    r = api.client.post(f"/admin/collections/kb/documents/{doc.id}/delete", data=csrf)
     assert f"deleted document {doc.id}" in field(r.text, "flash")
     assert int(field(r.text, "documents")) == 1
     actions = {e["action"] for e in api.client.get("/v1/audit", headers=api.admin).json()}

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ragstack.errors import ConfigError, InputError
+from ragstack.errors import AbortedError, ConfigError, InputError
 from ragstack.generation import (
+    Cancel,
     Completion,
     Generator,
     LlamaCppGenerator,
@@ -135,6 +137,39 @@ def test_an_abandoned_stream_releases_the_model(generator: LlamaCppGenerator) ->
     worker.start()
     worker.join(timeout=60)
     assert not worker.is_alive()
+
+
+def test_a_cancel_stops_the_token_loop_and_frees_the_model(generator: LlamaCppGenerator) -> None:
+    cancel = Cancel()
+    stream = generator.stream(QUESTION, SOURCES, max_tokens=1500, cancel=cancel)
+    assert isinstance(next(stream), TextDelta)
+    cancel.set()  # from here no further token is decoded
+    with pytest.raises(AbortedError):
+        next(stream)
+    assert collect(generator.stream(QUESTION, [], max_tokens=2)).usage.completion_tokens <= 2
+
+
+def test_a_cancel_ends_the_wait_for_the_model(generator: LlamaCppGenerator) -> None:
+    """A stream waiting for the model (another holds it) gives up when cancelled."""
+    holder = generator.stream(QUESTION, SOURCES, max_tokens=64)
+    next(holder)  # holds the model's lock now
+    cancel = Cancel()
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            collect(generator.stream(QUESTION, SOURCES, max_tokens=8, cancel=cancel))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.3)
+    assert waiter.is_alive()  # still waiting for the lock
+    cancel.set()
+    waiter.join(timeout=2)
+    assert not waiter.is_alive() and isinstance(outcome[0], AbortedError)
+    holder.close()
 
 
 def test_a_prompt_longer_than_the_window_is_refused() -> None:

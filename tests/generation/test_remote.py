@@ -20,8 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ragstack.errors import ConfigError, InputError, UnavailableError
+from ragstack.errors import AbortedError, ConfigError, InputError, UnavailableError
 from ragstack.generation import (
+    Cancel,
     Generator,
     LlamaCppGenerator,
     OpenAICompatibleGenerator,
@@ -328,3 +329,35 @@ def test_without_streamed_usage_tokens_are_estimated(scripted: ScriptedServer) -
     usage = collect(remote.stream(QUESTION, SOURCES)).usage
     assert usage.estimated and usage.completion_tokens == 3
     assert usage.prompt_tokens > remote.count_tokens(QUESTION)
+
+
+def test_a_cancel_unblocks_a_stalled_read_at_once_without_retry(scripted: ScriptedServer) -> None:
+    """The read blocked on the socket returns when the socket is shut from another thread,
+    long before the read timeout, and the server sees the connection go."""
+    scripted.replies = [Reply(body=[sse("Holes"), STALL])]
+    cancel = Cancel()
+    stream = remote_for(scripted, timeout_s=30.0).stream(QUESTION, SOURCES, cancel=cancel)
+    assert next(stream) == TextDelta("Holes")
+    timer = threading.Timer(0.3, cancel.set)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(AbortedError):
+        next(stream)
+    assert 0.25 < time.monotonic() - started < 2.0
+    assert len(scripted.requests) == 1
+
+
+def test_a_cancelled_request_is_not_sent_or_retried(scripted: ScriptedServer) -> None:
+    cancel = Cancel()
+    cancel.set()
+    with pytest.raises(AbortedError):
+        collect(remote_for(scripted).stream(QUESTION, SOURCES, cancel=cancel))
+    assert scripted.requests == []
+    # a 503 with a long Retry-After would be waited for; a cancel ends the wait
+    scripted.replies = [Reply(503, ["{}"], {"Retry-After": "20"}), Reply()]
+    cancel = Cancel()
+    threading.Timer(0.3, cancel.set).start()
+    started = time.monotonic()
+    with pytest.raises(AbortedError):
+        collect(remote_for(scripted, max_retry_after_s=60).stream(QUESTION, SOURCES, cancel=cancel))
+    assert time.monotonic() - started < 3 and len(scripted.requests) == 1
