@@ -26,6 +26,10 @@ _QUESTION_WORD = frozenset((
 ))  # fmt: skip
 
 
+def _fold(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
 @dataclass
 class Gold:
     """What supports one part: passage ids (PubMedQA), or a document and a phrase of the
@@ -42,8 +46,9 @@ class Gold:
     def cited_by(self, uri: str, quote: str) -> bool:
         if self.passages is not None:
             return doc_key(uri) in self.passages
-        return (self.document is not None and uri.endswith(self.document)
-                and self.phrase is not None and self.phrase.lower() in quote.lower())  # fmt: skip
+        if self.document is None or self.phrase is None or not uri.endswith(self.document):
+            return False
+        return _fold(self.phrase) in _fold(quote)
 
 
 @dataclass

@@ -146,6 +146,7 @@ def generator_factory(settings: Settings, memo: MemoEmbed) -> Callable[[str], Ge
                 counter,
                 min_score=settings.extractive_min_score,
                 relative_min=settings.extractive_relative_min,
+                part_min_score=settings.extractive_part_min_score,
             )
         if name == "local":
             from ragstack.generation.local import LlamaCppGenerator
