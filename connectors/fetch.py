@@ -365,12 +365,14 @@ class Inflater:
         if self._d is None:
             return self._count(data)
         out: list[bytes] = []
-        while data and not self.full:
+        while not self.full:
             if self._d.eof:  # another gzip member may follow (RFC 1952); other bytes are not
                 data = self._d.unused_data + data  # content: ignored, as browsers do
                 if self._wbits != 16 + zlib.MAX_WBITS or not data.startswith(b"\x1f\x8b"):
                     break
                 self._d = zlib.decompressobj(self._wbits)
+            if not data:
+                break
             try:
                 chunk = self._d.decompress(data, self.limit - self.total + 1)
             except zlib.error:

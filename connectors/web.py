@@ -31,12 +31,12 @@ Items
     path); ``title`` from ``<title>``. The fetched bytes are kept: ``read()`` never refetches.
 Sitemaps
     ``<urlset>`` and ``<sitemapindex>`` (nested up to 3 levels), gzip-compressed or not (at
-    most 50 MiB once decompressed, as sitemaps.org says). A sitemap may list only URLs of its
-    own site (sitemaps.org): others are reported (``off_site``) and never fetched. A
-    top-level ``sitemap`` that cannot be read raises ``SourceUnavailableError``; a broken
-    child sitemap is reported as a ScanError and the others are still used. With
-    ``detect_sitemaps``, a start URL whose body parses as a sitemap is read as one, and one
-    that does not is an ordinary page.
+    most 50 MiB once decompressed, as sitemaps.org says, or ``max_bytes`` if smaller). A
+    sitemap may list only URLs of its own site (sitemaps.org): others are reported
+    (``off_site``) and never fetched. A top-level ``sitemap`` that cannot be read raises
+    ``SourceUnavailableError``; a broken child sitemap is reported as a ScanError and the
+    others are still used. With ``detect_sitemaps``, a start URL whose body parses as a
+    sitemap is read as one, and one that does not is an ordinary page.
 """
 
 from __future__ import annotations
@@ -169,14 +169,15 @@ def parse_sitemap(body: bytes, limit: int = MAX_SITEMAP_BYTES) -> tuple[bool, li
     return kind == "sitemapindex", locs
 
 
-def _as_sitemap(r: Fetched) -> tuple[bool, list[str]] | None:
-    """A fetched start page read as a sitemap, or ``None`` when it is not one."""
+def _as_sitemap(r: Fetched, limit: int) -> tuple[bool, list[str]] | None:
+    """A fetched start page read as a sitemap, or ``None`` when it is not one; raises
+    ``FetchFailedError`` when it inflates past ``limit``."""
     mime = r.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if mime in _HTML or not (r.body[:2] == b"\x1f\x8b" or r.body.lstrip()[:1] == b"<"):
         return None
     try:
-        return parse_sitemap(r.body)
-    except (ValueError, FetchFailedError):
+        return parse_sitemap(r.body, limit)
+    except ValueError:
         return None
 
 
@@ -215,6 +216,7 @@ class WebConnector:
         self.urls = [normalize(u) for u in urls]
         self.sitemap = normalize(sitemap) if sitemap else None
         self.detect_sitemaps = detect_sitemaps
+        self.sitemap_limit = min(MAX_SITEMAP_BYTES, self.max_bytes)
         self.max_depth = max_depth
         self.max_pages = max_pages
         self.retries = retries
@@ -353,12 +355,12 @@ class _Crawl:
     # sitemaps ---------------------------------------------------------------------------------
 
     def _read_sitemap(self, url: str) -> tuple[Fetched, bool, list[str]]:
-        r = self._fetch(url, limit=MAX_SITEMAP_BYTES, check_robots=False)
+        r = self._fetch(url, limit=self.conf.sitemap_limit, check_robots=False)
         self.fetches += 1
         if r.status != 200:
             raise FetchFailedError(ErrorKind.FETCH_ERROR, f"server answered HTTP {r.status}")
         try:
-            is_index, locs = parse_sitemap(r.body)
+            is_index, locs = parse_sitemap(r.body, self.conf.sitemap_limit)
         except ValueError as exc:  # XML's ParseError is a ValueError
             raise FetchFailedError(ErrorKind.BAD_RECORD, f"not a sitemap: {exc}") from exc
         return r, is_index, locs
@@ -413,6 +415,14 @@ class _Crawl:
                 )
         return urls, errors
 
+    def _detect_sitemap(self, url: str, r: Fetched) -> tuple[list[str], list[ScanError]] | None:
+        """What a start page lists if it is a sitemap; ``None`` if it is not one."""
+        try:
+            sitemap = _as_sitemap(r, self.conf.sitemap_limit)
+        except FetchFailedError as exc:
+            return [], [ScanError(url, exc.kind, f"sitemap: {exc.reason}")]
+        return None if sitemap is None else self._sitemap(url, (r, *sitemap))
+
     # the crawl --------------------------------------------------------------------------------
 
     def _starts(self) -> Iterator[ScanError | str]:
@@ -458,8 +468,8 @@ class _Crawl:
             if r.url in done and r.url != url:
                 continue  # redirected to a page this scan already took
             done.add(r.url)
-            if url in detect and (sitemap := _as_sitemap(r)) is not None:
-                listed, errors = self._sitemap(url, (r, *sitemap))
+            if url in detect and (found := self._detect_sitemap(url, r)) is not None:
+                listed, errors = found
                 yield from errors
                 enqueue(listed, 0)
                 continue

@@ -3,9 +3,10 @@
 A zip bomb is a small file that inflates to gigabytes. Before a reader sees one:
 
 1. its central directory must declare at most ``max_members`` members, at most
-   ``max_unpacked`` bytes unpacked in all, and no member over ``GRACE_BYTES`` may declare more
+   ``max_unpacked`` bytes unpacked in all, no member over ``GRACE_BYTES`` may declare more
    than ``max_ratio`` times its compressed size (a zip bomb's signature; Apache POI's
-   ZipSecureFile uses the same test);
+   ZipSecureFile uses the same test), and none may carry more compressed bytes than its
+   declared size could need (a member lying about its size);
 2. every member is inflated once, ``_CHUNK`` bytes at a time, and must produce exactly its
    declared size with its declared CRC. CPython's ``zipfile`` never returns more than a
    member's declared ``file_size`` (``ZipExtFile._read1`` cuts its output at ``_left``, set
@@ -81,6 +82,11 @@ def _check_declared(members: list[zipfile.ZipInfo], filename: str, limits: Conta
             f"{limits.max_unpacked:,} (a zip bomb?)"
         )
     for m in members:
+        if m.compress_size > m.file_size + m.file_size // 100 + 1024:  # deflate never grows so
+            raise DocumentTooLargeError(
+                f"too large: {m.filename[:100]!r} in {filename} carries {m.compress_size:,} "
+                f"compressed bytes but declares {m.file_size:,} unpacked (a zip bomb?)"
+            )
         if m.file_size > GRACE_BYTES and m.file_size > limits.max_ratio * max(m.compress_size, 1):
             ratio = m.file_size // max(m.compress_size, 1)
             raise DocumentTooLargeError(
