@@ -374,6 +374,16 @@ class _Crawl:
         pending = deque([(top, 0)])
         visited: set[str] = set()
         while pending and len(urls) < self.conf.max_pages:
+            if self.fetches >= self.conf.max_pages:
+                errors.append(
+                    ScanError(
+                        top,
+                        ErrorKind.TOO_LARGE,
+                        f"{len(pending)} listed sitemap(s) not read: the scan's limit of "
+                        f"{self.conf.max_pages} fetches was reached",
+                    )
+                )
+                break
             url, level = pending.popleft()
             if url in visited:
                 continue

@@ -445,3 +445,14 @@ def test_a_slow_drip_is_abandoned_at_the_deadline(site: Site) -> None:
     _, errors = crawl(fast([site.url("/drip")], policy=policy))
     assert errors[site.url("/drip")].reason == "took too long: download abandoned"
     assert time.monotonic() - started < 2
+
+
+def test_sitemap_fetches_count_against_the_page_limit(site: Site) -> None:
+    children = "".join(f"<sitemap><loc>{site.url(f'/s{i}.xml')}</loc></sitemap>" for i in range(9))
+    site.page("/index.xml", f"<sitemapindex {NS}>{children}</sitemapindex>")
+    for i in range(9):
+        site.page(f"/s{i}.xml", f"<urlset {NS}></urlset>", content_type="application/xml")
+    _, errors = crawl(WebConnector(sitemap=site.url("/index.xml"), max_pages=4, policy=LOOPBACK))
+    assert sum(site.hits[f"/s{i}.xml"] for i in range(9)) == 3, "4 fetches: the index and 3"
+    limit = errors[site.url("/index.xml")]
+    assert limit.kind == ErrorKind.TOO_LARGE and "6 listed sitemap(s) not read" in limit.reason
