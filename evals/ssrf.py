@@ -30,6 +30,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 
@@ -346,3 +347,27 @@ def wait_job(client: httpx.Client, job_id: str, timeout: float = 60.0) -> dict[s
             break
         time.sleep(0.05)
     return job
+
+
+def run(root: Path) -> tuple[int, int]:
+    """``evals.bench_security``'s entry: a service on ``root`` allowing only the allowed site,
+    served in this process, every hostile case submitted by a writer; returns ``(cases,
+    connections the forbidden listener received)``."""
+    from evals.leaks import LiveServer
+    from ragstack.access import Keys
+    from ragstack.api import create_app
+    from ragstack.app import build
+    from ragstack.config import Settings
+
+    settings = Settings(data_dir=root / "data", embedder="hashing", principal="user:root",
+                        fetch_allow=(f"{ALLOWED_HOST}/32",))  # fmt: skip
+    svc = build(settings)
+    svc.create_collection("kb", owner="user:root", public=True)
+    _, secret = Keys(svc.store).create("user:w", role="writer")
+    headers = {"Authorization": f"Bearer {secret}"}
+    try:
+        with hostile_targets() as targets, LiveServer(create_app(svc)) as server:
+            report = run_cases(server.url, headers, "kb", targets)
+    finally:
+        svc.store.close()
+    return len(report.results), report.reached

@@ -6,6 +6,7 @@ and by upload are recorded ``too_large`` while the server's memory stays bounded
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -102,3 +103,10 @@ def test_zip_bombs_uploaded_are_too_large_and_the_rest_is_ingested(api: Server) 
     counts = job["counts"]
     assert isinstance(counts, dict) and counts["ingested"] == 1 and counts["failed"] == 3
     assert rss_mb(api.pid) - before < 64
+
+
+def test_bench_security_entry_counts_cases_and_reached(tmp_path: Path) -> None:
+    from evals import ssrf
+
+    cases, reached = ssrf.run(tmp_path)
+    assert cases >= 30 and reached == 0
