@@ -25,6 +25,7 @@ from connectors.base import (
     partition,
 )
 from connectors.beir import BeirConnector
+from connectors.fetch import FetchFailedError, FetchPolicy, FetchRefusedError
 from connectors.filesystem import FilesystemConnector
 from connectors.sql import SqlConnector
 from connectors.web import WebConnector
@@ -38,6 +39,9 @@ __all__ = [
     "ConnectorError",
     "ContentChangedError",
     "ErrorKind",
+    "FetchFailedError",
+    "FetchPolicy",
+    "FetchRefusedError",
     "FilesystemConnector",
     "ItemReadError",
     "MetaValue",

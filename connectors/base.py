@@ -74,7 +74,8 @@ class ErrorKind(StrEnum):
     BAD_RECORD = "bad_record"  # a malformed line or row (BEIR, SQL)
     FETCH_ERROR = "fetch_error"  # network error, timeout, HTTP error status
     ROBOTS = "robots"  # robots.txt forbids fetching it
-    OFF_SITE = "off_site"  # redirected to another site; not followed
+    OFF_SITE = "off_site"  # redirected to, or listed by a sitemap of, another site; not fetched
+    REFUSED = "refused"  # the fetch policy forbids the URL or its address (e.g. loopback)
 
 
 @dataclass(frozen=True)

@@ -1,45 +1,55 @@
 """Web pages: a list of URLs and/or a sitemap (or sitemap index), with a same-site crawl.
 
+Every connection goes through a ``FetchPolicy`` (``connectors.fetch``): by default nothing
+but public addresses is fetched, each connection pinned to the address that was checked, and
+every body bounded in bytes (after decoding) and in time.
+
 Crawl
     Breadth first from the start URLs (and every URL a sitemap lists), following ``<a href>``
     links to the same scheme and host as the page, up to ``max_depth`` links away from a start
     URL (0: the start URLs only) and ``max_pages`` fetches in all. Fragments are dropped and
     scheme and host lower-cased, so each page is fetched once.
 robots.txt
-    Fetched once per site with the same client and fed to ``urllib.robotparser``; a URL it
-    disallows for ``user_agent`` is reported (``robots``) and never fetched. As RFC 9309 says,
-    a robots.txt answering 4xx allows everything, and one that cannot be fetched (5xx,
-    timeout, no connection) disallows the whole site, reported as ``fetch_error``.
+    Fetched once per site with the same client (its first 512 KiB) and read as RFC 9309 says
+    (``protego``: groups by product token, ``*`` and ``$`` wildcards, the longest match wins,
+    an allow wins a tie); a URL it disallows for ``user_agent`` is reported (``robots``) and
+    never fetched. A robots.txt answering 4xx allows everything; one that cannot be fetched
+    (5xx, timeout, no connection) disallows the whole site, reported as ``fetch_error``; one
+    the policy refuses makes every page of the site ``refused``. Its redirects may lead to
+    another site (RFC 9309), still under the policy.
 Fetching
-    httpx with ``timeout`` seconds per phase; timeouts, connection errors, 429 and 5xx are
-    retried ``retries`` times with exponential ``backoff``. Redirects are followed by hand (at
-    most 5): to the same site, or from http to https on the same host, each hop checked
-    against robots.txt; a redirect elsewhere is reported (``off_site``), not followed. A body
-    over ``max_bytes`` is abandoned (``too_large``). Anything that still fails becomes a
-    ``ScanError`` with the reason, and the crawl goes on.
+    ``timeout`` seconds per phase; timeouts, connection errors, 429 and 5xx are retried
+    ``retries`` times with exponential ``backoff``. Redirects are followed by hand (at most
+    5): to the same site, or from http to https on the same host, each hop checked against
+    the policy and robots.txt; a redirect elsewhere is reported (``off_site``), not followed.
+    A body over ``max_bytes`` (after decoding) is abandoned (``too_large``); the policy's
+    refusals are ``refused``, with the rule they broke. Anything that still fails becomes a
+    ``ScanError`` with a generic reason (never the system's error text), and the crawl goes on.
 Items
     ``uri`` is the page's final URL; ``version`` the ETag (``etag:<value>``) when the server
     sends one, else ``sha256:`` of the body; ``mime`` from Content-Type (else guessed from the
     path); ``title`` from ``<title>``. The fetched bytes are kept: ``read()`` never refetches.
 Sitemaps
-    ``<urlset>`` and ``<sitemapindex>`` (nested up to 3 levels), gzip-compressed or not. A
-    top-level sitemap that cannot be read raises ``SourceUnavailableError``; a broken child
-    sitemap is reported as a ScanError and the others are still used.
+    ``<urlset>`` and ``<sitemapindex>`` (nested up to 3 levels), gzip-compressed or not (at
+    most 50 MiB once decompressed, as sitemaps.org says, or ``max_bytes`` if smaller). A
+    sitemap may list only URLs of its own site (sitemaps.org): others are reported
+    (``off_site``) and never fetched. A top-level ``sitemap`` that cannot be read raises
+    ``SourceUnavailableError``; a broken child sitemap is reported as a ScanError and the
+    others are still used. With ``detect_sitemaps``, a start URL whose body parses as a
+    sitemap is read as one, and one that does not is an ordinary page.
 """
 
 from __future__ import annotations
 
-import gzip
 import time
-import urllib.robotparser
 from collections import deque
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from html.parser import HTMLParser
 from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 from xml.etree import ElementTree
 
 import httpx
+from protego import Protego
 
 from connectors.base import (
     ConfigError,
@@ -51,6 +61,14 @@ from connectors.base import (
     SourceUnavailableError,
     content_version,
     guess_mime,
+)
+from connectors.fetch import (
+    Fetched,
+    FetchFailedError,
+    FetchPolicy,
+    FetchRefusedError,
+    download,
+    inflate,
 )
 
 USER_AGENT = "ragstack-connector/0.1"
@@ -86,26 +104,12 @@ def site_of(url: str) -> str:
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
-def _may_redirect(src: str, dst: str) -> bool:
+def same_site(src: str, dst: str) -> bool:
+    """``dst`` is on ``src``'s site: same scheme and host, or http to https on the same host."""
     a, b = urlsplit(src), urlsplit(dst)
     if a.scheme == b.scheme:
         return a.netloc == b.netloc
     return a.scheme == "http" and b.scheme == "https" and a.hostname == b.hostname
-
-
-class _FetchError(Exception):
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class _Response:
-    url: str  # final URL
-    status: int
-    headers: httpx.Headers
-    body: bytes
 
 
 class _PageParser(HTMLParser):
@@ -144,10 +148,14 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
-def parse_sitemap(body: bytes) -> tuple[bool, list[str]]:
-    """``(is_index, locations)`` of a sitemap or sitemap index; raises ``ValueError``."""
+def parse_sitemap(body: bytes, limit: int = MAX_SITEMAP_BYTES) -> tuple[bool, list[str]]:
+    """``(is_index, locations)`` of a sitemap or sitemap index (gzip-compressed or not, at
+    most ``limit`` bytes once decompressed); raises ``ValueError`` (not a sitemap) or
+    ``FetchFailedError`` (``too_large``)."""
     if body[:2] == b"\x1f\x8b":
-        body = gzip.decompress(body)
+        body = inflate(body, "gzip", limit)
+    elif len(body) > limit:
+        raise FetchFailedError(ErrorKind.TOO_LARGE, f"over the {limit:,}-byte sitemap limit")
     root = ElementTree.fromstring(body)  # expat refuses entity-expansion bombs
     kind = _local(root.tag)
     if kind not in ("urlset", "sitemapindex"):
@@ -161,51 +169,67 @@ def parse_sitemap(body: bytes) -> tuple[bool, list[str]]:
     return kind == "sitemapindex", locs
 
 
+def _as_sitemap(r: Fetched, limit: int) -> tuple[bool, list[str]] | None:
+    """A fetched start page read as a sitemap, or ``None`` when it is not one; raises
+    ``FetchFailedError`` when it inflates past ``limit``."""
+    mime = r.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if mime in _HTML or not (r.body[:2] == b"\x1f\x8b" or r.body.lstrip()[:1] == b"<"):
+        return None
+    try:
+        return parse_sitemap(r.body, limit)
+    except ValueError:
+        return None
+
+
 class WebConnector:
-    """Pages from ``urls`` and/or a ``sitemap``, crawled within each page's site."""
+    """Pages from ``urls`` and/or a ``sitemap``, crawled within each page's site, fetched
+    under ``policy`` (default: public addresses only, ``max_bytes`` and ``timeout`` from it)."""
 
     def __init__(
         self,
         urls: Sequence[str] = (),
         *,
         sitemap: str | None = None,
+        detect_sitemaps: bool = False,
         max_depth: int = 0,
         max_pages: int = 500,
         max_bytes: int | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = None,
         retries: int = 2,
         backoff: float = 0.5,
         user_agent: str = USER_AGENT,
         name: str | None = None,
-        transport: httpx.BaseTransport | None = None,
+        policy: FetchPolicy | None = None,
     ) -> None:
         if not urls and not sitemap:
             raise ConfigError("give at least one URL or a sitemap")
         for u in [*urls, *([sitemap] if sitemap else [])]:
             if resolve(u, "") is None:
                 raise ConfigError(f"not an http(s) URL: {u}")
-        if max_depth < 0 or max_pages < 1 or retries < 0 or timeout <= 0 or backoff < 0:
+        self.policy = policy or FetchPolicy()
+        self.max_bytes = self.policy.max_bytes if max_bytes is None else max_bytes
+        self.timeout = self.policy.timeout if timeout is None else timeout
+        if max_depth < 0 or max_pages < 1 or retries < 0 or self.timeout <= 0 or backoff < 0:
             raise ConfigError("need max_depth >= 0, max_pages >= 1, retries >= 0, timeout > 0")
+        if self.max_bytes < 1:
+            raise ConfigError("need max_bytes >= 1")
         self.urls = [normalize(u) for u in urls]
         self.sitemap = normalize(sitemap) if sitemap else None
+        self.detect_sitemaps = detect_sitemaps
+        self.sitemap_limit = min(MAX_SITEMAP_BYTES, self.max_bytes)
         self.max_depth = max_depth
         self.max_pages = max_pages
-        self.max_bytes = max_bytes
-        self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.user_agent = user_agent
-        self.transport = transport
         self.name = name or f"web:{site_of(self.urls[0] if self.urls else sitemap or '')}"
 
     def scan(self) -> Iterator[SourceItem | ScanError]:
-        with httpx.Client(
-            timeout=httpx.Timeout(self.timeout),
-            follow_redirects=False,
-            transport=self.transport,
-            headers={"User-Agent": self.user_agent},
-        ) as client:
+        with self.policy.client(user_agent=self.user_agent, timeout=self.timeout) as client:
             yield from _Crawl(self, client).run()
+
+
+_Robots = Protego | FetchFailedError | None
 
 
 class _Crawl:
@@ -213,33 +237,14 @@ class _Crawl:
 
     def __init__(self, conf: WebConnector, client: httpx.Client) -> None:
         self.conf = conf
+        self.policy = conf.policy
         self.client = client
-        self.robots: dict[str, urllib.robotparser.RobotFileParser | _FetchError | None] = {}
+        self.robots: dict[str, _Robots] = {}
+        self.fetches = 0
 
     # fetching ---------------------------------------------------------------------------------
 
-    def _attempt(self, url: str, limit: int | None) -> _Response:
-        with self.client.stream("GET", url) as r:
-            if r.status_code in _REDIRECTS or r.status_code >= 400:
-                return _Response(url, r.status_code, r.headers, b"")
-            declared = r.headers.get("content-length", "")
-            if limit is not None and declared.isdigit() and int(declared) > limit:
-                raise _FetchError(
-                    ErrorKind.TOO_LARGE,
-                    f"{int(declared):,} bytes is over the {limit:,}-byte limit: not fetched",
-                )
-            chunks: list[bytes] = []
-            total = 0
-            for chunk in r.iter_bytes():
-                total += len(chunk)
-                if limit is not None and total > limit:
-                    raise _FetchError(
-                        ErrorKind.TOO_LARGE, f"over the {limit:,}-byte limit: download abandoned"
-                    )
-                chunks.append(chunk)
-            return _Response(url, r.status_code, r.headers, b"".join(chunks))
-
-    def _get(self, url: str, limit: int | None) -> _Response:
+    def _get(self, url: str, limit: int, *, truncate: bool = False) -> Fetched:
         """One URL with retries on timeouts, connection errors, 429 and 5xx."""
         last = ""
         attempts = self.conf.retries + 1
@@ -247,71 +252,92 @@ class _Crawl:
             if attempt:
                 time.sleep(self.conf.backoff * 2 ** (attempt - 1))
             try:
-                response = self._attempt(url, limit)
-            except httpx.TimeoutException:
-                last = f"timed out after {self.conf.timeout:g}s"
+                response = download(
+                    self.client, url, limit=limit, deadline=self.policy.deadline, truncate=truncate
+                )
+            except FetchRefusedError as exc:
+                raise FetchFailedError(ErrorKind.REFUSED, exc.reason) from None
+            except FetchFailedError as exc:
+                if not exc.retry:
+                    raise
+                last = exc.reason
                 continue
-            except httpx.TransportError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-                continue
-            except (httpx.HTTPError, httpx.InvalidURL) as exc:
-                raise _FetchError(ErrorKind.FETCH_ERROR, f"{type(exc).__name__}: {exc}") from exc
             if response.status >= 500 or response.status == 429:
                 last = f"server answered HTTP {response.status}"
                 continue
             return response
         tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
-        raise _FetchError(ErrorKind.FETCH_ERROR, f"{last} ({tries})")
+        raise FetchFailedError(ErrorKind.FETCH_ERROR, f"{last} ({tries})")
 
-    def _fetch(self, url: str, *, limit: int | None, check_robots: bool) -> _Response:
-        """``url`` with same-site redirects followed (each hop checked against robots.txt)."""
+    def _fetch(
+        self,
+        url: str,
+        *,
+        limit: int,
+        check_robots: bool,
+        any_site: bool = False,
+        truncate: bool = False,
+    ) -> Fetched:
+        """``url`` with redirects followed (to the same site unless ``any_site``), each hop
+        checked against the policy and, with ``check_robots``, robots.txt."""
         current = url
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self._get(current, limit)
+            try:
+                self.policy.check_url(current)
+            except FetchRefusedError as exc:
+                raise FetchFailedError(ErrorKind.REFUSED, exc.reason) from None
+            response = self._get(current, limit, truncate=truncate)
             if response.status not in _REDIRECTS:
                 return response
             location = response.headers.get("location")
             if not location:
-                raise _FetchError(
+                raise FetchFailedError(
                     ErrorKind.FETCH_ERROR, f"HTTP {response.status} without a Location"
                 )
             target = resolve(current, location)
             if target is None:
-                raise _FetchError(
-                    ErrorKind.FETCH_ERROR, f"redirected to a malformed or non-http URL: {location}"
+                raise FetchFailedError(
+                    ErrorKind.FETCH_ERROR, "redirected to a malformed or non-http URL"
                 )
-            if not _may_redirect(current, target):
-                raise _FetchError(
+            if not any_site and not same_site(current, target):
+                raise FetchFailedError(
                     ErrorKind.OFF_SITE, f"redirected to {target}, another site: not followed"
                 )
             if check_robots and (denied := self._denied(target)) is not None:
-                raise _FetchError(denied.kind, f"redirected to {target}: {denied.reason}")
+                raise FetchFailedError(denied.kind, f"redirected to {target}: {denied.reason}")
             current = target
-        raise _FetchError(ErrorKind.FETCH_ERROR, f"more than {MAX_REDIRECTS} redirects")
+        raise FetchFailedError(ErrorKind.FETCH_ERROR, f"more than {MAX_REDIRECTS} redirects")
 
     # robots.txt -------------------------------------------------------------------------------
 
-    def _robots_for(self, site: str) -> urllib.robotparser.RobotFileParser | _FetchError | None:
+    def _robots_for(self, site: str) -> _Robots:
         """The site's rules; ``None``: everything allowed; a failure: everything disallowed."""
         if site in self.robots:
             return self.robots[site]
-        rules: urllib.robotparser.RobotFileParser | _FetchError | None
+        rules: _Robots
         try:
-            r = self._fetch(f"{site}/robots.txt", limit=MAX_ROBOTS_BYTES, check_robots=False)
-        except _FetchError as exc:
-            rules = _FetchError(
-                ErrorKind.FETCH_ERROR,
-                f"robots.txt could not be fetched ({exc.reason}); "
-                "the site is treated as disallowed (RFC 9309)",
+            r = self._fetch(
+                f"{site}/robots.txt",
+                limit=MAX_ROBOTS_BYTES,
+                check_robots=False,
+                any_site=True,
+                truncate=True,
             )
+        except FetchFailedError as exc:
+            rules = exc
+            if exc.kind != ErrorKind.REFUSED:
+                rules = FetchFailedError(
+                    ErrorKind.FETCH_ERROR,
+                    f"robots.txt could not be fetched ({exc.reason}); "
+                    "the site is treated as disallowed (RFC 9309)",
+                )
         else:
             if 200 <= r.status < 300:
-                rules = urllib.robotparser.RobotFileParser()
-                rules.parse(r.body.decode("utf-8", "replace").splitlines())
+                rules = Protego.parse(r.body.decode("utf-8", "replace"))
             elif 400 <= r.status < 500:
                 rules = None
             else:
-                rules = _FetchError(
+                rules = FetchFailedError(
                     ErrorKind.FETCH_ERROR,
                     f"robots.txt answered HTTP {r.status}; the site is treated as disallowed",
                 )
@@ -320,47 +346,75 @@ class _Crawl:
 
     def _denied(self, url: str) -> ScanError | None:
         rules = self._robots_for(site_of(url))
-        if isinstance(rules, _FetchError):
+        if isinstance(rules, FetchFailedError):
             return ScanError(url, rules.kind, rules.reason)
-        if rules is not None and not rules.can_fetch(self.conf.user_agent, url):
+        if rules is not None and not rules.can_fetch(url, self.conf.user_agent):
             return ScanError(url, ErrorKind.ROBOTS, "disallowed by the site's robots.txt")
         return None
 
     # sitemaps ---------------------------------------------------------------------------------
 
-    def _sitemap(self, top: str) -> tuple[list[str], list[ScanError]]:
+    def _read_sitemap(self, url: str) -> tuple[Fetched, bool, list[str]]:
+        r = self._fetch(url, limit=self.conf.sitemap_limit, check_robots=False)
+        self.fetches += 1
+        if r.status != 200:
+            raise FetchFailedError(ErrorKind.FETCH_ERROR, f"server answered HTTP {r.status}")
+        try:
+            is_index, locs = parse_sitemap(r.body, self.conf.sitemap_limit)
+        except ValueError as exc:  # XML's ParseError is a ValueError
+            raise FetchFailedError(ErrorKind.BAD_RECORD, f"not a sitemap: {exc}") from exc
+        return r, is_index, locs
+
+    def _sitemap(
+        self, top: str, first: tuple[Fetched, bool, list[str]] | None = None
+    ) -> tuple[list[str], list[ScanError]]:
+        """The page URLs ``top`` lists (through nested indexes), and what went wrong."""
         urls: list[str] = []
         errors: list[ScanError] = []
         pending = deque([(top, 0)])
         visited: set[str] = set()
-        while pending:
+        while pending and len(urls) < self.conf.max_pages:
+            if self.fetches >= self.conf.max_pages:
+                errors.append(
+                    ScanError(
+                        top,
+                        ErrorKind.TOO_LARGE,
+                        f"{len(pending)} listed sitemap(s) not read: the scan's limit of "
+                        f"{self.conf.max_pages} fetches was reached",
+                    )
+                )
+                break
             url, level = pending.popleft()
             if url in visited:
                 continue
             visited.add(url)
             try:
-                r = self._fetch(url, limit=MAX_SITEMAP_BYTES, check_robots=False)
-                if r.status != 200:
-                    raise _FetchError(ErrorKind.FETCH_ERROR, f"server answered HTTP {r.status}")
-                try:
-                    is_index, locs = parse_sitemap(r.body)
-                except (ValueError, OSError, EOFError) as exc:  # XML ParseError is a ValueError
-                    raise _FetchError(ErrorKind.BAD_RECORD, f"not a sitemap: {exc}") from exc
-            except _FetchError as exc:
+                r, is_index, locs = first if first and url == top else self._read_sitemap(url)
+            except FetchFailedError as exc:
                 if url == top:
                     raise SourceUnavailableError(f"sitemap {url}: {exc.reason}") from exc
                 errors.append(ScanError(url, exc.kind, f"sitemap: {exc.reason}"))
                 continue
-            good = [u for u in (resolve(url, loc) for loc in locs) if u is not None]
+            good = [u for u in (resolve(r.url, loc) for loc in locs) if u is not None]
             if len(good) < len(locs):
                 bad = len(locs) - len(good)
                 errors.append(
                     ScanError(url, ErrorKind.BAD_RECORD, f"sitemap lists {bad} malformed URL(s)")
                 )
+            here = [u for u in good if same_site(r.url, u)]
+            if len(here) < len(good):
+                errors.append(
+                    ScanError(
+                        url,
+                        ErrorKind.OFF_SITE,
+                        f"sitemap lists {len(good) - len(here)} URL(s) of other sites: "
+                        "not fetched (a sitemap lists only its own site's URLs)",
+                    )
+                )
             if not is_index:
-                urls.extend(good)
+                urls.extend(here)
             elif level < MAX_SITEMAP_DEPTH:
-                pending.extend((u, level + 1) for u in good)
+                pending.extend((u, level + 1) for u in here)
             else:
                 errors.append(
                     ScanError(
@@ -370,6 +424,14 @@ class _Crawl:
                     )
                 )
         return urls, errors
+
+    def _detect_sitemap(self, url: str, r: Fetched) -> tuple[list[str], list[ScanError]] | None:
+        """What a start page lists if it is a sitemap; ``None`` if it is not one."""
+        try:
+            sitemap = _as_sitemap(r, self.conf.sitemap_limit)
+        except FetchFailedError as exc:
+            return [], [ScanError(url, exc.kind, f"sitemap: {exc.reason}")]
+        return None if sitemap is None else self._sitemap(url, (r, *sitemap))
 
     # the crawl --------------------------------------------------------------------------------
 
@@ -383,15 +445,20 @@ class _Crawl:
     def run(self) -> Iterator[SourceItem | ScanError]:
         queue: deque[tuple[str, int]] = deque()
         queued: set[str] = set()
+
+        def enqueue(urls: Sequence[str], depth: int) -> None:
+            fresh = [u for u in dict.fromkeys(urls) if u not in queued]
+            queued.update(fresh)
+            queue.extend((u, depth) for u in fresh)
+
         for start in self._starts():
             if isinstance(start, ScanError):
                 yield start
-            elif start not in queued:
-                queued.add(start)
-                queue.append((start, 0))
+            else:
+                enqueue([start], 0)
+        detect = set(self.conf.urls) if self.conf.detect_sitemaps else set()
         done: set[str] = set()
-        fetches = 0
-        while queue and fetches < self.conf.max_pages:
+        while queue and self.fetches < self.conf.max_pages:
             url, depth = queue.popleft()
             if url in done:
                 continue
@@ -399,10 +466,10 @@ class _Crawl:
             if (denied := self._denied(url)) is not None:
                 yield denied
                 continue
-            fetches += 1
+            self.fetches += 1
             try:
                 r = self._fetch(url, limit=self.conf.max_bytes, check_robots=True)
-            except _FetchError as exc:
+            except FetchFailedError as exc:
                 yield ScanError(url, exc.kind, exc.reason)
                 continue
             if not 200 <= r.status < 300:
@@ -411,18 +478,17 @@ class _Crawl:
             if r.url in done and r.url != url:
                 continue  # redirected to a page this scan already took
             done.add(r.url)
+            if url in detect and (found := self._detect_sitemap(url, r)) is not None:
+                listed, errors = found
+                yield from errors
+                enqueue(listed, 0)
+                continue
             item, links = self._page(r)
             yield item
             if depth < self.conf.max_depth:
-                fresh = [
-                    u
-                    for u in dict.fromkeys(links)
-                    if site_of(u) == site_of(r.url) and u not in queued
-                ]
-                queued.update(fresh)
-                queue.extend((u, depth + 1) for u in fresh)
+                enqueue([u for u in links if site_of(u) == site_of(r.url)], depth + 1)
 
-    def _page(self, r: _Response) -> tuple[SourceItem, list[str]]:
+    def _page(self, r: Fetched) -> tuple[SourceItem, list[str]]:
         content_type = r.headers.get("content-type", "")
         mime = content_type.split(";", 1)[0].strip().lower() or guess_mime(urlsplit(r.url).path)
         links: list[str] = []

@@ -24,6 +24,7 @@ from ragstack.service import Components, Ragstack
 from ragstack.store import Store
 
 if TYPE_CHECKING:
+    from connectors.fetch import FetchPolicy
     from ragstack.parsing import DocumentParser
 
 
@@ -76,7 +77,35 @@ def ingest_parts(settings: Settings) -> tuple[Embedder, Chunker, DocumentParser]
         max_pixels=settings.ocr_max_pixels,
         workers=settings.ocr_workers,
     )
-    return embedder, chunker, DocumentParser(max_bytes=settings.max_file_bytes, ocr=ocr)
+    parser = DocumentParser(
+        max_bytes=settings.max_file_bytes, ocr=ocr, max_unpacked_bytes=settings.unpacked_limit
+    )
+    return embedder, chunker, parser
+
+
+def fetch_policies(settings: Settings) -> Callable[[bool], FetchPolicy]:
+    """The fetch policy for a caller: ``trusted`` (the operator's CLI) may fetch private
+    addresses when ``cli_fetch_private``; anyone else only public ones and the allow-list."""
+    from dataclasses import replace
+
+    from connectors import ConnectorError, FetchPolicy
+
+    hint = "an operator can allow it with RAGSTACK_FETCH_ALLOW"
+    try:
+        remote = FetchPolicy(
+            allow=settings.fetch_allow,
+            max_bytes=settings.max_file_bytes,
+            timeout=settings.fetch_timeout_s,
+            hint=hint,
+        )
+    except ConnectorError as exc:
+        raise ConfigError(f"RAGSTACK_FETCH_ALLOW: {exc}") from exc
+    local = replace(
+        remote,
+        allow_private=settings.cli_fetch_private,
+        hint=f"{hint} or RAGSTACK_CLI_FETCH_PRIVATE",
+    )
+    return lambda trusted: local if trusted else remote
 
 
 def redactor_for(info: CollectionInfo, salt: str) -> Redactor:
@@ -105,6 +134,7 @@ def build(settings: Settings | None = None) -> Ragstack:
             parser=parser,
             redactor_for=redactor_for,
             resolve_source=resolve_source,
+            fetch_policy_for=fetch_policies(settings),
             generator_for=generator_factory(settings, memo),
             reranker=make_reranker(settings),
             memo=memo,

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PiiMode = Literal["mask", "pseudonym", "off"]
 VectorBackend = Literal["hnsw", "ivfpq", "exact"]
@@ -98,6 +99,27 @@ class Settings(BaseSettings):
         description="Keep the original files uploaded through the API after they are ingested "
         "(under <data_dir>/uploads/kept; they leave with their document or collection). Off: "
         "an upload's bytes are deleted once its job ends.",
+    )
+    max_unpacked_bytes: int | None = Field(
+        None,
+        ge=1,
+        description="Largest total a zip-based document (DOCX, PPTX, XLSX, ODT, EPUB) may "
+        "declare unpacked; larger ones, or members inflating over 200x, are `too_large` "
+        "(zip bombs). None: 5 x RAGSTACK_MAX_FILE_BYTES.",
+    )
+    fetch_allow: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Hosts (`wiki.corp`, `*.corp.example`) and networks (`10.0.0.0/8`) that "
+        "URL ingests may fetch although not public (comma-separated or a JSON list). Every "
+        "other loopback, private, link-local or reserved address is refused.",
+    )
+    cli_fetch_private: bool = Field(
+        True,
+        description="CLI ingests (the operator's own command) may fetch any address; API "
+        "ingests never fetch a non-public one unless `RAGSTACK_FETCH_ALLOW` allows it.",
+    )
+    fetch_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="URL ingests: seconds to connect, and between bytes."
     )
     pii_mode: PiiMode = Field("mask", description="Default redaction mode for new collections.")
     pii_ner: bool = Field(
@@ -293,6 +315,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"not an IP address or CIDR network: {item!r}") from None
         return value
 
+    @field_validator("fetch_allow", mode="before")
+    @classmethod
+    def _split_allow(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return tuple(json.loads(text))
+            return tuple(p.strip() for p in text.replace(",", " ").split() if p.strip())
+        return value
+
     @model_validator(mode="after")
     def _overlap_below_half(self) -> Settings:
         if self.chunk_overlap_tokens * 2 > self.chunk_max_tokens:
@@ -304,6 +336,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'ragstack.db').resolve()}"
+
+    @property
+    def unpacked_limit(self) -> int:
+        return self.max_unpacked_bytes or 5 * self.max_file_bytes
 
     @property
     def collections_dir(self) -> Path:

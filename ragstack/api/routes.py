@@ -531,6 +531,7 @@ def add_documents(
         if url:
             if not url.startswith(("http://", "https://")):
                 raise InputError("url must be http:// or https://")
+            svc.check_url(url, trusted=False)  # the job checks every address it fetches
             sources.append(SourceSpec(url))
             names.append(url)
         namespace = f"{who.tenant or '-'}/{who.key.principal}"
@@ -538,7 +539,7 @@ def add_documents(
         request = IngestRequest(
             name, sources, allow=readers, public=public, tenant=who.tenant or None,
             delete_missing=False, namespace=namespace,
-            replaces_only_readable=(tuple(who.principals), who.tenant),
+            replaces_only_readable=(tuple(who.principals), who.tenant), trusted=False,
         )  # fmt: skip
         keep_in = (
             kept_dir(svc.settings.data_dir, info.id) / namespace_digest(namespace)

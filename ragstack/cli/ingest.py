@@ -159,6 +159,7 @@ def ingest(
         allow=tuple(allow or ()),
         public=public,
         tenant=tenant,
+        trusted=True,  # the operator's own command (RAGSTACK_CLI_FETCH_PRIVATE decides)
         delete_missing=not keep_missing,
         pii_mode=pii_mode,
         pii_ner=pii_ner,

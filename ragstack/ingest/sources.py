@@ -9,6 +9,7 @@ from pathlib import Path
 from connectors import (
     BeirConnector,
     ConnectorError,
+    FetchPolicy,
     FilesystemConnector,
     ScanError,
     SourceItem,
@@ -21,11 +22,14 @@ from ragstack.service import ResolvedSource, SourceSpec, SqlQuery
 
 
 def _adapt(items: Iterable[SourceItem | ScanError]) -> Iterator[ItemLike | ItemError]:
-    for item in items:
-        if isinstance(item, ScanError):
-            yield ItemError(item.uri, item.kind, item.reason)
-        else:
-            yield item
+    try:
+        for item in items:
+            if isinstance(item, ScanError):
+                yield ItemError(item.uri, item.kind, item.reason)
+            else:
+                yield item
+    except ConnectorError as exc:  # the source as a whole failed mid-scan: say why
+        raise InputError(str(exc)) from exc
 
 
 def _oversize(
@@ -70,7 +74,9 @@ def _sql(location: str, sql: SqlQuery | None, max_bytes: int) -> ResolvedSource:
     return ResolvedSource(db.name, _adapt(_oversize(db.scan(), max_bytes)), None)
 
 
-def resolve_source(spec: SourceSpec, max_bytes: int) -> ResolvedSource:
+def resolve_source(spec: SourceSpec, max_bytes: int, fetching: FetchPolicy) -> ResolvedSource:
+    """The source ``spec`` names. URLs are fetched under ``fetching`` (who may fetch what);
+    a URL whose body is a sitemap (or sitemap index) is read as one, whatever its name."""
     location = spec.location
     if spec.uploads:
         from ragstack.ingest.uploads import upload_items
@@ -85,11 +91,12 @@ def resolve_source(spec: SourceSpec, max_bytes: int) -> ResolvedSource:
                 f"--sql-query needs a database URL (sqlite:///..., ...), not {location}"
             )
         if location.startswith(("http://", "https://")):
-            is_sitemap = location.rstrip("/").endswith(".xml")
             web = WebConnector(
-                [] if is_sitemap else [location],
-                sitemap=location if is_sitemap else None,
+                [location],
+                detect_sitemaps=True,
                 max_depth=spec.crawl_depth,
+                max_bytes=max_bytes,
+                policy=fetching,
             )
             return ResolvedSource(web.name, _adapt(_oversize(web.scan(), max_bytes)), None)
         path = Path(location).expanduser()

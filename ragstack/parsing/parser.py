@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import replace
 
 from ragstack.errors import DocumentTooLargeError, ParseError
+from ragstack.parsing.containers import ContainerLimits, check_container
 from ragstack.parsing.formats import Format, detect_format
 from ragstack.parsing.model import ParsedDocument, assemble
 from ragstack.parsing.ocr import Ocr, OcrMode, OcrSettings
@@ -38,16 +39,25 @@ class DocumentParser:
     first document that needs them (call ``warm_up`` to load them now)."""
 
     def __init__(
-        self, *, max_bytes: int = DEFAULT_MAX_BYTES, ocr: OcrSettings | None = None
+        self,
+        *,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+        ocr: OcrSettings | None = None,
+        max_unpacked_bytes: int | None = None,
     ) -> None:
         self.max_bytes = max_bytes
         self.ocr = Ocr(ocr or OcrSettings())
+        self.containers = ContainerLimits(max_unpacked_bytes or 5 * max_bytes)
 
     def with_ocr_mode(self, mode: OcrMode) -> DocumentParser:
         """The same parser with another OCR mode (a collection's own)."""
         if mode == self.ocr.settings.mode:
             return self
-        return DocumentParser(max_bytes=self.max_bytes, ocr=replace(self.ocr.settings, mode=mode))
+        return DocumentParser(
+            max_bytes=self.max_bytes,
+            ocr=replace(self.ocr.settings, mode=mode),
+            max_unpacked_bytes=self.containers.max_unpacked,
+        )
 
     def tag(self, ocr_inputs: bool) -> str:
         """The parser's part of a document's version. Documents without images or scanned
@@ -77,6 +87,7 @@ class DocumentParser:
         fmt = detect_format(data, filename=filename, mime=mime)
         if not data.strip():
             raise ParseError(f"empty: {filename} has no content")
+        data = check_container(data, filename, fmt, self.containers)  # zip bombs: too_large
         result = self._read(fmt, data, filename)
         document = assemble(
             result.blocks,

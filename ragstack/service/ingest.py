@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from connectors import FetchRefusedError
 from ragstack.domain import CollectionInfo, check_principal
 from ragstack.errors import InputError, NotFoundError
 from ragstack.indexing import collection_lock
@@ -25,6 +26,15 @@ OCR_SETTING = "ocr"  # collection_settings key: the collection's OCR mode
 
 
 class IngestMixin(CollectionsMixin):
+    def check_url(self, url: str, *, trusted: bool) -> None:
+        """Refuse now, without any lookup, a URL the fetch policy forbids on its face (another
+        scheme, a forbidden literal address, a localhost name); the rest is checked when the
+        ingest fetches it."""
+        try:
+            self.c.fetch_policy_for(trusted).check_url(url)
+        except FetchRefusedError as exc:
+            raise InputError(exc.reason) from None
+
     def ingest(
         self, request: IngestRequest, *, principal: str, progress: Progress | None = None
     ) -> IngestSummary:
@@ -53,8 +63,10 @@ class IngestMixin(CollectionsMixin):
         with collection_lock(self.store, info, root):
             self.store.mark_interrupted_runs(info.id)
             indexes, recovered = self.open_indexes(info)
+            fetching = self.c.fetch_policy_for(request.trusted)
             resolved = [
-                self.c.resolve_source(s, self.settings.max_file_bytes) for s in request.sources
+                self.c.resolve_source(s, self.settings.max_file_bytes, fetching)
+                for s in request.sources
             ]
             run_id = self.store.start_run(info.id, principal, [r.source_id for r in resolved])
             principals = (

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from connectors.fetch import FetchPolicy
 from ragstack.answering import MemoEmbed
 from ragstack.domain import CollectionInfo
 from ragstack.embedding import Embedder
@@ -50,7 +51,7 @@ class ResolvedSource:
     total: int | None
 
 
-SourceResolver = Callable[[SourceSpec, int], ResolvedSource]
+SourceResolver = Callable[[SourceSpec, int, FetchPolicy], ResolvedSource]
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class IngestRequest:
     namespace: str = ""
     replaces_only_readable: tuple[tuple[str, ...], str | None] | None = None
     ocr: str | None = None  # auto | always | off: the collection's OCR mode from now on
+    # who asks: True for the operator's own command line (may fetch private addresses when
+    # settings allow), False for anyone else (the API): URLs only on public addresses
+    trusted: bool = False
 
 
 @dataclass
@@ -112,6 +116,7 @@ class Components:
     parser: Parser
     redactor_for: Callable[[CollectionInfo, str], Redactor]  # (collection, salt) -> redactor
     resolve_source: SourceResolver
+    fetch_policy_for: Callable[[bool], FetchPolicy] = field(default=lambda _trusted: FetchPolicy())
     generator_for: Callable[[str], Generator] | None = None  # by name, built lazily
     reranker: Reranker | None = None
     memo: MemoEmbed | None = None

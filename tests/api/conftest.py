@@ -27,6 +27,7 @@ class Server:
     headers: dict[str, str]  # an admin key's
     secret: str  # the admin key
     keys: dict[str, str] = field(default_factory=dict)  # role -> a key of that role
+    pid: int = 0  # the server process (its memory, for the bomb tests)
 
 
 def free_port() -> int:
@@ -86,7 +87,7 @@ def serve(root: Path, *, cli: bool = False, env: dict[str, str] | None = None) -
                 time.sleep(0.2)
         else:
             raise RuntimeError((root / "server.log").read_text())
-        yield Server(url, {"Authorization": f"Bearer {secret}"}, secret, secrets)
+        yield Server(url, {"Authorization": f"Bearer {secret}"}, secret, secrets, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -40,7 +40,7 @@ PACKAGE = Path(connectors.__file__).parent
 def test_all_names_exist_and_are_sorted() -> None:
     assert connectors.__all__ == sorted(connectors.__all__)
     public = {n for n in dir(connectors) if not n.startswith("_")}
-    modules = {"base", "beir", "filesystem", "sql", "web"}
+    modules = {"base", "beir", "fetch", "filesystem", "sql", "web"}
     assert public - modules == set(connectors.__all__)
 
 

@@ -253,17 +253,25 @@ def test_ingest_from_a_web_site_on_loopback(make_service: Factory, tmp_path: Pat
         "<html><title>FAQ</title><h1>FAQ</h1><p>Refunds take five days.</p></html>"
     )
 
+    requests: list[str] = []
+
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *_args: object) -> None:
-            pass
+            requests.append(self.path)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/index.html"
         svc = make_service()
-        summary = svc.ingest(
+        remote = svc.ingest(  # as the API asks: loopback is refused, nothing is fetched
             IngestRequest("web", [SourceSpec(url, crawl_depth=1)]), principal="user:alice"
+        )
+        assert not requests and remote.ingested == 0
+        assert [p.kind for p in remote.problems] == ["refused"]
+        summary = svc.ingest(  # as the CLI asks (RAGSTACK_CLI_FETCH_PRIVATE, on by default)
+            IngestRequest("web", [SourceSpec(url, crawl_depth=1)], trusted=True),
+            principal="user:alice",
         )
     finally:
         server.shutdown()
