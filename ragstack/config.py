@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PiiMode = Literal["mask", "pseudonym", "off"]
 VectorBackend = Literal["hnsw", "ivfpq", "exact"]
-EmbedderBackend = Literal["sentence-transformers", "onnx-int8", "hashing"]
+EmbedderBackend = Literal["int8", "sentence-transformers", "onnx-int8", "hashing"]
 RerankerBackend = Literal["torch", "onnx-int8"]
 GeneratorName = Literal["extractive", "local", "remote"]
 OcrModeName = Literal["auto", "always", "off"]
@@ -53,12 +53,21 @@ class Settings(BaseSettings):
         description="Who the CLI acts as (`user:NAME`); owns what it ingests by default.",
     )
     embedder: EmbedderBackend = Field(
-        "sentence-transformers",
+        "int8",
         description=(
-            "`sentence-transformers` (MiniLM on torch), `onnx-int8` (the same weights exported "
-            "once to ONNX int8 under <data_dir>/models: ~3x faster on CPU, cosine ~0.99 to torch, "
-            "so a separate model id) or `hashing` (fast fake, tests)."
+            "Embedder of new collections (each collection keeps the one it was made with): "
+            "`int8` (MiniLM as a built-in int8 ONNX graph: no torch, ~3x torch's speed, "
+            "cosine ~0.997 to it), `sentence-transformers` (MiniLM on torch; the `torch` "
+            "extra), `onnx-int8` (an int8 export made once with torch under <data_dir>/models) "
+            "or `hashing` (fast fake, tests)."
         ),
+    )
+    embedders_loaded: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="Embedding models a process keeps loaded at once (the default always "
+        "among them); a collection pinned to another loads its own on first use.",
     )
     embedder_model_path: Path | None = Field(
         None,

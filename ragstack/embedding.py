@@ -69,7 +69,7 @@ def packaged_minilm_path() -> Path:
 class SentenceTransformerEmbedder:
     """sentence-transformers on torch (CPU), loaded lazily from a local directory.
 
-    With a ``query_engine`` (an fp32 ``OnnxEmbedder`` of the same weights: the same vectors to
+    With a ``query_engine`` (the fp32 ``BertOnnxEmbedder`` of the same weights: the same vectors to
     float rounding), calls of up to ``QUERY_TEXTS`` texts, such as a search's query, run on it
     instead: onnxruntime's per-call overhead is a fraction of torch's, and a process that only
     searches never loads torch."""
@@ -83,7 +83,7 @@ class SentenceTransformerEmbedder:
         model_id: str | None = None,
         batch_size: int = 64,
         threads: int | None = None,
-        query_engine: OnnxEmbedder | None = None,
+        query_engine: Embedder | None = None,
     ) -> None:
         self.model_path = model_path or packaged_minilm_path()
         if not (self.model_path / "config.json").is_file():
@@ -657,6 +657,15 @@ class BertOnnxEmbedder:
         self._tokenizer: Any = None
         self._pad_id = 0
         self._lock = threading.Lock()
+
+    @classmethod
+    def can_build(cls, model_path: Path | None) -> bool:
+        """Whether the built-in graph runs this model (a BERT with mean pooling)."""
+        try:
+            cls(model_path)
+        except ConfigError:
+            return False
+        return True
 
     @property
     def model_id(self) -> str:

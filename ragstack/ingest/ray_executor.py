@@ -85,7 +85,7 @@ class PrepareAndEmbed:
         from ragstack.app import ingest_parts, redactor_for
 
         settings = Settings.model_validate_json(settings_json)
-        self.embedder, chunker, parser = ingest_parts(settings)
+        self.embedder, chunker, parser = ingest_parts(settings, info.embedder_id)
         parser = parser.with_ocr_mode(options.ocr_mode)
         self.preparer = Preparer(parser, redactor_for(info, salt), chunker, options)
 

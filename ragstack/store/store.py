@@ -342,15 +342,22 @@ class Store:
             s.execute(_next_generation(collection_id, indexes=False))
             s.commit()
 
-    def vectors_for_hashes(self, collection_id: int, hashes: Iterable[str]) -> dict[str, bytes]:
-        """Stored vectors of chunks whose embedded text hashes to one of ``hashes``."""
+    def vectors_for_hashes(
+        self, collection_id: int, hashes: Iterable[str], *, model_id: str
+    ) -> dict[str, bytes]:
+        """Stored vectors of the collection's chunks whose embedded text hashes to one of
+        ``hashes``, if the collection is pinned to ``model_id`` (vectors of another model are
+        never reused)."""
         wanted = list(set(hashes))
         out: dict[str, bytes] = {}
         with self.session() as s:
             for i in range(0, len(wanted), 500):
                 rows = s.execute(
-                    select(col(ChunkRow.text_hash), col(ChunkRow.embedding)).where(
+                    select(col(ChunkRow.text_hash), col(ChunkRow.embedding))
+                    .join(CollectionRow, col(CollectionRow.id) == col(ChunkRow.collection_id))
+                    .where(
                         col(ChunkRow.collection_id) == collection_id,
+                        col(CollectionRow.embedder_id) == model_id,
                         col(ChunkRow.text_hash).in_(wanted[i : i + 500]),
                     )
                 ).all()
