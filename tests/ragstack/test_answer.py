@@ -12,12 +12,13 @@ from ragstack.answering import AnswerRequest, AnswerResponse
 from ragstack.cache import near_miss
 from ragstack.citations import CitationVerifier
 from ragstack.compression import Compressor, split_sentences
+from ragstack.demo import SAMPLE_DIR
 from ragstack.generation.base import TextDelta
 from ragstack.generation.prompt import NOT_SUPPORTED
 from ragstack.search import Filters
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 
-HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
+HANDBOOK = SAMPLE_DIR
 ALICE = ("user:alice",)
 
 

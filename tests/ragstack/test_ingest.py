@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from indexes import IdFilter
+from ragstack.demo import SAMPLE_DIR
 from ragstack.errors import ConfigError, InputError
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 from tests.ragstack.conftest import Factory
 
 BOTH_BACKENDS = True  # every test on SQLite and on PostgreSQL
 
-HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
+HANDBOOK = SAMPLE_DIR
 
 
 def ingest(svc: Ragstack, folder: Path, collection: str = "docs", **kw: object) -> dict[str, int]:
