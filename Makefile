@@ -7,6 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BASE   := $(VENV)/.installed-base
+PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
@@ -24,7 +25,7 @@ setup: $(STAMP)
 setup-base: $(BASE)
 
 demo: setup-base
-	$(BIN)/ragstack demo --serve
+	$(BIN)/ragstack demo --serve --port $(PORT)
 
 lint: setup
 	$(BIN)/ruff check .
