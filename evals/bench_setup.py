@@ -63,6 +63,26 @@ def biggest_packages(venv: Path, n: int = 12) -> list[tuple[str, float]]:
     return sorted(sizes, key=lambda kv: -kv[1])[:n]
 
 
+def answers_ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    """Ctrl-C to the demo's process group (make and the server), then a kill if need be."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def time_demo(clone: Path, env: dict[str, str], timeout_s: float, log: Path) -> dict[str, Any]:
     """Runs ``make demo`` in ``clone``; the seconds to the printed answer and to ``/readyz``."""
     port = free_port()
@@ -94,23 +114,12 @@ def time_demo(clone: Path, env: dict[str, str], timeout_s: float, log: Path) -> 
     ready = None
     try:
         while time.perf_counter() - started < timeout_s and proc.poll() is None:
-            if "serving" in marks:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
-                        if r.status == 200:
-                            ready = time.perf_counter() - started
-                            break
-                except OSError:
-                    pass
+            if "serving" in marks and answers_ready(port):
+                ready = time.perf_counter() - started
+                break
             time.sleep(0.2)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)
         reader.join(timeout=5)
         log.write_text("".join(lines), encoding="utf-8")
     if ready is None:
