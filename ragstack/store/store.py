@@ -42,6 +42,7 @@ from ragstack.domain import (
     WriteResult,
 )
 from ragstack.errors import ConflictError, NotFoundError
+from ragstack.extras import require
 from ragstack.store.models import (
     AclRow,
     CacheEntryRow,
@@ -73,6 +74,8 @@ def database_url(url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     url = database_url(url)
+    if url.startswith("postgresql"):
+        require("psycopg", "the PostgreSQL backend", "postgres")
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
