@@ -5,7 +5,7 @@
 #
 #   docker build -t ragstack:local .          (or let `docker compose up` build it)
 #
-# Two stages: `builder` has the compilers that llama-cpp-python and hnswlib need (both build from
+# Two stages: `builder` has the compilers that llama-cpp-python needs (it builds from
 # source) and installs into /app/.venv the way scripts/setup.sh does; the runtime stage copies
 # that virtualenv (same path, same base image) onto a clean python:3.11-slim and runs unprivileged.
 
@@ -33,7 +33,7 @@ WORKDIR /app
 RUN python -m venv /app/.venv
 
 # The steps of scripts/setup.sh, in its order. pip's cache is a BuildKit cache mount: like
-# setup.sh's kept cache, it builds llama-cpp-python and hnswlib once, not on every rebuild.
+# setup.sh's kept cache, it builds llama-cpp-python once, not on every rebuild.
 # 1. torch 2.13.0, CPU only, first.
 RUN --mount=type=cache,target=/root/.cache/pip \
     /app/.venv/bin/python -m pip install --index-url "${TORCH_INDEX_URL}" "torch==2.13.0"

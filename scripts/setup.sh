@@ -12,7 +12,7 @@
 #     4. Debian's chromium for the admin page's browser test and Tesseract for OCR.
 #
 # pip's cache is kept on purpose (never --no-cache-dir): packages compiled from source, such as
-# hnswlib and llama-cpp-python (~11 minutes on 2 cores), are built once per machine.
+# llama-cpp-python (~11 minutes on 2 cores), are built once per machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,12 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+
+# hnswlib now comes from chroma-hnswlib's wheel (the same module): an older .venv's hnswlib
+# would share its file, so it goes first.
+if "$VENV/bin/python" -m pip show -q hnswlib >/dev/null 2>&1; then
+    "${PIP[@]}" uninstall -q -y hnswlib
+fi
 
 if [ "$LAYER" = base ]; then
     echo "==> ragstack (base: no torch, no llama.cpp)"
