@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     onnx_queries: bool = Field(
         True,
         description="With `sentence-transformers`, embed queries (calls of up to 4 texts) with "
-        "an fp32 ONNX export of the same weights (same vectors; several times less overhead "
-        "per call), made once under <data_dir>/models.",
+        "the built-in fp32 ONNX graph of the same weights (same vectors; several times less "
+        "overhead per call; no export).",
     )
     onnx_threads: int | None = Field(
         None,
