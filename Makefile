@@ -1,22 +1,31 @@
 # The two commands a new user needs (see README.md):
-#   make demo   set everything up, then run the demo on embedded defaults
-#   make test   set everything up, then lint, type-check and run the whole test suite
+#   make demo   set up the base install (no torch, no llama.cpp), then run the demo on embedded
+#               defaults
+#   make test   set up everything (every extra and the test tools), then lint, type-check and
+#               run the whole test suite
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BASE   := $(VENV)/.installed-base
+PORT   ?= 8000
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS :=
 
-.PHONY: setup demo test check lint typecheck bench reranker clean
+.PHONY: setup setup-base demo test check lint typecheck bench reranker clean
 
 $(STAMP): pyproject.toml constraints.txt scripts/setup.sh
 	bash scripts/setup.sh
 
+$(BASE): pyproject.toml constraints.txt scripts/setup.sh
+	bash scripts/setup.sh --base
+
 setup: $(STAMP)
 
-demo: setup
-	$(BIN)/ragstack demo --serve
+setup-base: $(BASE)
+
+demo: setup-base
+	$(BIN)/ragstack demo --serve --port $(PORT)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -14,12 +14,13 @@ from evals.beir import REPO_ROOT
 from evals.collections import PRINCIPAL, eval_service
 from evals.report import Cell, Reporter
 from ragstack.answering import AnswerRequest, AnswerResponse
+from ragstack.demo import SAMPLE_DIR
 from ragstack.evaluation import doc_key
 from ragstack.questions import split_question
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 
 HANDBOOK_SET = Path(__file__).with_name("multipart_handbook.json")
-HANDBOOK = REPO_ROOT / "examples" / "handbook"
+HANDBOOK = SAMPLE_DIR
 _QUESTION_WORD = frozenset((
     "how", "what", "when", "where", "who", "which", "why", "is", "are", "do", "does", "did",
     "can", "could", "should", "will", "would", "has", "have",

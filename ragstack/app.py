@@ -9,13 +9,19 @@ from typing import TYPE_CHECKING
 from ragstack.answering import MemoEmbed
 from ragstack.config import Settings
 from ragstack.domain import CollectionInfo
+from ragstack.embedders import Model, Models
 from ragstack.embedding import (
+    DEFAULT_MODEL_ID,
+    INT8_SUFFIX,
+    ONNX_SUFFIX,
+    BertOnnxEmbedder,
     Embedder,
     HashingEmbedder,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
 )
 from ragstack.errors import ConfigError, InputError
+from ragstack.extras import require
 from ragstack.generation.base import Generator
 from ragstack.ingest.chunking import Chunker, HfTokenCounter, TokenCounter, WordCounter
 from ragstack.ingest.pipeline import Redactor
@@ -28,28 +34,52 @@ if TYPE_CHECKING:
     from ragstack.parsing import DocumentParser
 
 
-def make_embedder(settings: Settings) -> tuple[Embedder, TokenCounter, int]:
-    """``(embedder, its token counter, its input window in tokens)``."""
+def default_model_id(settings: Settings) -> str:
+    """The model id new collections pin under these settings."""
     if settings.embedder == "hashing":
-        return HashingEmbedder(64), WordCounter(), 10_000
-    model: SentenceTransformerEmbedder | OnnxEmbedder
-    if settings.embedder == "onnx-int8":
+        return HashingEmbedder(64).model_id
+    path = settings.embedder_model_path
+    source = DEFAULT_MODEL_ID if path is None else f"local:{path.name}"
+    suffix = {"int8": INT8_SUFFIX, "onnx-int8": ONNX_SUFFIX}.get(settings.embedder, "")
+    return source + suffix
+
+
+def make_embedder(
+    settings: Settings, model_id: str | None = None
+) -> tuple[Embedder, TokenCounter, int]:
+    """``(embedder, its token counter, its input window in tokens)`` for ``model_id`` (default:
+    the model new collections pin), or a ``ConfigError`` saying what it needs."""
+    model_id = model_id or default_model_id(settings)
+    if model_id.startswith("hashing-") and model_id[8:].isdigit():
+        return HashingEmbedder(int(model_id[8:])), WordCounter(), 10_000
+    source, suffix = _split_model_id(model_id)
+    if source == DEFAULT_MODEL_ID:
+        path = None
+    elif settings.embedder_model_path is not None and source == (
+        f"local:{settings.embedder_model_path.name}"
+    ):
+        path = settings.embedder_model_path
+    else:
+        raise ConfigError(
+            f"no model {model_id!r} here: a collection pinned to a local model needs "
+            "RAGSTACK_EMBEDDER_MODEL_PATH set to that model's directory"
+        )
+    model: SentenceTransformerEmbedder | OnnxEmbedder | BertOnnxEmbedder
+    if suffix == INT8_SUFFIX:
+        model = BertOnnxEmbedder(path, batch_size=settings.embed_batch_size,
+                                 threads=settings.onnx_threads)  # fmt: skip
+    elif suffix == ONNX_SUFFIX:
         model = OnnxEmbedder(
-            settings.embedder_model_path,
+            path,
             cache_dir=settings.data_dir / "models",
             batch_size=settings.embed_batch_size,
             threads=settings.onnx_threads,
         )
     else:
-        path = settings.embedder_model_path
+        require("sentence_transformers", f"the embedder {model_id} (MiniLM on torch)", "torch")
         queries = None
-        if settings.onnx_queries and OnnxEmbedder.can_export(path):
-            queries = OnnxEmbedder(
-                path,
-                cache_dir=settings.data_dir / "models",
-                quantize=False,
-                threads=settings.onnx_threads,
-            )
+        if settings.onnx_queries and BertOnnxEmbedder.can_build(path):
+            queries = BertOnnxEmbedder(path, quantize=False, threads=settings.onnx_threads)
         model = SentenceTransformerEmbedder(
             path, batch_size=settings.embed_batch_size, query_engine=queries
         )
@@ -58,17 +88,28 @@ def make_embedder(settings: Settings) -> tuple[Embedder, TokenCounter, int]:
     return model, counter, model.max_tokens
 
 
-def ingest_parts(settings: Settings) -> tuple[Embedder, Chunker, DocumentParser]:
-    """What ingest runs, wherever it runs (here, or on an ingest worker)."""
-    from ragstack.parsing import DocumentParser
-    from ragstack.parsing.ocr import OcrSettings
+def _split_model_id(model_id: str) -> tuple[str, str]:
+    for suffix in (INT8_SUFFIX, ONNX_SUFFIX):
+        if model_id.endswith(suffix):
+            return model_id[: -len(suffix)], suffix
+    return model_id, ""
 
-    embedder, counter, window = make_embedder(settings)
+
+def make_model(settings: Settings, model_id: str) -> Model:
+    """Everything a collection pinned to ``model_id`` embeds and chunks with."""
+    embedder, counter, window = make_embedder(settings, model_id)
     chunker = Chunker(
         counter,
         max_tokens=min(settings.chunk_max_tokens, window),
         overlap_tokens=settings.chunk_overlap_tokens,
     )
+    return Model(embedder, chunker, MemoEmbed(embedder))
+
+
+def make_parser(settings: Settings) -> DocumentParser:
+    from ragstack.parsing import DocumentParser
+    from ragstack.parsing.ocr import OcrSettings
+
     ocr = OcrSettings(
         mode=settings.ocr,
         languages=settings.ocr_languages,
@@ -77,10 +118,9 @@ def ingest_parts(settings: Settings) -> tuple[Embedder, Chunker, DocumentParser]
         max_pixels=settings.ocr_max_pixels,
         workers=settings.ocr_workers,
     )
-    parser = DocumentParser(
+    return DocumentParser(
         max_bytes=settings.max_file_bytes, ocr=ocr, max_unpacked_bytes=settings.unpacked_limit
     )
-    return embedder, chunker, parser
 
 
 def fetch_policies(settings: Settings) -> Callable[[bool], FetchPolicy]:
@@ -108,6 +148,14 @@ def fetch_policies(settings: Settings) -> Callable[[bool], FetchPolicy]:
     return lambda trusted: local if trusted else remote
 
 
+def ingest_parts(
+    settings: Settings, model_id: str | None = None
+) -> tuple[Embedder, Chunker, DocumentParser]:
+    """What ingest runs, wherever it runs (here, or on an ingest worker)."""
+    model = make_model(settings, model_id or default_model_id(settings))
+    return model.embedder, model.chunker, make_parser(settings)
+
+
 def redactor_for(info: CollectionInfo, salt: str) -> Redactor:
     """A collection's PII redactor (its mode, NER choice and salt)."""
     from ragstack.redaction import make_redactor
@@ -120,24 +168,26 @@ def build(settings: Settings | None = None) -> Ragstack:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url)
     store.create_schema()
-    embedder, chunker, parser = ingest_parts(settings)
     from ragstack.ingest.sources import resolve_source
 
-    memo = MemoEmbed(embedder)
+    models = Models(
+        default_model_id(settings),
+        lambda model_id: make_model(settings, model_id),
+        capacity=settings.embedders_loaded,
+    )
+    models.default()  # a default that cannot run here fails now, with what it needs
 
     return Ragstack(
         settings,
         store,
         Components(
-            embedder=embedder,
-            chunker=chunker,
-            parser=parser,
+            models=models,
+            parser=make_parser(settings),
             redactor_for=redactor_for,
             resolve_source=resolve_source,
             fetch_policy_for=fetch_policies(settings),
-            generator_for=generator_factory(settings, memo),
+            generator_for=generator_factory(settings, models),
             reranker=make_reranker(settings),
-            memo=memo,
         ),
     )
 
@@ -158,9 +208,10 @@ def make_reranker(settings: Settings) -> Reranker | None:
     return CrossEncoderReranker(settings.reranker_path, max_length=max_length)
 
 
-def generator_factory(settings: Settings, memo: MemoEmbed) -> Callable[[str], Generator]:
+def generator_factory(settings: Settings, models: Models) -> Callable[[str], Generator]:
     """Generators by name, each built on first use and then shared (the local model loads
-    once; its calls are serialised inside it)."""
+    once; its calls are serialised inside it). The extractive one scores sentences with the
+    default embedder."""
     built: dict[str, Generator] = {}
     lock = threading.Lock()
 
@@ -172,7 +223,7 @@ def generator_factory(settings: Settings, memo: MemoEmbed) -> Callable[[str], Ge
 
             counter, _ = default_token_counter()
             return ExtractiveGenerator(
-                memo,
+                models.default().memo,
                 counter,
                 min_score=settings.extractive_min_score,
                 relative_min=settings.extractive_relative_min,

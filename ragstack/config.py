@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PiiMode = Literal["mask", "pseudonym", "off"]
 VectorBackend = Literal["hnsw", "ivfpq", "exact"]
-EmbedderBackend = Literal["sentence-transformers", "onnx-int8", "hashing"]
+EmbedderBackend = Literal["int8", "sentence-transformers", "onnx-int8", "hashing"]
 RerankerBackend = Literal["torch", "onnx-int8"]
 GeneratorName = Literal["extractive", "local", "remote"]
 OcrModeName = Literal["auto", "always", "off"]
@@ -54,12 +54,21 @@ class Settings(BaseSettings):
         description="Who the CLI acts as (`user:NAME`); owns what it ingests by default.",
     )
     embedder: EmbedderBackend = Field(
-        "sentence-transformers",
+        "int8",
         description=(
-            "`sentence-transformers` (MiniLM on torch), `onnx-int8` (the same weights exported "
-            "once to ONNX int8 under <data_dir>/models: ~3x faster on CPU, cosine ~0.99 to torch, "
-            "so a separate model id) or `hashing` (fast fake, tests)."
+            "Embedder of new collections (each collection keeps the one it was made with): "
+            "`int8` (MiniLM as a built-in int8 ONNX graph: no torch, ~3x torch's speed, "
+            "cosine ~0.997 to it), `sentence-transformers` (MiniLM on torch; the `torch` "
+            "extra), `onnx-int8` (an int8 export made once with torch under <data_dir>/models) "
+            "or `hashing` (fast fake, tests)."
         ),
+    )
+    embedders_loaded: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="Embedding models a process keeps loaded at once (the default always "
+        "among them); a collection pinned to another loads its own on first use.",
     )
     embedder_model_path: Path | None = Field(
         None,
@@ -68,8 +77,8 @@ class Settings(BaseSettings):
     onnx_queries: bool = Field(
         True,
         description="With `sentence-transformers`, embed queries (calls of up to 4 texts) with "
-        "an fp32 ONNX export of the same weights (same vectors; several times less overhead "
-        "per call), made once under <data_dir>/models.",
+        "the built-in fp32 ONNX graph of the same weights (same vectors; several times less "
+        "overhead per call; no export).",
     )
     onnx_threads: int | None = Field(
         None,

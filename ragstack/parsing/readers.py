@@ -16,6 +16,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from ragstack.errors import ParseError, UnsupportedDocumentError
+from ragstack.extras import install_hint
 from ragstack.parsing.formats import Format
 from ragstack.parsing.model import Block, ElementKind
 from ragstack.parsing.offline import prepare_unstructured
@@ -72,7 +73,10 @@ def partitioner(fmt: Format) -> Callable[..., list[Any]]:
     """unstructured's ``partition_<format>`` (imported on first use, after the offline set-up)."""
     prepare_unstructured()
     name = _PARTITIONERS[fmt]
-    module = importlib.import_module(f"unstructured.partition.{name}")
+    try:
+        module = importlib.import_module(f"unstructured.partition.{name}")
+    except ImportError as exc:
+        raise _missing_part(fmt, exc) from exc
     func: Callable[..., list[Any]] = getattr(module, f"partition_{name}")
     return func
 
@@ -106,6 +110,14 @@ def blocks_from_elements(elements: Iterable[Any]) -> list[Block]:
 # can be prepared in parallel threads for OCR's sake (``ragstack.ingest.pipeline.run_here``)
 _UNSTRUCTURED = threading.RLock()
 
+def _missing_part(what: str, exc: ImportError) -> UnsupportedDocumentError:
+    """An unsupported document whose reader is an extra that is not installed."""
+    first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+    return UnsupportedDocumentError(
+        f"unsupported: {what}: its reader is not installed ({first}); EPUB, ODT, RTF, Org and "
+        f"reST documents need the `pandoc` extra: {install_hint('pandoc')}"
+    )
+
 
 def _partition(func: Callable[..., list[Any]], filename: str, **kwargs: Any) -> list[Block]:
     """Runs an unstructured partitioner, turning its many failure types into ours."""
@@ -114,6 +126,8 @@ def _partition(func: Callable[..., list[Any]], filename: str, **kwargs: Any) -> 
             elements = func(metadata_filename=filename, languages=["eng"], **kwargs)
     except (ParseError, UnsupportedDocumentError):
         raise
+    except ImportError as exc:  # unstructured's "Following dependencies are missing"
+        raise _missing_part(filename, exc) from exc
     except FileNotFoundError as exc:
         if "soffice" in str(exc) or "pandoc" in str(exc):
             raise UnsupportedDocumentError(

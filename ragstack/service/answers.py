@@ -34,7 +34,7 @@ class AnswersMixin(SearchMixin):
         fusion = Fusion.from_json(self.store.get_setting(info.id, "fusion"))
         # cached and logged only redacted; retrieval sees the same text
         question = self._redactor(info).redact_many([request.question])[0].text
-        memo = self.c.memo or MemoEmbed(self.c.embedder)
+        memo = self._model(info).memo
         cache = SemanticCache(self.store, threshold=self.settings.cache_threshold)
         reranking = self.settings.rerank_default if request.rerank is None else request.rerank
         use_cache = request.use_cache and self.settings.cache_enabled
@@ -144,7 +144,7 @@ class AnswersMixin(SearchMixin):
         ``context_tokens`` of its own tokens), and the numbered sources it is shown; with
         ``queries`` (the parts of a multi-part question), a sentence counts by the part it
         answers best."""
-        memo = memo or self.c.memo or MemoEmbed(self.c.embedder)
+        memo = memo or self.c.memo
         compressor = Compressor(
             memo, generator.count_tokens, budget_tokens=self.settings.context_tokens
         )
@@ -164,7 +164,7 @@ class AnswersMixin(SearchMixin):
         for p in request.principals:
             check_principal(p)
         info = self.store.get_collection(request.collection)
-        self._check_embedder(info)
+        self._model(info)
         return info
 
     def ask(self, request: AnswerRequest) -> AnswerResponse:

@@ -42,7 +42,7 @@ class CollectionsMixin(ServiceCore):
             check_principal(p)
         if pii_mode is not None and pii_mode not in PII_MODES:
             raise InputError(f"unknown PII mode {pii_mode!r}: use one of {', '.join(PII_MODES)}")
-        embedder = self.c.embedder
+        embedder = self.c.models.default().embedder
         return self.store.create_collection(
             name=name,
             owner=owner,

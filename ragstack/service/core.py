@@ -12,6 +12,7 @@ from indexes import IdFilter
 from ragstack.cache import SemanticCache
 from ragstack.config import Settings
 from ragstack.domain import CollectionInfo
+from ragstack.embedders import Model
 from ragstack.errors import ConfigError, ConflictError, NotFoundError
 from ragstack.indexing import CollectionIndexes, ReconcileReport, in_database
 from ragstack.ingest.pipeline import Redactor
@@ -41,14 +42,16 @@ class ServiceCore:
     def collection_dir(self, info: CollectionInfo) -> Path:
         return self.settings.collections_dir / f"{info.id:06d}-{info.name}"
 
-    def _check_embedder(self, info: CollectionInfo) -> None:
-        e = self.c.embedder
-        if info.embedder_id != e.model_id or info.dim != e.dim:
+    def _model(self, info: CollectionInfo) -> Model:
+        """The embedding model the collection pinned (loaded on first use), or a
+        ``ConfigError`` saying what it needs to run here."""
+        model = self.c.models.get(info.embedder_id)
+        if model.embedder.dim != info.dim:
             raise ConflictError(
-                f"collection {info.name!r} is pinned to embedder {info.embedder_id} "
-                f"(dim {info.dim}); this ragstack is configured with {e.model_id} (dim {e.dim}). "
-                "Use the same embedder, or re-create the collection."
+                f"collection {info.name!r} is pinned to embedder {info.embedder_id} with "
+                f"dim {info.dim}; that model here gives dim {model.embedder.dim}"
             )
+        return model
 
     def open_indexes(
         self, info: CollectionInfo, *, repair: bool = True

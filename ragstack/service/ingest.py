@@ -57,7 +57,7 @@ class IngestMixin(CollectionsMixin):
                 pii_mode=request.pii_mode,
                 pii_ner=request.pii_ner,
             )
-        self._check_embedder(info)
+        model = self._model(info)
         ocr = self.ocr_mode(info, request.ocr)
         root = self.collection_dir(info)
         with collection_lock(self.store, info, root):
@@ -100,8 +100,8 @@ class IngestMixin(CollectionsMixin):
                 self.store,
                 info,
                 indexes,
-                self.c.embedder,
-                self.c.chunker,
+                model.embedder,
+                model.chunker,
                 self.c.parser.with_ocr_mode(ocr),
                 self.c.redactor_for(info, salt),
                 options,

@@ -100,7 +100,7 @@ class SearchMixin(ServiceCore):
         for p in principals:
             check_principal(p)
         info = self.store.get_collection(collection)
-        self._check_embedder(info)
+        model = self._model(info)
         filters = filters or Filters()
         fusion = fusion or Fusion.from_json(self.store.get_setting(info.id, "fusion"))
         indexes = self._reader(info)
@@ -108,14 +108,14 @@ class SearchMixin(ServiceCore):
         t_allow = time.perf_counter()
         qvec = query_vector
         if qvec is None and mode != "bm25":  # a repeated query costs no model call
-            qvec = (self.c.memo or self.c.embedder.embed)([query])
+            qvec = model.memo([query])
         t_embed = time.perf_counter()
         use_rerank = self.settings.rerank_default if rerank is None else rerank
         reranker = self.reranker() if use_rerank else None
         depth = max(top_k, self.settings.rerank_depth) if use_rerank else top_k
         retrieved = retrieve(
             indexes,
-            self.c.embedder,
+            model.embedder,
             query,
             allow,
             mode=mode,

@@ -38,20 +38,20 @@ class TuningMixin(SearchMixin):
         with ``apply``, stores it for every later search. With ``group_by`` (a document
         metadata key naming a parent), the weight of group evidence is tuned too."""
         info = self.store.get_collection(collection)
-        self._check_embedder(info)
+        model = self._model(info)
         judged = {q: t for q, t in queries.items() if q in qrels}
         if not judged:
             raise InputError("no query has a judgement: check that the ids match")
         indexes = self._reader(info)
         allow = self._permitted(info, principals, tenant, Filters())
         texts = list(judged.values())
-        vectors = dict(zip(texts, self.c.embedder.embed(texts), strict=True))
+        vectors = dict(zip(texts, model.embedder.embed(texts), strict=True))
         probe = Fusion(candidates=candidates)
 
         def candidates_for(text: str) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
             got = retrieve(
                 indexes,
-                self.c.embedder,
+                model.embedder,
                 text,
                 allow,
                 top_k=candidates,

@@ -10,6 +10,7 @@ from typing import Any
 from connectors.fetch import FetchPolicy
 from ragstack.answering import MemoEmbed
 from ragstack.domain import CollectionInfo
+from ragstack.embedders import Models
 from ragstack.embedding import Embedder
 from ragstack.generation.base import Generator
 from ragstack.ingest.chunking import Chunker
@@ -111,13 +112,24 @@ class IngestRequest:
 class Components:
     """What the composition root builds for the service."""
 
-    embedder: Embedder
-    chunker: Chunker
+    models: Models  # model id -> embedder, chunker and memo; each collection uses its own
     parser: Parser
     redactor_for: Callable[[CollectionInfo, str], Redactor]  # (collection, salt) -> redactor
     resolve_source: SourceResolver
     fetch_policy_for: Callable[[bool], FetchPolicy] = field(default=lambda _trusted: FetchPolicy())
     generator_for: Callable[[str], Generator] | None = None  # by name, built lazily
     reranker: Reranker | None = None
-    memo: MemoEmbed | None = None
     extras: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def embedder(self) -> Embedder:
+        """The default embedder: the one new collections pin."""
+        return self.models.default().embedder
+
+    @property
+    def chunker(self) -> Chunker:
+        return self.models.default().chunker
+
+    @property
+    def memo(self) -> MemoEmbed:
+        return self.models.default().memo

@@ -42,6 +42,7 @@ from ragstack.domain import (
     WriteResult,
 )
 from ragstack.errors import ConflictError, NotFoundError
+from ragstack.extras import require
 from ragstack.store.models import (
     AclRow,
     CacheEntryRow,
@@ -73,6 +74,8 @@ def database_url(url: str) -> str:
 
 def make_engine(url: str) -> Engine:
     url = database_url(url)
+    if url.startswith("postgresql"):
+        require("psycopg", "the PostgreSQL backend", "postgres")
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -342,15 +345,22 @@ class Store:
             s.execute(_next_generation(collection_id, indexes=False))
             s.commit()
 
-    def vectors_for_hashes(self, collection_id: int, hashes: Iterable[str]) -> dict[str, bytes]:
-        """Stored vectors of chunks whose embedded text hashes to one of ``hashes``."""
+    def vectors_for_hashes(
+        self, collection_id: int, hashes: Iterable[str], *, model_id: str
+    ) -> dict[str, bytes]:
+        """Stored vectors of the collection's chunks whose embedded text hashes to one of
+        ``hashes``, if the collection is pinned to ``model_id`` (vectors of another model are
+        never reused)."""
         wanted = list(set(hashes))
         out: dict[str, bytes] = {}
         with self.session() as s:
             for i in range(0, len(wanted), 500):
                 rows = s.execute(
-                    select(col(ChunkRow.text_hash), col(ChunkRow.embedding)).where(
+                    select(col(ChunkRow.text_hash), col(ChunkRow.embedding))
+                    .join(CollectionRow, col(CollectionRow.id) == col(ChunkRow.collection_id))
+                    .where(
                         col(ChunkRow.collection_id) == collection_id,
+                        col(CollectionRow.embedder_id) == model_id,
                         col(ChunkRow.text_hash).in_(wanted[i : i + 500]),
                     )
                 ).all()

@@ -7,15 +7,16 @@ import pytest
 
 from ragstack.app import build
 from ragstack.config import Settings
+from ragstack.demo import SAMPLE_DIR
 from ragstack.service import Ragstack
 
 Factory = Callable[..., Ragstack]
 
-HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
+HANDBOOK = SAMPLE_DIR
 
 
 def handbook_judgements(folder: Path) -> Path:
-    """Two judged train queries over ``examples/handbook``, in BEIR layout under ``folder``."""
+    """Two judged train queries over the demo's handbook, in BEIR layout under ``folder``."""
     (folder / "qrels").mkdir(parents=True)
     (folder / "queries.jsonl").write_text(
         '{"_id": "q1", "text": "how many vacation days"}\n{"_id": "q2", "text": "laptop"}\n'

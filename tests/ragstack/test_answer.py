@@ -6,19 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ragstack.answering import AnswerRequest, AnswerResponse
 from ragstack.cache import near_miss
 from ragstack.citations import CitationVerifier
 from ragstack.compression import Compressor, split_sentences
+from ragstack.demo import SAMPLE_DIR
 from ragstack.generation.base import TextDelta
 from ragstack.generation.prompt import NOT_SUPPORTED
 from ragstack.search import Filters
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 
-HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
+HANDBOOK = SAMPLE_DIR
 ALICE = ("user:alice",)
 
 
@@ -142,11 +142,11 @@ def test_unsupported_citations_are_flagged(svc: Ragstack) -> None:
     r = ask(svc, "How many days of paid annual leave does an employee get?", use_cache=False)
     from ragstack.compression import Context
 
-    context = Compressor(svc.c.memo or (lambda t: np.zeros((0, 1), np.float32)), len).compress(
+    context = Compressor(svc.c.memo, len).compress(
         "annual leave", svc.search("hb", "annual leave", principals=ALICE, top_k=3).hits
     )
     assert isinstance(context, Context) and context.sources
-    verifier = CitationVerifier(svc.c.memo)  # type: ignore[arg-type]
+    verifier = CitationVerifier(svc.c.memo)
     bad = verifier.verify("The moon is made of green cheese [1]. Cats can fly [7].", context)
     assert not bad.sentences[0].supported and bad.sentences[1].invalid_numbers == (7,)
     assert bad.unsupported == 2

