@@ -22,6 +22,8 @@ EmbedderBackend = Literal["sentence-transformers", "onnx-int8", "hashing"]
 RerankerBackend = Literal["torch", "onnx-int8"]
 GeneratorName = Literal["extractive", "local", "remote"]
 OcrModeName = Literal["auto", "always", "off"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["text", "json"]
 
 
 def _default_principal() -> str:
@@ -264,6 +266,16 @@ class Settings(BaseSettings):
     cache_enabled: bool = Field(True, description="Serve repeated and paraphrased questions.")
     cache_threshold: float = Field(
         0.9, gt=0, le=1, description="Cosine a cached question must reach (then the guard runs)."
+    )
+    log_level: LogLevel | None = Field(
+        None,
+        description="Log level (`--log-level` wins); none: `info` for `ragstack serve`, "
+        "`warning` for other commands. Logs go to stderr.",
+    )
+    log_format: LogFormat = Field(
+        "text",
+        description="`text` (readable lines) or `json` (one JSON object per line: time, level, "
+        "logger, message, request_id and the record's fields).",
     )
 
     @field_validator("principal")
