@@ -15,7 +15,6 @@ from ragstack.cli.common import (
     configure_logging,
     console,
     emit,
-    errors,
     options,
     principal_of,
     service,
@@ -157,7 +156,11 @@ def serve(
     if log_level:
         options["log_level"] = log_level
     logging_options = _uvicorn_logging("info")
-    errors.print(f"ragstack API on http://{host}:{port} (OpenAPI: /docs)", highlight=False)
+    import logging
+
+    logging.getLogger("ragstack.serve").info(
+        "ragstack API on http://%s:%d (OpenAPI: /docs)", host, port
+    )
     if workers > 1:
         import os
 
