@@ -129,18 +129,14 @@ def test_content_as_a_list_of_parts(live: Live) -> None:
         ],
     )
     assert "20 weeks" in response.choices[0].message.content
+    picture: Any = [
+        {"type": "text", "text": "What is in this picture?"},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+    ]
     with pytest.raises(openai.BadRequestError, match="only text content"):
         client(live).chat.completions.create(
             model="handbook",
-            messages=[
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "What is in this picture?"},
-                        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
-                    ],
-                }
-            ],  # fmt: skip
+            messages=[{"role": "user", "content": picture}],
         )
 
 
@@ -150,15 +146,10 @@ def test_long_histories_and_contents_are_taken(live: Live) -> None:
         history += [{"role": "user", "content": f"Question {i} about the office?"},
                     {"role": "assistant", "content": "An answer. " * 50}]  # fmt: skip
     pasted = "Some pasted notes. " * 1000  # ~19,000 characters in one message
+    question = "How many days of paid annual leave do employees get?"
     response = client(live).chat.completions.create(
         model="handbook",
-        messages=[
-            *history,
-            {
-                "role": "user",
-                "content": f"{pasted}\nHow many days of paid annual leave do employees get?",
-            },
-        ],  # fmt: skip
+        messages=[*history, {"role": "user", "content": f"{pasted}\n{question}"}],
     )
     assert response.choices[0].finish_reason == "stop"
     extra = response.model_extra["ragstack"]
