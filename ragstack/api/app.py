@@ -16,7 +16,12 @@
 * Limits: a token bucket per key (429 with ``Retry-After``), a request body limit (413).
   CORS is off unless origins are configured.
 * Audit: every search, answer, collection and key change is written to SQL with the key,
-  principals, route, returned chunk ids, status and latency; query texts PII-redacted.
+  principals, route, returned chunk ids, status, latency and request id; query texts
+  PII-redacted.
+* Front doors: the REST routes, the OpenAI-compatible ones (``ragstack.api.openai``) and MCP
+  over streamable HTTP at ``/mcp`` (``ragstack.mcp``), all on the same service calls.
+* Logs: one access line per request (``ragstack.access``) with its request id, which the
+  response returns as ``X-Request-ID``.
 """
 
 from __future__ import annotations
@@ -125,9 +130,14 @@ def create_app(svc: Ragstack) -> FastAPI:
         ),
     )
 
+    from ragstack.mcp.server import McpHttp  # here: ragstack.mcp imports ragstack.api.public
+
+    mcp = McpHttp(api)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with mcp.running():
+            yield
         api.jobs.shutdown()  # let a running ingest finish its batch and commit
         api.audit.close()  # and write the audit rows still queued
 
@@ -162,4 +172,5 @@ def create_app(svc: Ragstack) -> FastAPI:
     routers = (routes.health, routes.query, routes.collections, routes.admin, openai.router)
     for router in (*routers, admin.api, admin.page):
         app.include_router(router)
+    app.add_route("/mcp", mcp, include_in_schema=False)  # MCP over streamable HTTP (a key)
     return app

@@ -8,12 +8,13 @@ from typing import NoReturn
 
 from rich.markup import escape
 
-from ragstack.cli import admin, collections, demo, documents, ingest, query, tune
+from ragstack.cli import admin, agents, collections, demo, documents, ingest, query, tune
 from ragstack.cli.common import EXIT_CODES, app, errors
 from ragstack.errors import RagstackError
 
 __all__ = ["app", "main"]
-_COMMANDS = (admin, collections, demo, documents, ingest, query, tune)  # registered on import
+# registered on import
+_COMMANDS = (admin, agents, collections, demo, documents, ingest, query, tune)
 
 
 def _fail(code: str, message: str) -> NoReturn:
