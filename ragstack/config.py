@@ -24,6 +24,7 @@ GeneratorName = Literal["extractive", "local", "remote"]
 OcrModeName = Literal["auto", "always", "off"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["text", "json"]
+OtelExporter = Literal["none", "console", "otlp"]
 
 
 def _default_principal() -> str:
@@ -276,6 +277,12 @@ class Settings(BaseSettings):
         "text",
         description="`text` (readable lines) or `json` (one JSON object per line: time, level, "
         "logger, message, request_id and the record's fields).",
+    )
+    otel_exporter: OtelExporter = Field(
+        "none",
+        description="Export OpenTelemetry spans of each search and answer stage: `console`, "
+        "or `otlp` (the standard `OTEL_EXPORTER_OTLP_*` variables say where); needs the `otel` "
+        "extra. `none`: spans go to whatever tracer provider the host process installed.",
     )
 
     @field_validator("principal")

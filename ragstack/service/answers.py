@@ -6,6 +6,8 @@ import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from opentelemetry import trace
+
 from ragstack.answering import AnswerEvent, AnswerRequest, AnswerResponse, MemoEmbed, source_dicts
 from ragstack.cache import SemanticCache, scope_key
 from ragstack.citations import CitationVerifier
@@ -24,7 +26,8 @@ from ragstack.generation.prompt import PART_NOT_SUPPORTED
 from ragstack.questions import Part, split_question
 from ragstack.rerank import reranker_identity
 from ragstack.search import Fusion, Hit
-from ragstack.service.querying import SearchMixin, _Clock
+from ragstack.service.querying import SearchMixin
+from ragstack.tracing import Stages
 
 log = logging.getLogger("ragstack.answers")
 
@@ -32,15 +35,19 @@ log = logging.getLogger("ragstack.answers")
 class AnswersMixin(SearchMixin):
     def answer(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
         """Stream an answer: text deltas as they are generated, then the ``AnswerResponse``
-        (citations resolved and checked, sources, usage, cache outcome, per-stage timings).
-        ``request.cancel`` stops it between stages and tokens (``AbortedError``)."""
-        clock = _Clock()
+        (citations resolved and checked, sources, usage, cache outcome, per-stage timings;
+        a span per stage when tracing is on)."""
+        with Stages("ragstack.answer", collection=request.collection) as clock:
+            yield from self._answer(request, clock)
+
+    def _answer(self, request: AnswerRequest, clock: Stages) -> Iterator[AnswerEvent]:
         cancel = request.cancel
         info = self._check_answer_request(request)
         name = request.generator or self.settings.generator
         if name not in ("extractive", "local", "remote") or self.c.generator_for is None:
             raise InputError(f"generator must be extractive, local or remote, not {name!r}")
         generator = self.c.generator_for(name)
+        clock.set(generator=name, follow_up=bool(request.history))
         fusion = Fusion.from_json(self.store.get_setting(info.id, "fusion"))
         # cached and logged only redacted; retrieval sees the same text
         question = self._standalone(info, request, generator)
@@ -69,6 +76,7 @@ class AnswersMixin(SearchMixin):
                 cached.query = question
                 cached.cache = {"outcome": "hit", "similarity": round(found.similarity, 4)}
                 cached.timings_ms = clock.done()
+                clock.set(cached=True, abstained=cached.abstained)
                 yield TextDelta(cached.answer)
                 yield cached
                 return
@@ -85,21 +93,22 @@ class AnswersMixin(SearchMixin):
         clock.lap("embed_ms")
         asked = split_question(question)
         queries = [question] if len(asked) == 1 else [p.query for p in asked]
-        rankings = [
-            self.search(
-                request.collection,
-                query,
-                principals=request.principals,
-                tenant=request.tenant,
-                mode=request.mode,
-                top_k=self.settings.answer_chunks,
-                filters=request.filters,
-                fusion=fusion,
-                query_vector=qvec if query is question else memo([query]),
-                rerank=reranking,
-            ).hits
-            for query in queries
-        ]
+        with trace.use_span(clock.current(), end_on_exit=False):  # its spans nest under ours
+            rankings = [
+                self.search(
+                    request.collection,
+                    query,
+                    principals=request.principals,
+                    tenant=request.tenant,
+                    mode=request.mode,
+                    top_k=self.settings.answer_chunks,
+                    filters=request.filters,
+                    fusion=fusion,
+                    query_vector=qvec if query is question else memo([query]),
+                    rerank=reranking,
+                ).hits
+                for query in queries
+            ]
         hits = interleave(rankings, self.settings.answer_chunks)
         clock.lap("search_ms")
         check(cancel)
@@ -144,6 +153,7 @@ class AnswersMixin(SearchMixin):
         if first_token_ms is not None:
             timings["first_token_ms"] = first_token_ms
         response.timings_ms = timings
+        clock.set(cached=False, abstained=response.abstained, sources=len(response.sources))
         yield response
 
     def standalone_question(
