@@ -33,6 +33,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstack.access import Audit, Keys
@@ -172,5 +173,5 @@ def create_app(svc: Ragstack) -> FastAPI:
     routers = (routes.health, routes.query, routes.collections, routes.admin, openai.router)
     for router in (*routers, admin.api, admin.page):
         app.include_router(router)
-    app.add_route("/mcp", mcp, include_in_schema=False)  # MCP over streamable HTTP (a key)
+    app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))  # MCP (a key)
     return app

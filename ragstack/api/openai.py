@@ -25,7 +25,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
@@ -134,7 +134,7 @@ def _usage(response: dict[str, Any]) -> ChatUsage:
                      total_tokens=prompt + completion)  # fmt: skip
 
 
-def _finish(response: dict[str, Any], max_tokens: int) -> str:
+def _finish(response: dict[str, Any], max_tokens: int) -> Literal["stop", "length"]:
     """``length`` when the generator stopped at the token limit, else ``stop``."""
     if not response["cached"] and response["usage"]["completion_tokens"] >= max_tokens:
         return "length"
@@ -168,7 +168,7 @@ async def chat_completions(body: ChatIn, who: Reader) -> Any:
                 ChatChoice(
                     index=0,
                     message=ChatMessageOut(content=result["answer"] + references(result)),
-                    finish_reason=_finish(result, limit),  # type: ignore[arg-type]
+                    finish_reason=_finish(result, limit),
                 )
             ],
             usage=_usage(result),

@@ -187,14 +187,18 @@ class Tools:
         document (``d_…``: with its chunks, the first ``MAX_CHUNKS``)."""
 
         def work() -> tuple[Document, dict[str, Any]]:
-            svc, who_reads = self.svc, {"principals": who.principals, "tenant": who.tenant}
-            svc.visible_collection(collection, who.principals, who.tenant)
+            svc, readers, tenant = self.svc, who.principals, who.tenant
+            svc.visible_collection(collection, readers, tenant)
             if id.startswith("c_"):
-                chunk, doc = svc.chunk(collection, self.ids.chunk_id(id), **who_reads)
+                chunk, doc = svc.chunk(
+                    collection, self.ids.chunk_id(id), principals=readers, tenant=tenant
+                )
                 chunks = [chunk]
             elif id.startswith("d_"):
-                doc = svc.document(collection, self.ids.document_id(id), **who_reads)
-                chunks = svc.chunks(collection, doc.id, **who_reads)
+                doc = svc.document(
+                    collection, self.ids.document_id(id), principals=readers, tenant=tenant
+                )
+                chunks = svc.chunks(collection, doc.id, principals=readers, tenant=tenant)
             else:
                 raise NotFoundError("no such document or chunk in this collection")
             shaped = public.document(self.ids, doc)

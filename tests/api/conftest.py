@@ -142,7 +142,7 @@ def live_server(root: Path, embedder: str = "hashing", **extra_env: str) -> Iter
     """The server on ``embedder`` (the real MiniLM for the answers' sake: ``sentence-
     transformers``), with ``extra_env`` settings."""
     env = live_env(root, embedder, **extra_env)
-    svc = build(Settings(data_dir=root / "data", embedder=embedder,  # type: ignore[arg-type]
+    svc = build(Settings(data_dir=root / "data", embedder=embedder,
                          principal="user:admin", onnx_queries=False))  # fmt: skip
     svc.ingest(IngestRequest("handbook", [SourceSpec(str(HANDBOOK))], public=True),
                principal="user:admin")  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 import openai
 import pytest
 from openai import OpenAI
+from openai.types.chat import ChatCompletion
 
 from tests.api.conftest import Live, live_server
 from tests.generation.test_remote import Reply, ScriptedServer, sse
@@ -35,6 +36,18 @@ def client(live: Live, who: str = "alice") -> OpenAI:
 
 def names(sources: list[dict[str, Any]]) -> list[str]:
     return [Path(s["uri"]).name for s in sources]
+
+
+def extra(response: Any) -> dict[str, Any]:
+    """The ``ragstack`` field of a response or a chunk (what ``model_extra`` holds)."""
+    found: dict[str, Any] = extra(response)
+    return found
+
+
+def text(response: ChatCompletion) -> str:
+    content = text(response)
+    assert content is not None
+    return content
 
 
 def test_models_are_the_collections_the_key_can_read(live: Live) -> None:
@@ -63,13 +76,13 @@ def test_non_streaming_answer_cites(live: Live) -> None:
     )
     choice = response.choices[0]
     assert choice.finish_reason == "stop" and choice.message.role == "assistant"
-    assert "25 days" in choice.message.content and "\n\nReferences:\n[1] " in choice.message.content
-    extra = response.model_extra["ragstack"]
-    assert names(extra["citations"]) and set(names(extra["citations"])) == {"vacation-policy.md"}
-    assert all(c["chunk_id"].startswith("c_") for c in extra["citations"])
-    assert response.usage.total_tokens == (
-        response.usage.prompt_tokens + response.usage.completion_tokens
-    )
+    assert "25 days" in text(response) and "\n\nReferences:\n[1] " in text(response)
+    found = extra(response)
+    assert names(found["citations"]) and set(names(found["citations"])) == {"vacation-policy.md"}
+    assert all(c["chunk_id"].startswith("c_") for c in found["citations"])
+    usage = response.usage
+    assert usage is not None
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
 
 
 def test_streaming_answer_chunks_follow_the_spec(live: Live) -> None:
@@ -86,8 +99,8 @@ def test_streaming_answer_chunks_follow_the_spec(live: Live) -> None:
     assert chunks[-1].choices == [] and chunks[-1].usage is not None  # the usage chunk, last
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert "30 days" in text and "References:" in text
-    extra = finals[0].model_extra["ragstack"]
-    assert names(extra["citations"]) and set(names(extra["citations"])) == {"expense-policy.md"}
+    found = extra(finals[0])
+    assert names(found["citations"]) and set(names(found["citations"])) == {"expense-policy.md"}
     assert all(c.object == "chat.completion.chunk" and c.model == "handbook" for c in chunks)
 
 
@@ -105,13 +118,13 @@ def test_a_follow_up_is_answered_from_the_conversation(live: Live) -> None:
             {"role": "user", "content": follow_up},
         ],
     )
-    extra = in_context.model_extra["ragstack"]
-    assert extra["query"] == f"{follow_up} (work another country)"
-    assert names(extra["citations"]) and set(names(extra["citations"])) == {"remote-work.md"}
-    assert "30 days per year" in in_context.choices[0].message.content
+    found = extra(in_context)
+    assert found["query"] == f"{follow_up} (work another country)"
+    assert names(found["citations"]) and set(names(found["citations"])) == {"remote-work.md"}
+    assert "30 days per year" in text(in_context)
     # asked alone it lost its subject: another document comes first, and nothing is cited
-    assert alone.model_extra["ragstack"]["query"] == follow_up
-    assert names(alone.model_extra["ragstack"]["sources"])[0] != "remote-work.md"
+    assert extra(alone)["query"] == follow_up
+    assert names(extra(alone)["sources"])[0] != "remote-work.md"
 
 
 def test_content_as_a_list_of_parts(live: Live) -> None:
@@ -128,7 +141,7 @@ def test_content_as_a_list_of_parts(live: Live) -> None:
             },
         ],
     )
-    assert "20 weeks" in response.choices[0].message.content
+    assert "20 weeks" in text(response)
     picture: Any = [
         {"type": "text", "text": "What is in this picture?"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
@@ -152,10 +165,10 @@ def test_long_histories_and_contents_are_taken(live: Live) -> None:
         messages=[*history, {"role": "user", "content": f"{pasted}\n{question}"}],
     )
     assert response.choices[0].finish_reason == "stop"
-    extra = response.model_extra["ragstack"]
+    found = extra(response)
     # the question's end (up to 3,584 characters) is searched, and still finds the policy
-    assert extra["query"].endswith("annual leave do employees get?")
-    assert names(extra["sources"])[0] == "vacation-policy.md"
+    assert found["query"].endswith("annual leave do employees get?")
+    assert names(found["sources"])[0] == "vacation-policy.md"
 
 
 def test_errors(live: Live) -> None:
@@ -244,10 +257,10 @@ def test_the_remote_generator_condenses_a_follow_up(
     condense, answer = upstream.requests
     assert condense["max_tokens"] == 64 and "standalone" in condense["messages"][0]["content"]
     assert "Can I work from another country?" in condense["messages"][1]["content"]
-    extra = response.model_extra["ragstack"]
-    assert extra["query"] == REMOTE  # what the remote model made of it is what was searched
+    found = extra(response)
+    assert found["query"] == REMOTE  # what the remote model made of it is what was searched
     assert REMOTE in answer["messages"][1]["content"]
-    assert response.choices[0].message.content.startswith("Up to 30 days per year [1].")
+    assert text(response).startswith("Up to 30 days per year [1].")
 
 
 def test_a_failed_condense_falls_back_to_the_rule(
@@ -265,7 +278,7 @@ def test_a_failed_condense_falls_back_to_the_rule(
             {"role": "user", "content": "and for how many days per year?"},
         ],
     )
-    query = response.model_extra["ragstack"]["query"]
+    query = extra(response)["query"]
     assert query == "and for how many days per year? (work another country)"
 
 

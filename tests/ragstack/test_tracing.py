@@ -28,6 +28,11 @@ def spans() -> InMemorySpanExporter:
     return _EXPORTER
 
 
+def times(span: ReadableSpan) -> tuple[int, int]:
+    assert span.start_time is not None and span.end_time is not None
+    return span.start_time, span.end_time
+
+
 def by_name(finished: tuple[ReadableSpan, ...]) -> dict[str, ReadableSpan]:
     return {s.name: s for s in finished}
 
@@ -47,15 +52,15 @@ def test_search_and_answer_stages_are_spans(
                            ("acl", "embed", "retrieve", "hydrate"))}  # fmt: skip
     root = search["ragstack.search"]
     assert root.attributes is not None and root.attributes["collection"] == "hb"
+    assert root.context is not None
     assert (root.attributes["mode"], root.attributes["hits"]) == ("hybrid", len(found.hits))
     for name, s in search.items():
         if name != "ragstack.search":
             assert s.parent is not None and s.parent.span_id == root.context.span_id
-            assert root.start_time <= s.start_time <= s.end_time <= root.end_time  # type: ignore[operator]
+            assert times(root)[0] <= times(s)[0] <= times(s)[1] <= times(root)[1]
     # the stage spans last what the response's timings say
-    stage_ms = (
-        search["ragstack.search.embed"].end_time - search["ragstack.search.embed"].start_time
-    ) / 1e6  # type: ignore[operator]
+    start, end = times(search["ragstack.search.embed"])
+    stage_ms = (end - start) / 1e6
     assert stage_ms == pytest.approx(found.timings_ms["embed_ms"], abs=1.0)
 
     spans.clear()
