@@ -96,7 +96,7 @@ class Observe:
                 access.info(
                     "%s %s %d %.1f ms", scope["method"], path, status, seconds * 1000,
                     extra={"method": scope["method"], "route": path, "status": status,
-                           "latency_ms": round(seconds * 1000, 3)},
+                           "latency_ms": round(seconds * 1000, 3), "request_id": request_id},
                 )  # fmt: skip
 
 
