@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from ragstack.answering import AnswerRequest
 from ragstack.api import public
 from ragstack.api.errors import status_of
+from ragstack.api.models import ChunkOut, HitOut
 from ragstack.errors import InputError, NotFoundError
 from ragstack.publicids import PublicIds
 from ragstack.service import Ragstack
@@ -35,25 +36,10 @@ class Actor:
     audit: AuditFn
 
 
-class Hit(BaseModel):
-    rank: int
-    score: float
-    chunk_id: str = Field(description="Public chunk id; get_document reads it with its span.")
-    document_id: str
-    uri: str
-    title: str
-    section: str
-    page: int | None
-    char_start: int
-    char_end: int
-    instruction_like: bool
-    text: str
-
-
 class SearchResult(BaseModel):
     collection: str
     query: str
-    hits: list[Hit]
+    hits: list[HitOut] = Field(description="chunk_id: get_document reads it with its span.")
 
 
 class Citation(BaseModel):
@@ -86,17 +72,6 @@ class Collections(BaseModel):
     collections: list[Collection]
 
 
-class Chunk(BaseModel):
-    id: str
-    ordinal: int
-    text: str
-    section: str
-    page: int | None
-    char_start: int = Field(description="Where the chunk starts in its document's text.")
-    char_end: int
-    instruction_like: bool
-
-
 class Document(BaseModel):
     id: str
     uri: str
@@ -104,7 +79,7 @@ class Document(BaseModel):
     mime: str
     chunk_count: int
     updated_at: str
-    chunks: list[Chunk] = Field(description="The chunk asked for, or the document's chunks.")
+    chunks: list[ChunkOut] = Field(description="The chunk asked for, or the document's chunks.")
     truncated: bool = Field(False, description="More chunks than one call returns.")
 
 
@@ -145,7 +120,7 @@ class Tools:
             found = self.svc.search(collection, query, principals=who.principals,
                                     tenant=who.tenant, mode=mode, top_k=top_k)  # fmt: skip
             hits = found.hit_dicts()
-            shaped = [Hit(**public.hit(self.ids, h)) for h in hits]
+            shaped = [HitOut(**public.hit(self.ids, h)) for h in hits]
             out = SearchResult(collection=collection, query=query, hits=shaped)
             return out, {"chunk_ids": [h["chunk_id"] for h in hits]}
 
@@ -205,7 +180,7 @@ class Tools:
             out = Document(
                 id=shaped["id"], uri=shaped["uri"], title=shaped["title"], mime=shaped["mime"],
                 chunk_count=shaped["chunk_count"], updated_at=shaped["updated_at"],
-                chunks=[Chunk(**public.chunk(self.ids, c)) for c in chunks[:MAX_CHUNKS]],
+                chunks=[ChunkOut(**public.chunk(self.ids, c)) for c in chunks[:MAX_CHUNKS]],
                 truncated=len(chunks) > MAX_CHUNKS,
             )  # fmt: skip
             return out, {"chunk_ids": [c.id for c in chunks[:MAX_CHUNKS]]}
