@@ -233,7 +233,7 @@ class AuditOut(BaseModel):
     latency_ms: float
     detail: dict[str, Any]
     request_id: str | None = Field(
-        description="The request's id (its `X-Request-ID` and log lines); none before 0005."
+        description="The request's id (its `X-Request-ID` and log lines); none in older rows."
     )
 
 
