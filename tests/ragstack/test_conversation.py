@@ -4,11 +4,12 @@ redaction: what is searched never holds PII the conversation carried."""
 from __future__ import annotations
 
 from ragstack.answering import AnswerRequest
-from ragstack.conversation import MAX_QUERY_CHARS, Turn, is_follow_up, standalone
+from ragstack.conversation import MAX_QUERY_CHARS, Role, Turn, is_follow_up, standalone
 from ragstack.service import IngestRequest, SourceSpec
 from tests.ragstack.conftest import HANDBOOK, Factory
 
-U, A = "user", "assistant"
+U: Role = "user"
+A: Role = "assistant"
 
 
 def test_what_counts_as_a_follow_up() -> None:
