@@ -76,7 +76,7 @@ HANDBOOK: tuple[tuple[str, str, str, str], ...] = (
     ("Can I fly business class?", "Who has to approve it?",
      "Who approves business class flights?", "director approval"),
     ("What happens on the first day of onboarding?", "and in the first month?",
-     "What do new engineers do in their first month?", "First month"),
+     "What do new engineers do in their first month?", "as a shadow"),
     ("How do I cancel my subscription?", "and what happens to my data then?",
      "What happens to my data after I cancel my subscription?", "30 days later"),
 )  # fmt: skip

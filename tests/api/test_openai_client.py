@@ -40,12 +40,12 @@ def names(sources: list[dict[str, Any]]) -> list[str]:
 
 def extra(response: Any) -> dict[str, Any]:
     """The ``ragstack`` field of a response or a chunk (what ``model_extra`` holds)."""
-    found: dict[str, Any] = extra(response)
+    found: dict[str, Any] = response.model_extra["ragstack"]
     return found
 
 
 def text(response: ChatCompletion) -> str:
-    content = text(response)
+    content = response.choices[0].message.content
     assert content is not None
     return content
 
