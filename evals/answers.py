@@ -6,6 +6,10 @@ questions are asked as ``user:eval`` + ``group:gold`` (every passage visible); h
 questions as ``user:eval`` alone, so their gold passages are invisible through the same ACL
 filter users rely on, and the right answer is to abstain.
 
+With ``--followups``: follow-up questions instead (``evals.followups``: two-turn conversations
+from PubMedQA and the handbook, recall@10 of the rewritten follow-up against the standalone
+question, final JSON with ``followup_recall_ratio``).
+
 Reported: citation precision (share of citations that point at a gold passage of the
 question), citation recall (share of a question's gold passages cited, averaged), the
 unsupported-citation rate (citations the verifier could not back with the cited text),
@@ -88,6 +92,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--multipart", action="store_true", help="multi-part questions")
     parser.add_argument("--pairs", type=int, default=50, help="with --multipart: PubMedQA pairs")
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
+    parser.add_argument(
+        "--followups",
+        action="store_true",
+        help="measure follow-up questions instead (evals.followups)",
+    )
+    parser.add_argument("--followup-questions", type=int, default=60,
+                        help="PubMedQA conversations built (plus the handbook's 15)")  # fmt: skip
     args = parser.parse_args(argv)
     rep = Reporter(args.json)
     if args.multipart:
@@ -111,6 +122,16 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     ensure(svc, public, gold, name)
     ingest_s = time.perf_counter() - t0
+    if args.followups:
+        from evals import followups
+
+        result = followups.run(
+            svc, rep, pubmedqa=name, data=args.data, questions=answerable,
+            principals=(PRINCIPAL, GOLD_GROUP), generator=args.generator,
+            limit=args.followup_questions,
+        )  # fmt: skip
+        rep.final({**result, "ingest_s": ingest_s})
+        return
 
     def ask(question: str, principals: tuple[str, ...]) -> AnswerResponse:
         request = AnswerRequest(

@@ -217,6 +217,7 @@ class AuditEntry:
     status: int
     latency_ms: float
     detail: dict[str, Any]
+    request_id: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -233,6 +234,7 @@ class AuditEntry:
             "status": self.status,
             "latency_ms": round(self.latency_ms, 3),
             "detail": self.detail,
+            "request_id": self.request_id,
         }
 
 
@@ -279,6 +281,7 @@ class Audit:
         query: str | None = None,
         chunk_ids: Sequence[int] = (),
         detail: dict[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> None:
         """``tenant`` is the key's: a tenant's admin reads its tenant's rows only."""
         row = {
@@ -294,6 +297,7 @@ class Audit:
             "status": status,
             "latency_ms": latency_ms,
             "detail": json.dumps(_valid_text(detail or {}), sort_keys=True, default=str),
+            "request_id": request_id,
         }
         if not self.buffered:
             self._write([row])
@@ -352,9 +356,11 @@ class Audit:
         before_id: int | None = None,
         action: str | None = None,
         tenant: str | None = None,
+        request_id: str | None = None,
     ) -> list[AuditEntry]:
         """Newest first; page with ``before_id`` (the last id of the previous page); with
-        ``tenant``, only the rows of that tenant's keys."""
+        ``tenant``, only the rows of that tenant's keys; ``request_id`` finds the rows of one
+        request (the id in its log lines)."""
         self.flush()
         q = select(AuditRow).order_by(col(AuditRow.id).desc()).limit(max(1, min(limit, 10_000)))
         if before_id is not None:
@@ -363,6 +369,8 @@ class Audit:
             q = q.where(col(AuditRow.action) == action)
         if tenant is not None:
             q = q.where(col(AuditRow.tenant) == tenant)
+        if request_id:
+            q = q.where(col(AuditRow.request_id) == request_id)
         with self.store.session() as s:
             rows = s.execute(q).scalars().all()
         return [
@@ -380,6 +388,7 @@ class Audit:
                 r.status,
                 r.latency_ms,
                 json.loads(r.detail),
+                r.request_id,
             )
             for r in rows
         ]

@@ -15,6 +15,7 @@ import numpy as np
 
 from ragstack.citations import AnswerSentence, Citation
 from ragstack.compression import F32, Context
+from ragstack.conversation import Turn
 from ragstack.embedding import Embedder
 from ragstack.generation.base import Cancel, TextDelta, Usage
 from ragstack.search import Filters, Mode
@@ -73,6 +74,9 @@ class AnswerRequest:
     # set from another thread to stop the answer (checked between stages and tokens; the
     # generator stops too): the stream then raises AbortedError
     cancel: Cancel | None = field(default=None, compare=False)
+    # The conversation before ``question`` (oldest first): a follow-up is answered as the
+    # standalone question it stands for (``ragstack.conversation``).
+    history: tuple[Turn, ...] = ()
 
     def cache_params(
         self, generator: str, model: str, fusion: str, reranker: str
@@ -105,6 +109,7 @@ class AnswerResponse:
     cache: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     parts: list[dict[str, Any]] = field(default_factory=list)  # of a multi-part question
+    query: str = ""  # what was searched: the question, standalone and PII-redacted
 
     @property
     def citations(self) -> list[Citation]:
@@ -119,6 +124,7 @@ class AnswerResponse:
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
+            "query": self.query,
             "abstained": self.abstained,
             "generator": self.generator,
             "model": self.model,
@@ -174,6 +180,7 @@ class AnswerResponse:
             context_tokens_after=data["context_tokens"]["after"],
             usage=Usage(**data["usage"]),
             parts=data.get("parts", []),
+            query=data.get("query", ""),
         )
 
 

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ragstack import tracing
 from ragstack.answering import MemoEmbed
 from ragstack.config import Settings
 from ragstack.domain import CollectionInfo
@@ -165,6 +166,7 @@ def redactor_for(info: CollectionInfo, salt: str) -> Redactor:
 
 def build(settings: Settings | None = None) -> Ragstack:
     settings = settings or Settings()
+    tracing.configure(settings.otel_exporter)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.resolved_database_url)
     store.create_schema()

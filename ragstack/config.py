@@ -23,6 +23,9 @@ EmbedderBackend = Literal["int8", "sentence-transformers", "onnx-int8", "hashing
 RerankerBackend = Literal["torch", "onnx-int8"]
 GeneratorName = Literal["extractive", "local", "remote"]
 OcrModeName = Literal["auto", "always", "off"]
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["text", "json"]
+OtelExporter = Literal["none", "console", "otlp"]
 
 
 def _default_principal() -> str:
@@ -304,6 +307,22 @@ class Settings(BaseSettings):
     cache_enabled: bool = Field(True, description="Serve repeated and paraphrased questions.")
     cache_threshold: float = Field(
         0.9, gt=0, le=1, description="Cosine a cached question must reach (then the guard runs)."
+    )
+    log_level: LogLevel | None = Field(
+        None,
+        description="Log level (`--log-level` wins); none: `info` for `ragstack serve`, "
+        "`warning` for other commands. Logs go to stderr.",
+    )
+    log_format: LogFormat = Field(
+        "text",
+        description="`text` (readable lines) or `json` (one JSON object per line: time, level, "
+        "logger, message, request_id and the record's fields).",
+    )
+    otel_exporter: OtelExporter = Field(
+        "none",
+        description="Export OpenTelemetry spans of each search and answer stage: `console`, "
+        "or `otlp` (the standard `OTEL_EXPORTER_OTLP_*` variables say where); needs the `otel` "
+        "extra. `none`: spans go to whatever tracer provider the host process installed.",
     )
 
     @field_validator("principal")

@@ -16,21 +16,28 @@
 * Limits: a token bucket per key (429 with ``Retry-After``), a request body limit (413).
   CORS is off unless origins are configured.
 * Audit: every search, answer, collection and key change is written to SQL with the key,
-  principals, route, returned chunk ids, status and latency; query texts PII-redacted.
+  principals, route, returned chunk ids, status, latency and request id; query texts
+  PII-redacted.
+* Front doors: the REST routes, the OpenAI-compatible ones (``ragstack.api.openai``) and MCP
+  over streamable HTTP at ``/mcp`` (``ragstack.mcp``), all on the same service calls.
+* Logs: one access line per request (``ragstack.access``) with its request id, which the
+  response returns as ``X-Request-ID``.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstack.access import Audit, Keys
-from ragstack.api import admin, routes
+from ragstack.api import admin, openai, routes
 from ragstack.api.deps import ApiState
 from ragstack.api.errors import BodyLimit, RateLimiter, Timeout, install_error_handlers
 from ragstack.api.metrics import Metrics
@@ -38,13 +45,23 @@ from ragstack.api.models import ERRORS
 from ragstack.api.sessions import Sessions
 from ragstack.api.slots import Generations
 from ragstack.jobs import Jobs
+from ragstack.logs import request_id_from, request_scope
 from ragstack.publicids import PublicIds
 from ragstack.service import Ragstack
 
+access = logging.getLogger("ragstack.access")
+
 
 class Observe:
-    """ASGI middleware: request count and latency per route template and status (a plain ASGI
-    wrapper: Starlette's ``BaseHTTPMiddleware`` costs a task and a stream per request)."""
+    """ASGI middleware: the request id, the access log line, and request count and latency per
+    route template and status (a plain ASGI wrapper: Starlette's ``BaseHTTPMiddleware`` costs
+    a task and a stream per request).
+
+    The request id is the caller's ``X-Request-ID`` when it is well-formed (short, no spaces
+    or quotes), else a new one; it is returned as ``X-Request-ID``, set on every log record of
+    the request, and stored in its audit row (``scope["state"]["request_id"]``). The access
+    line names the route template, never the raw path or query string (which carry names a
+    caller typed), nor any header."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app, self.metrics = app, metrics
@@ -55,18 +72,32 @@ class Observe:
             return
         started = time.perf_counter()
         status = 500
+        given = dict(scope.get("headers") or []).get(b"x-request-id")
+        request_id = request_id_from(given.decode("latin-1") if given else None)
+        scope.setdefault("state", {})["request_id"] = request_id
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                message["headers"] = [
+                    *message.get("headers", ()),
+                    (b"x-request-id", request_id.encode("latin-1")),
+                ]
             await send(message)
 
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            path = getattr(scope.get("route"), "path", "unmatched")
-            self.metrics.observe(scope["method"], path, status, time.perf_counter() - started)
+        with request_scope(request_id):
+            try:
+                await self.app(scope, receive, sending)
+            finally:
+                path = getattr(scope.get("route"), "path", "unmatched")
+                seconds = time.perf_counter() - started
+                self.metrics.observe(scope["method"], path, status, seconds)
+                access.info(
+                    "%s %s %d %.1f ms", scope["method"], path, status, seconds * 1000,
+                    extra={"method": scope["method"], "route": path, "status": status,
+                           "latency_ms": round(seconds * 1000, 3), "request_id": request_id},
+                )  # fmt: skip
 
 
 def create_app(svc: Ragstack) -> FastAPI:
@@ -100,9 +131,14 @@ def create_app(svc: Ragstack) -> FastAPI:
         ),
     )
 
+    from ragstack.mcp.server import McpHttp  # here: ragstack.mcp imports ragstack.api.public
+
+    mcp = McpHttp(api)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with mcp.running():
+            yield
         api.jobs.shutdown()  # let a running ingest finish its batch and commit
         api.audit.close()  # and write the audit rows still queued
 
@@ -134,7 +170,8 @@ def create_app(svc: Ragstack) -> FastAPI:
 
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.api_trusted_proxies))
 
-    routers = (routes.health, routes.query, routes.collections, routes.admin, routes.chat)
+    routers = (routes.health, routes.query, routes.collections, routes.admin, openai.router)
     for router in (*routers, admin.api, admin.page):
         app.include_router(router)
+    app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))  # MCP (a key)
     return app

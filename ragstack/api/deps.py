@@ -42,6 +42,7 @@ class Caller:
     state: ApiState
     started: float = field(default_factory=time.perf_counter)
     session: Session | None = None  # when it came through a page's session cookie
+    request_id: str | None = None  # the id in the request's log lines and X-Request-ID
 
     @property
     def principals(self) -> list[str]:
@@ -86,6 +87,7 @@ class Caller:
             query=svc.redacted(collection, query) if collection and query else None,
             chunk_ids=chunk_ids or [],
             detail=detail,
+            request_id=self.request_id,
         )
 
     def audit_failure(self, route: str, action: str, exc: BaseException, **kw: Any) -> None:
@@ -138,7 +140,7 @@ def caller(
     api = state(request)
     key = authenticate(api, request, presented)
     api.limiter.take(key.key_id)
-    return Caller(key, api)
+    return Caller(key, api, request_id=getattr(request.state, "request_id", None))
 
 
 def require(needed: Role) -> Callable[[Caller], Caller]:

@@ -98,6 +98,15 @@ class SearchOut(BaseModel):
     )
 
 
+class TurnIn(BaseModel):
+    """An earlier message of the conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=16384)
+
+
 class AnswerIn(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -115,6 +124,13 @@ class AnswerIn(BaseModel):
     rerank: bool | None = None
     filters: FilterIn | None = None
     stream: bool = Field(False, description="Server-Sent Events: `delta` events, then `answer`.")
+    history: list[TurnIn] = Field(
+        default_factory=list,
+        max_length=100,
+        description='The conversation before `question`, oldest first: a follow-up ("and for '
+        "contractors?\") is searched as the standalone question it stands for (the answer's "
+        "`query`). The last 20 turns are read.",
+    )
 
 
 class CitationOut(BaseModel):
@@ -132,6 +148,7 @@ class AnswerOut(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     answer: str
+    query: str = Field(description="What was searched: the question, standalone, PII-redacted.")
     abstained: bool
     generator: str
     model: str
@@ -215,6 +232,9 @@ class AuditOut(BaseModel):
     status: int
     latency_ms: float
     detail: dict[str, Any]
+    request_id: str | None = Field(
+        description="The request's id (its `X-Request-ID` and log lines); none in older rows."
+    )
 
 
 class DocumentOut(BaseModel):
@@ -256,14 +276,36 @@ class DocumentDetailOut(DocumentOut):
     chunks: list[ChunkOut]
 
 
-class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str | None = Field(None, max_length=8192)
+class ContentPart(BaseModel):
+    """A part of a message's content: ``{"type": "text", "text": ...}`` is read; a
+    ``refusal`` part is skipped; any other type (images, audio, files) is refused."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(max_length=64)
+    text: str | None = None
+
+
+class ChatMessageIn(BaseModel):
+    """An OpenAI chat message: ``content`` is a string or a list of parts. Other fields
+    clients send (``name``, ``tool_calls``, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[ContentPart] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
 
 
 class ChatIn(BaseModel):
     """OpenAI chat-completions request; ``model`` names the collection to answer from.
-    Sampling fields other clients send (temperature, top_p, ...) are accepted and ignored."""
+    Sampling fields other clients send (temperature, top_p, tools, ...) are accepted and
+    ignored. The size of a request is bounded by ``RAGSTACK_API_MAX_BODY_BYTES``."""
 
     model_config = ConfigDict(
         extra="allow",
@@ -275,15 +317,29 @@ class ChatIn(BaseModel):
     )
 
     model: str = Field(min_length=1, max_length=128)
-    messages: list[ChatMessage] = Field(min_length=1, max_length=100)
+    messages: list[ChatMessageIn] = Field(min_length=1, max_length=10_000)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(None, ge=1, le=4096)
+    max_completion_tokens: int | None = Field(None, ge=1, le=4096)
+    n: int | None = Field(None, ge=1, le=1, description="One choice only.")
+
+
+class ChatMessageOut(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
 
 
 class ChatChoice(BaseModel):
     index: int
-    message: ChatMessage
-    finish_reason: str
+    message: ChatMessageOut
+    finish_reason: Literal["stop", "length"]
+
+
+class ChatUsage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
 
 
 class ChatOut(BaseModel):
@@ -292,11 +348,24 @@ class ChatOut(BaseModel):
     created: int
     model: str
     choices: list[ChatChoice]
-    usage: dict[str, int]
+    usage: ChatUsage
     ragstack: dict[str, Any] = Field(
-        description="The citations, sources, abstention and timings of the answer (the text "
-        "also carries the numbered references)."
+        description="The answer's citations, sources, the standalone query searched, "
+        "abstention and timings (the text also carries the numbered references). Streams "
+        "carry it on the chunk with the finish_reason."
     )
+
+
+class ModelOut(BaseModel):
+    id: str = Field(description="A collection this key can read.")
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "ragstack"
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]
 
 
 class JobOut(BaseModel):

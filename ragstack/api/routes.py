@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -25,10 +23,6 @@ from ragstack.api.models import (
     AnswerIn,
     AnswerOut,
     AuditOut,
-    ChatChoice,
-    ChatIn,
-    ChatMessage,
-    ChatOut,
     ChunkOut,
     CollectionIn,
     CollectionOut,
@@ -44,6 +38,7 @@ from ragstack.api.models import (
     SearchOut,
 )
 from ragstack.api.slots import Lease, Leased, StoppableStream
+from ragstack.conversation import Turn
 from ragstack.domain import CollectionInfo
 from ragstack.errors import (
     AbortedError,
@@ -74,7 +69,6 @@ health = APIRouter(tags=["health"])
 query = APIRouter(prefix="/v1", tags=["query"])
 collections = APIRouter(prefix="/v1", tags=["collections"])
 admin = APIRouter(prefix="/v1", tags=["admin"])
-chat = APIRouter(prefix="/v1", tags=["openai"])
 
 
 # -- health -----------------------------------------------------------------------------------
@@ -184,6 +178,7 @@ def _answer(
         use_cache=body.use_cache,
         rerank=body.rerank,
         cancel=cancel,
+        history=tuple(Turn(t.role, t.content) for t in body.history),
     )
     try:
         svc.visible_collection(body.collection, who.principals, who.tenant)
@@ -271,78 +266,6 @@ async def answer(body: AnswerIn, who: Reader) -> Any:
     if isinstance(result, dict):
         return result
     return _streamed((_sse(name, data) for name, data in result), result)
-
-
-# -- OpenAI-compatible chat ---------------------------------------------------------------------
-
-
-def references(response: dict[str, Any]) -> str:
-    """The numbered sources as text under the answer, so no client drops the citations."""
-    lines = [f"[{s['number']}] {s['title'] or s['uri']} ({s['uri']})" for s in response["sources"]]
-    return "\n\nReferences:\n" + "\n".join(lines) if lines else ""
-
-
-def _ragstack_extra(response: dict[str, Any]) -> dict[str, Any]:
-    keep = ("citations", "sources", "abstained", "unsupported_citations", "cached", "timings_ms")
-    return {k: response[k] for k in keep}
-
-
-@chat.post(
-    "/chat/completions",
-    summary="OpenAI-compatible chat completions over a collection (model = collection)",
-    response_model=ChatOut,
-    responses={200: {"content": {"text/event-stream": {}}}},
-)
-async def chat_completions(body: ChatIn, who: Reader) -> Any:
-    questions = [m.content for m in body.messages if m.role == "user" and m.content]
-    if not questions:
-        raise InputError("the messages need at least one user message with content")
-    request = AnswerIn(collection=body.model, question=questions[-1][:4096],
-                       max_tokens=body.max_tokens, stream=body.stream)  # fmt: skip
-    created, ident = int(time.time()), f"chatcmpl-{uuid.uuid4().hex[:24]}"
-    result = await _generate(request, who, "/v1/chat/completions")
-    if isinstance(result, dict):
-        response = result
-        content = response["answer"] + references(response)
-        usage = response["usage"]
-        return ChatOut(
-            id=ident,
-            created=created,
-            model=body.model,
-            choices=[
-                ChatChoice(
-                    index=0,
-                    message=ChatMessage(role="assistant", content=content),
-                    finish_reason="stop",
-                )
-            ],
-            usage={
-                "prompt_tokens": usage["prompt_tokens"],
-                "completion_tokens": usage["completion_tokens"],
-                "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"],
-            },
-            ragstack=_ragstack_extra(response),
-        )
-
-    def chunk(delta: dict[str, Any], finish: str | None, **extra: Any) -> str:
-        data = {"id": ident, "object": "chat.completion.chunk", "created": created,
-                "model": body.model, "choices": [{"index": 0, "delta": delta,
-                                                  "finish_reason": finish}], **extra}  # fmt: skip
-        return f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
-
-    def relay(events: Iterator[Event]) -> Iterator[str]:
-        yield chunk({"role": "assistant", "content": ""}, None)
-        for name, payload in events:
-            if name == "delta":
-                yield chunk({"content": payload["text"]}, None)
-            elif name == "answer":
-                yield chunk({"content": references(payload)}, "stop",
-                            ragstack=_ragstack_extra(payload))  # fmt: skip
-            else:
-                yield chunk({}, "error", error=payload)
-        yield "data: [DONE]\n\n"
-
-    return _streamed(relay(result), result)
 
 
 def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
@@ -662,10 +585,11 @@ def read_audit(
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     before_id: Annotated[int | None, Query(ge=1, le=MAX_ROW_ID)] = None,
     action: Annotated[str | None, Query(max_length=64)] = None,
+    request_id: Annotated[str | None, Query(max_length=64)] = None,
     format: Annotated[Literal["json", "jsonl"], Query()] = "json",
 ) -> Any:
     entries = who.state.audit.entries(limit=limit, before_id=before_id, action=action,
-                                      tenant=who.key.tenant)  # fmt: skip
+                                      tenant=who.key.tenant, request_id=request_id)  # fmt: skip
     ids = who.state.ids
     rows = [{**e.to_dict(), "chunk_ids": [ids.chunk(c) for c in e.chunk_ids]} for e in entries]
     if format == "jsonl":

@@ -4,26 +4,42 @@ here (``main``), in one place. One module per group of commands; ``common`` hold
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
-from ragstack.cli import admin, collections, demo, documents, ingest, query, tune
-from ragstack.cli.common import EXIT_CODES, app, console
+from rich.markup import escape
+
+from ragstack.cli import admin, agents, collections, demo, documents, ingest, query, tune
+from ragstack.cli.common import EXIT_CODES, app, errors
 from ragstack.errors import RagstackError
 
 __all__ = ["app", "main"]
-_COMMANDS = (admin, collections, demo, documents, ingest, query, tune)  # registered on import
+# registered on import
+_COMMANDS = (admin, agents, collections, demo, documents, ingest, query, tune)
+
+
+def _fail(code: str, message: str) -> NoReturn:
+    """The error on stderr (stdout carries only a command's output: ``--json | jq`` keeps
+    working), and its exit code."""
+    errors.print(f"[red]error[/] ({code}): {escape(message)}", highlight=False)
+    sys.exit(EXIT_CODES.get(code, 1))
 
 
 def main() -> None:
     try:
         app()
     except RagstackError as exc:
-        console.print(f"[red]error[/] ({exc.code}): {exc}")
-        sys.exit(EXIT_CODES.get(exc.code, 1))
+        _fail(exc.code, str(exc))
     except Exception as exc:
+        from pydantic import ValidationError
         from sqlalchemy.exc import OperationalError
 
+        if isinstance(exc, ValidationError) and exc.title == "Settings":
+            where = "; ".join(
+                f"RAGSTACK_{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                for e in exc.errors()[:5]
+            )
+            _fail("config_error", f"invalid settings: {where}")
         if not isinstance(exc, OperationalError):
             raise
         reason = (str(exc.orig).strip().splitlines() or ["no reason given"])[0]
-        console.print(f"[red]error[/] (unavailable): cannot use the database: {reason}")
-        sys.exit(EXIT_CODES["unavailable"])
+        _fail("unavailable", f"cannot use the database: {reason}")

@@ -14,9 +14,10 @@ app = typer.Typer(
     name="ragstack",
     help="Retrieval-augmented generation: safe ingest, ACL-filtered hybrid search, cited answers.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, pwsh
 )
-console = Console()
+console = Console()  # command output: stdout
+errors = Console(stderr=True)  # errors and diagnostics: stderr, so `--json | jq` sees JSON only
 
 EXIT_CODES: dict[str, int] = {
     "config_error": 78,
@@ -30,17 +31,67 @@ EXIT_CODES: dict[str, int] = {
 }
 
 
+def _installed_version() -> str:
+    from importlib.metadata import version as dist_version
+
+    return dist_version("ragstack")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(_installed_version())
+        raise typer.Exit()
+
+
+# What the root options chose, for commands that configure logging their own way (serve).
+options: dict[str, Any] = {}
+
+
 @app.callback()
-def root() -> None:
+def root(
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="debug, info, warning, error or critical (default RAGSTACK_LOG_LEVEL, else "
+            "warning; info for serve). Logs go to stderr.",
+            case_sensitive=False,
+        ),
+    ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the installed ragstack version and exit.",
+        ),
+    ] = False,
+) -> None:
     """ragstack: point it at your documents, then search and ask with citations."""
+    options["log_level"] = log_level
+    configure_logging(log_level, default="warning")
+
+
+def configure_logging(level: str | None, *, default: str) -> None:
+    """Logging for a command: ``level``, else RAGSTACK_LOG_LEVEL, else ``default``; in
+    RAGSTACK_LOG_FORMAT. A bad level is a usage error."""
+    from ragstack import logs
+    from ragstack.config import Settings
+
+    settings = Settings()
+    chosen = (level or settings.log_level or default).lower()
+    if chosen not in logs.LEVELS:
+        raise typer.BadParameter(
+            f"use one of {', '.join(logs.LEVELS)}, not {level!r}", param_hint="--log-level"
+        )
+    logs.configure(chosen, settings.log_format)
 
 
 @app.command()
 def version() -> None:
-    """Print the installed ragstack version."""
-    from importlib.metadata import version as dist_version
-
-    print(dist_version("ragstack"))
+    """Print the installed ragstack version (also: ragstack --version)."""
+    print(_installed_version())
 
 
 # -- shared plumbing ----------------------------------------------------------------------------

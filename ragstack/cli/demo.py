@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ragstack.cli.common import RichProgress, app, console, emit, principal_of, service
+from ragstack.cli.common import (
+    RichProgress,
+    app,
+    configure_logging,
+    console,
+    emit,
+    options,
+    principal_of,
+    service,
+)
 from ragstack.cli.query import print_answer
 
 
@@ -108,8 +117,19 @@ def _serve_demo(svc: Any, collection: str, port: int) -> None:
         "Ctrl-C stops the server.",
         flush=True,
     )
-    uvicorn.run(create_app(svc), host="127.0.0.1", port=port, log_level="warning",
-                proxy_headers=False)  # fmt: skip
+    uvicorn.run(create_app(svc), host="127.0.0.1", port=port, proxy_headers=False,
+                **_uvicorn_logging("warning"))  # fmt: skip
+
+
+def _uvicorn_logging(default: str) -> dict[str, Any]:
+    """uvicorn's options that route its logs through ours (``ragstack.logs``): no logging
+    config of its own, no access log of its own (the API writes one with request ids)."""
+    level = options.get("log_level")
+    configure_logging(level, default=default)
+    import logging
+
+    return {"log_config": None, "access_log": False,
+            "log_level": logging.getLevelName(logging.getLogger().level).lower()}  # fmt: skip
 
 
 @app.command()
@@ -119,18 +139,37 @@ def serve(
     workers: Annotated[
         int, typer.Option(help="Worker processes (one per core serves the most searches).")
     ] = 1,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            help="debug, info (default: one access line per request), warning, error or "
+            "critical; RAGSTACK_LOG_LEVEL otherwise.",
+        ),
+    ] = None,
 ) -> None:
     """Run the REST API (FastAPI on uvicorn); OpenAPI docs at /docs."""
     import uvicorn
 
     # Proxy headers (X-Forwarded-For/-Proto) are believed only from RAGSTACK_API_TRUSTED_PROXIES,
     # inside the app; uvicorn's own default (trust them from loopback) is off.
-    console.print(f"ragstack API on http://{host}:{port} (OpenAPI: /docs)")
+    if log_level:
+        options["log_level"] = log_level
+    logging_options = _uvicorn_logging("info")
+    import logging
+
+    logging.getLogger("ragstack.serve").info(
+        "ragstack API on http://%s:%d (OpenAPI: /docs)", host, port
+    )
     if workers > 1:
+        import os
+
+        # the workers import ragstack.api.server, which configures logging from the settings
+        os.environ["RAGSTACK_LOG_LEVEL"] = logging_options["log_level"]
         uvicorn.run("ragstack.api.server:app", host=host, port=port, workers=workers,
-                    factory=False, log_level="warning", proxy_headers=False)  # fmt: skip
+                    factory=False, proxy_headers=False, **logging_options)  # fmt: skip
         return
     from ragstack.api import create_app
 
-    uvicorn.run(create_app(service()), host=host, port=port, log_level="warning",
-                proxy_headers=False)  # fmt: skip
+    uvicorn.run(create_app(service()), host=host, port=port, proxy_headers=False,
+                **logging_options)  # fmt: skip

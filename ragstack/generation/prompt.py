@@ -201,3 +201,29 @@ def parse_citations(answer: str, n_sources: int) -> list[CitedSentence]:
             numbers, invalid = _citations(text, n_sources)
         sentences.append(CitedSentence(text, (start, end), numbers, invalid))
     return sentences
+
+
+CONDENSE_PROMPT = (
+    "You rewrite the last question of a conversation as one standalone search query.\n"
+    "- Replace pronouns and references (it, they, this, the second one) with what they refer "
+    "to in the conversation; keep every other word of the question.\n"
+    "- If the question already stands alone, repeat it unchanged.\n"
+    "- Reply with the query alone on one line: no answer, no explanation, no quotes."
+)
+CONDENSE_TURNS = 6  # earlier messages shown
+CONDENSE_TURN_CHARS = 1000  # of each
+
+
+def build_condense_messages(question: str, history: Sequence[tuple[str, str]]) -> list[ChatMessage]:
+    """The messages asking a model for the standalone form of ``question`` after ``history``
+    (``(role, text)`` pairs, oldest first; the last few, each clipped, fenced as data)."""
+    shown = "\n".join(
+        f"<{role}>{neutralise(' '.join(text.split())[:CONDENSE_TURN_CHARS])}</{role}>"
+        for role, text in history[-CONDENSE_TURNS:]
+    )
+    user = (
+        f"Conversation:\n{shown}\n\n"
+        f"Last question: {neutralise(' '.join(question.split())[: CONDENSE_TURN_CHARS * 4])}\n\n"
+        "Standalone search query:"
+    )
+    return [{"role": "system", "content": CONDENSE_PROMPT}, {"role": "user", "content": user}]

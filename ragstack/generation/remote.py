@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ragstack.conversation import MAX_QUERY_CHARS, Turn
 from ragstack.errors import AbortedError, ConfigError, InputError, UnavailableError
 from ragstack.generation.base import (
     Cancel,
@@ -44,8 +45,9 @@ from ragstack.generation.base import (
     TokenCounter,
     Usage,
     check,
+    collect,
 )
-from ragstack.generation.prompt import ChatMessage, build_messages
+from ragstack.generation.prompt import ChatMessage, build_condense_messages, build_messages
 from ragstack.generation.tokens import default_token_counter
 
 _MAX_BACKOFF_S = 8.0
@@ -117,6 +119,7 @@ class OpenAICompatibleGenerator:
         context_window: int = 4096,
         tokenizer: TokenCounter | None = None,
         extra_body: Mapping[str, object] | None = None,
+        condense_max_tokens: int = 64,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -136,6 +139,7 @@ class OpenAICompatibleGenerator:
         self.temperature = temperature
         self.seed = seed
         self.extra_body = dict(extra_body or {})
+        self.condense_max_tokens = condense_max_tokens
         self._context_window = context_window
         if tokenizer is None:
             self._count, self.tokenizer_name = default_token_counter()
@@ -195,6 +199,27 @@ class OpenAICompatibleGenerator:
             payload["seed"] = self.seed
         payload.update(self.extra_body)
         return self._stream(payload, messages, cancel)
+
+    def condense(self, question: str, history: Sequence[Turn]) -> str:
+        """The standalone search query for ``question`` after ``history``, asked of the server
+        (a short prompt, at most ``condense_max_tokens``, greedy, retried like an answer).
+        Errors are the answer's (``UnavailableError``, ``ConfigError``, ``InputError``); an
+        empty or multi-paragraph reply is an ``UnavailableError`` (the caller falls back)."""
+        messages = build_condense_messages(question, [(t.role, t.text) for t in history])
+        payload: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": self.condense_max_tokens,
+            "temperature": 0.0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        payload.update(self.extra_body)
+        text = collect(self._stream(payload, messages, None)).text.strip().strip("\"'`").strip()
+        first = text.split("\n", 1)[0].strip()
+        if not first or len(first) > MAX_QUERY_CHARS:
+            raise UnavailableError(f"generator at {self.display_url} gave no standalone query")
+        return first
 
     # -- HTTP ----------------------------------------------------------------------------------
 

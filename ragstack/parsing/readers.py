@@ -110,6 +110,7 @@ def blocks_from_elements(elements: Iterable[Any]) -> list[Block]:
 # can be prepared in parallel threads for OCR's sake (``ragstack.ingest.pipeline.run_here``)
 _UNSTRUCTURED = threading.RLock()
 
+
 def _missing_part(what: str, exc: ImportError) -> UnsupportedDocumentError:
     """An unsupported document whose reader is an extra that is not installed."""
     first = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__

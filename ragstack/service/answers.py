@@ -2,38 +2,57 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
+
+from opentelemetry import trace
 
 from ragstack.answering import AnswerEvent, AnswerRequest, AnswerResponse, MemoEmbed, source_dicts
 from ragstack.cache import SemanticCache, scope_key
 from ragstack.citations import CitationVerifier
 from ragstack.compression import Compressor, Context
+from ragstack.conversation import (
+    MAX_HISTORY_TURNS,
+    MAX_TURN_CHARS,
+    Condenser,
+    Turn,
+    standalone,
+)
 from ragstack.domain import CollectionInfo, check_principal
-from ragstack.errors import InputError
+from ragstack.errors import InputError, RagstackError
 from ragstack.generation.base import Generator, Source, TextDelta, Usage, check
 from ragstack.generation.prompt import PART_NOT_SUPPORTED
 from ragstack.questions import Part, split_question
 from ragstack.rerank import reranker_identity
 from ragstack.search import Fusion, Hit
-from ragstack.service.querying import SearchMixin, _Clock
+from ragstack.service.querying import SearchMixin
+from ragstack.tracing import Stages
+
+log = logging.getLogger("ragstack.answers")
 
 
 class AnswersMixin(SearchMixin):
     def answer(self, request: AnswerRequest) -> Iterator[AnswerEvent]:
         """Stream an answer: text deltas as they are generated, then the ``AnswerResponse``
-        (citations resolved and checked, sources, usage, cache outcome, per-stage timings).
-        ``request.cancel`` stops it between stages and tokens (``AbortedError``)."""
-        clock = _Clock()
+        (citations resolved and checked, sources, usage, cache outcome, per-stage timings;
+        a span per stage when tracing is on)."""
+        with Stages("ragstack.answer", collection=request.collection) as clock:
+            yield from self._answer(request, clock)
+
+    def _answer(self, request: AnswerRequest, clock: Stages) -> Iterator[AnswerEvent]:
         cancel = request.cancel
         info = self._check_answer_request(request)
         name = request.generator or self.settings.generator
         if name not in ("extractive", "local", "remote") or self.c.generator_for is None:
             raise InputError(f"generator must be extractive, local or remote, not {name!r}")
         generator = self.c.generator_for(name)
+        clock.set(generator=name, follow_up=bool(request.history))
         fusion = Fusion.from_json(self.store.get_setting(info.id, "fusion"))
         # cached and logged only redacted; retrieval sees the same text
-        question = self._redactor(info).redact_many([request.question])[0].text
+        question = self._standalone(info, request, generator)
+        if request.history:
+            clock.lap("condense_ms")
         memo = self._model(info).memo
         cache = SemanticCache(self.store, threshold=self.settings.cache_threshold)
         reranking = self.settings.rerank_default if request.rerank is None else request.rerank
@@ -54,8 +73,10 @@ class AnswersMixin(SearchMixin):
             if found.outcome == "hit" and found.response is not None:
                 cached = AnswerResponse.from_dict(found.response)
                 cached.cached = True
+                cached.query = question
                 cached.cache = {"outcome": "hit", "similarity": round(found.similarity, 4)}
                 cached.timings_ms = clock.done()
+                clock.set(cached=True, abstained=cached.abstained)
                 yield TextDelta(cached.answer)
                 yield cached
                 return
@@ -72,21 +93,22 @@ class AnswersMixin(SearchMixin):
         clock.lap("embed_ms")
         asked = split_question(question)
         queries = [question] if len(asked) == 1 else [p.query for p in asked]
-        rankings = [
-            self.search(
-                request.collection,
-                query,
-                principals=request.principals,
-                tenant=request.tenant,
-                mode=request.mode,
-                top_k=self.settings.answer_chunks,
-                filters=request.filters,
-                fusion=fusion,
-                query_vector=qvec if query is question else memo([query]),
-                rerank=reranking,
-            ).hits
-            for query in queries
-        ]
+        with trace.use_span(clock.current(), end_on_exit=False):  # its spans nest under ours
+            rankings = [
+                self.search(
+                    request.collection,
+                    query,
+                    principals=request.principals,
+                    tenant=request.tenant,
+                    mode=request.mode,
+                    top_k=self.settings.answer_chunks,
+                    filters=request.filters,
+                    fusion=fusion,
+                    query_vector=qvec if query is question else memo([query]),
+                    rerank=reranking,
+                ).hits
+                for query in queries
+            ]
         hits = interleave(rankings, self.settings.answer_chunks)
         clock.lap("search_ms")
         check(cancel)
@@ -123,6 +145,7 @@ class AnswersMixin(SearchMixin):
             usage=usage or Usage(0, 0, generator.model_id, estimated=True),
             cache=cache_info,
             parts=part_report(asked, text) if len(asked) > 1 else [],
+            query=question,
         )
         if use_cache:
             cache.put(info.id, info.generation, scope, question, qvec[0], response.to_dict())
@@ -130,7 +153,40 @@ class AnswersMixin(SearchMixin):
         if first_token_ms is not None:
             timings["first_token_ms"] = first_token_ms
         response.timings_ms = timings
+        clock.set(cached=False, abstained=response.abstained, sources=len(response.sources))
         yield response
+
+    def standalone_question(
+        self, collection: str, question: str, history: Sequence[Turn], generator: str | None = None
+    ) -> str:
+        """The question ``answer`` searches for after ``history``: PII-redacted, and made
+        standalone when it is a follow-up (by the generator when it can condense, else by the
+        deterministic rewrite). What the evals measure."""
+        info = self.store.get_collection(collection)
+        name = generator or self.settings.generator
+        condenser = self.c.generator_for(name) if self.c.generator_for is not None else None
+        request = AnswerRequest(collection, question, ("user:-",), history=tuple(history))
+        return self._standalone(info, request, condenser)
+
+    def _standalone(
+        self, info: CollectionInfo, request: AnswerRequest, generator: object | None
+    ) -> str:
+        """The request's question, redacted, and made standalone from its (redacted) history;
+        a generator that is a ``Condenser`` is asked first, and a failure of it falls back to
+        the deterministic rewrite (logged without any text)."""
+        turns = request.history[-MAX_HISTORY_TURNS:]
+        texts = [request.question, *(t.text[:MAX_TURN_CHARS] for t in turns)]
+        redacted = [r.text for r in self._redactor(info).redact_many(texts)]
+        question = redacted[0]
+        if not turns:
+            return question
+        history = [Turn(t.role, text) for t, text in zip(turns, redacted[1:], strict=True)]
+        if isinstance(generator, Condenser):
+            try:
+                return generator.condense(question, history)
+            except RagstackError as exc:
+                log.warning("condensing a follow-up failed (%s); rewriting it by rule", exc.code)
+        return standalone(question, history)
 
     def compress(
         self,
@@ -161,6 +217,8 @@ class AnswersMixin(SearchMixin):
             raise InputError("the question is longer than 4,096 characters")
         if not request.principals:
             raise InputError("an answer needs at least one principal to read as")
+        if any(t.role not in ("user", "assistant") for t in request.history):
+            raise InputError("each earlier turn of a conversation is a user or assistant one")
         for p in request.principals:
             check_principal(p)
         info = self.store.get_collection(request.collection)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ragstack.domain import PUBLIC, ChunkInfo, DocumentInfo, check_principal
-from ragstack.errors import InputError
+from ragstack.errors import InputError, NotFoundError
 from ragstack.indexing import collection_lock
 from ragstack.ingest.uploads import kept_path
 from ragstack.service.core import ServiceCore
@@ -49,6 +49,29 @@ class DocumentsMixin(ServiceCore):
     ) -> list[ChunkInfo]:
         self.document(collection, document_id, principals=principals, tenant=tenant)
         return self.store.list_chunks(document_id)
+
+    def chunk(
+        self,
+        collection: str,
+        chunk_id: int,
+        *,
+        principals: Sequence[str] | None = None,
+        tenant: str | None = None,
+    ) -> tuple[ChunkInfo, DocumentInfo]:
+        """One chunk and its document; with ``principals``, only one they may read. A chunk
+        that is missing, elsewhere or unreadable is the same ``NotFoundError``."""
+        info = self.store.get_collection(collection)
+        missing = NotFoundError("no such chunk in this collection")
+        found = self.store.get_chunk(chunk_id)
+        if found is None:
+            raise missing
+        try:
+            doc = self.store.get_document(
+                info.id, found.document_id, readers=principals, tenant=tenant
+            )
+        except NotFoundError:
+            raise missing from None
+        return found, doc
 
     def delete_document(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -14,6 +13,7 @@ from ragstack.search import MODES, Filters, Fusion, Hit, Mode, blended_order, hy
 from ragstack.service.core import ServiceCore
 from ragstack.service.types import SearchResponse
 from ragstack.store import index_text
+from ragstack.tracing import Stages
 
 
 def rerank_passages(hits: Sequence[Hit]) -> list[str]:
@@ -40,25 +40,6 @@ def rerank_hits(
         replace(head[i], score=final[i], ranks={**head[i].ranks, "rerank": model_rank[i]})
         for i in order
     ] + tail
-
-
-class _Clock:
-    """Per-stage timings in milliseconds."""
-
-    def __init__(self) -> None:
-        self.start = self.last = time.perf_counter()
-        self.laps: dict[str, float] = {}
-
-    def lap(self, name: str) -> None:
-        now = time.perf_counter()
-        self.laps[name] = (now - self.last) * 1000
-        self.last = now
-
-    def since_start(self) -> float:
-        return (time.perf_counter() - self.start) * 1000
-
-    def done(self) -> dict[str, float]:
-        return {**self.laps, "total_ms": self.since_start()}
 
 
 class SearchMixin(ServiceCore):
@@ -88,7 +69,24 @@ class SearchMixin(ServiceCore):
         """The best chunks for ``query`` among those ``principals`` may read; with ``rerank``
         (default ``RAGSTACK_RERANK_DEFAULT``) the first ``rerank_depth`` are reordered by the
         configured cross-encoder."""
-        started = time.perf_counter()
+        with Stages("ragstack.search", collection=collection, mode=mode, top_k=top_k) as clock:
+            return self._search(clock, collection, query, principals, tenant, mode, top_k,
+                                filters, fusion, query_vector, rerank)  # fmt: skip
+
+    def _search(
+        self,
+        clock: Stages,
+        collection: str,
+        query: str,
+        principals: Sequence[str],
+        tenant: str | None,
+        mode: Mode,
+        top_k: int,
+        filters: Filters | None,
+        fusion: Fusion | None,
+        query_vector: F32 | None,
+        rerank: bool | None,
+    ) -> SearchResponse:
         if mode not in MODES:
             raise InputError(f"mode must be bm25, dense or hybrid, not {mode!r}")
         if not 1 <= top_k <= 1000:
@@ -105,11 +103,11 @@ class SearchMixin(ServiceCore):
         fusion = fusion or Fusion.from_json(self.store.get_setting(info.id, "fusion"))
         indexes = self._reader(info)
         allow = self._permitted(info, principals, tenant, filters)
-        t_allow = time.perf_counter()
+        clock.lap("acl_ms")
         qvec = query_vector
         if qvec is None and mode != "bm25":  # a repeated query costs no model call
             qvec = model.memo([query])
-        t_embed = time.perf_counter()
+        clock.lap("embed_ms")
         use_rerank = self.settings.rerank_default if rerank is None else rerank
         reranker = self.reranker() if use_rerank else None
         depth = max(top_k, self.settings.rerank_depth) if use_rerank else top_k
@@ -124,18 +122,12 @@ class SearchMixin(ServiceCore):
             query_vector=qvec,
             group_of=self._groups(info, fusion.group_by) if fusion.grouped else None,
         )
-        t_retrieve = time.perf_counter()
+        clock.lap("retrieve_ms")
         hits = hydrate(self.store, retrieved)
-        t_hydrate = time.perf_counter()
+        clock.lap("hydrate_ms")
         if reranker is not None and hits:
             hits = rerank_hits(reranker, query, hits, self.settings.rerank_depth, fusion)[:top_k]
-        done = time.perf_counter()
-        timings = {
-            "acl_ms": (t_allow - started) * 1000,
-            "embed_ms": (t_embed - t_allow) * 1000,
-            "retrieve_ms": (t_retrieve - t_embed) * 1000,
-            "hydrate_ms": (t_hydrate - t_retrieve) * 1000,
-            **({"rerank_ms": (done - t_hydrate) * 1000} if use_rerank else {}),
-            "total_ms": (done - started) * 1000,
-        }
-        return SearchResponse(hits, mode, fusion, info.generation, timings)
+        if use_rerank:
+            clock.lap("rerank_ms")
+        clock.set(hits=len(hits), rerank=use_rerank)
+        return SearchResponse(hits, mode, fusion, info.generation, clock.done())

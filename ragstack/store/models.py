@@ -229,6 +229,7 @@ class AuditRow(SQLModel, table=True):
     status: int
     latency_ms: float
     detail: str = "{}"  # JSON
+    request_id: str | None = Field(default=None, index=True)  # as in the logs and X-Request-ID
 
 
 class JobRow(SQLModel, table=True):

@@ -616,22 +616,13 @@ class Store:
                 .where(col(ChunkRow.document_id) == document_id)
                 .order_by(col(ChunkRow.ordinal))
             ).all()
-            return [
-                ChunkInfo(
-                    id=r.id or 0,
-                    document_id=r.document_id,
-                    ordinal=r.ordinal,
-                    text=r.text,
-                    section=r.section,
-                    page=r.page,
-                    char_start=r.char_start,
-                    char_end=r.char_end,
-                    token_count=r.token_count,
-                    instruction_like=r.instruction_like,
-                    ocr=r.ocr,
-                )
-                for r in rows
-            ]
+            return [_chunk_info(r) for r in rows]
+
+    def get_chunk(self, chunk_id: int) -> ChunkInfo | None:
+        """One chunk by id (no ACL: the caller checks its document), or ``None``."""
+        with self.session() as s:
+            row = s.get(ChunkRow, chunk_id)
+            return _chunk_info(row) if row is not None else None
 
     def count_documents(self, collection_id: int) -> tuple[int, int]:
         """``(documents, chunks)`` of a collection."""
@@ -809,3 +800,19 @@ def _next_generation(collection_id: int, *, indexes: bool) -> Any:
 def index_text(section: str, text: str) -> str:
     """What the lexical index and the embedder see for a chunk: its section path, then its text."""
     return f"{section}\n{text}" if section else text
+
+
+def _chunk_info(r: ChunkRow) -> ChunkInfo:
+    return ChunkInfo(
+        id=r.id or 0,
+        document_id=r.document_id,
+        ordinal=r.ordinal,
+        text=r.text,
+        section=r.section,
+        page=r.page,
+        char_start=r.char_start,
+        char_end=r.char_end,
+        token_count=r.token_count,
+        instruction_like=r.instruction_like,
+        ocr=r.ocr,
+    )

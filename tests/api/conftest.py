@@ -99,3 +99,85 @@ def serve(root: Path, *, cli: bool = False, env: dict[str, str] | None = None) -
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with serve(tmp_path_factory.mktemp("served")) as running:
         yield running
+
+
+# -- a live `ragstack serve` on the handbook, for the real clients (openai, mcp) ----------------
+
+HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
+
+
+@dataclass
+class Live:
+    """``ragstack serve`` (the real CLI) on loopback over the handbook: ``handbook`` (every file;
+    benefits.md readable by group:hr only, its sidecar says) and ``hr-only`` (benefits.md
+    alone). Keys: ``admin``; ``alice`` (a reader in group:hr); ``bob`` (a reader in no group:
+    he sees ``handbook`` without benefits.md, and not ``hr-only`` at all)."""
+
+    url: str
+    keys: dict[str, str]
+    log: Path
+    data: Path
+    env: dict[str, str]
+
+    def headers(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.keys[who]}"}
+
+
+def live_env(root: Path, embedder: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RAGSTACK_DATA_DIR": str(root / "data"),
+        "RAGSTACK_EMBEDDER": embedder,
+        "RAGSTACK_ONNX_QUERIES": "false",
+        "RAGSTACK_PRINCIPAL": "user:admin",
+        "RAGSTACK_API_RATE_PER_S": "100000",
+        "RAGSTACK_API_BURST": "100000",
+        "RAGSTACK_API_AUTH_FAILURES_BURST": "100000",
+        "RAGSTACK_LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+@contextmanager
+def live_server(root: Path, embedder: str = "hashing", **extra_env: str) -> Iterator[Live]:
+    """The server on ``embedder`` (the real MiniLM for the answers' sake: ``sentence-
+    transformers``), with ``extra_env`` settings."""
+    env = live_env(root, embedder, **extra_env)
+    svc = build(Settings(data_dir=root / "data", embedder=embedder,
+                         principal="user:admin", onnx_queries=False))  # fmt: skip
+    svc.ingest(IngestRequest("handbook", [SourceSpec(str(HANDBOOK))], public=True),
+               principal="user:admin")  # fmt: skip
+    svc.ingest(
+        IngestRequest("hr-only", [SourceSpec(str(HANDBOOK), include=("benefits.md",))]),
+        principal="user:hr",
+    )
+    keys = Keys(svc.store)
+    secrets = {
+        "admin": keys.create("user:root", role="admin")[1],
+        "alice": keys.create("user:alice", groups=["group:hr"])[1],
+        "bob": keys.create("user:bob")[1],
+    }
+    svc.store.close()
+    port = free_port()
+    log = root / "server.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ragstack", "serve", "--port", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"ragstack serve did not start:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield Live(url, secrets, log, root / "data", env)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    text = log.read_text()
+    assert "Traceback" not in text, text

@@ -90,7 +90,9 @@ def test_database_source_errors_are_clear(
         with pytest.raises(SystemExit) as exited:
             main()
         assert exited.value.code not in (0, None)
-        return " ".join(capsys.readouterr().out.split())
+        captured = capsys.readouterr()
+        assert captured.out == ""  # errors go to stderr: `--json | jq` never reads one
+        return " ".join(captured.err.split())
 
     assert "needs a query" in fails("ingest", url, "-c", "crm")
     out = fails(

@@ -276,3 +276,32 @@ def test_server_secrets_are_made_once_and_shared(database_url: str) -> None:
     assert len(first) == 32
     assert two.secret("sessions") == first  # another process reads the same
     assert one.secret("ids") != first
+
+
+def test_migration_0006_adds_request_ids_to_the_audit_log(database_url: str) -> None:
+    """A database at 0005 with audit rows: 0006 keeps them (request id NULL), new rows carry
+    one and are found by it, and the schema then matches the models exactly."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from ragstack.access import Audit
+
+    store = Store(database_url)
+    upgrade(store.engine, "0005")
+    with store.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO audit_log (at, principals, route, action, chunk_ids, status, latency_ms,"
+            " detail) VALUES (CURRENT_TIMESTAMP, '[]', '/v1/search', 'search', '[]', 200, 1.5,"
+            " '{}')"
+        ))  # fmt: skip
+    upgrade(store.engine)
+    assert current(store.engine) == head()
+    audit = Audit(store)
+    audit.record(route="/v1/search", action="search", status=200, latency_ms=2.0,
+                 request_id="req-0006")  # fmt: skip
+    old, new = sorted(audit.entries(), key=lambda e: e.id)
+    assert (old.route, old.request_id, new.request_id) == ("/v1/search", None, "req-0006")
+    assert [e.id for e in audit.entries(request_id="req-0006")] == [new.id]
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
