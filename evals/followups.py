@@ -39,13 +39,14 @@ from typing import Any
 from evals.report import Reporter
 from ragstack.answering import AnswerRequest
 from ragstack.conversation import Turn, is_follow_up
+from ragstack.demo import SAMPLE_DIR
 from ragstack.evaluation import doc_key
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 
 K = 10
 TEMPLATES = ("Tell me about {}.", "I am reading about {}. What do the studies say?",
              "What is known about {}?")  # fmt: skip
-HANDBOOK_DIR = Path(__file__).resolve().parent.parent / "examples" / "handbook"
+HANDBOOK_DIR = SAMPLE_DIR
 
 # (turn 1, follow-up, the follow-up asked standalone, a phrase of the gold chunk)
 HANDBOOK: tuple[tuple[str, str, str, str], ...] = (

@@ -18,6 +18,7 @@ import pytest
 from ragstack.access import Keys
 from ragstack.app import build
 from ragstack.config import Settings
+from ragstack.demo import SAMPLE_DIR as HANDBOOK
 from ragstack.service import IngestRequest, SourceSpec
 
 
@@ -102,8 +103,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 # -- a live `ragstack serve` on the handbook, for the real clients (openai, mcp) ----------------
-
-HANDBOOK = Path(__file__).resolve().parents[2] / "examples" / "handbook"
 
 
 @dataclass

