@@ -151,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
             k: v for k, v in os.environ.items() if not k.startswith(("RAGSTACK_", "VIRTUAL_ENV"))
         }
         env["PIP_CACHE_DIR"] = str(cache)
+        env["UV_CACHE_DIR"] = str(cache / "uv")  # the base layer installs with uv: empty too
         demo = time_demo(clone, env, args.timeout, tmp / "demo.log")
         venv = clone / ".venv"
         base_mb = dir_mb(venv)
@@ -159,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
         base_torch = any(True for _ in has_torch)
         full_mb, full_top, full_s = None, [], None
         if not args.skip_full:
-            full_env = {k: v for k, v in env.items() if k != "PIP_CACHE_DIR"}
+            full_env = {k: v for k, v in env.items() if k not in ("PIP_CACHE_DIR", "UV_CACHE_DIR")}
             t0 = time.perf_counter()
             subprocess.run(["bash", "scripts/setup.sh"], cwd=clone, env=full_env, check=True,
                            stdout=subprocess.DEVNULL)  # fmt: skip
