@@ -1,43 +1,32 @@
 """The admin page (``/admin``, server-rendered) and its JSON twin (``/v1/admin/...``).
 
 The page logs in with an admin API key and then runs on a signed, expiring session
-(``ragstack.api.sessions``): the cookie never holds the key, every request re-checks that the
-key is live and an admin, and every action (a POST) carries the session's CSRF token. Failed
-logins count against the client address like failed API keys. An admin with a tenant sees only
-its tenant's collections, here and in the JSON routes (another tenant's collection, or a
-tenant-less one, answers exactly like a missing one). Both the page and the API read
-``Ragstack.collection_health``, so their figures are the same numbers.
+(``ragstack.api.pages``, ``ragstack.api.sessions``): the cookie never holds the key, every
+request re-checks that the key is live and an admin, and every action (a POST) carries the
+session's CSRF token. Failed logins count against the client address like failed API keys.
+An admin with a tenant sees only its tenant's collections, here and in the JSON routes
+(another tenant's collection, or a tenant-less one, answers exactly like a missing one). Both
+the page and the API read ``Ragstack.collection_health``, so their figures are the same
+numbers.
 """
 
 from __future__ import annotations
 
 from html import escape
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
+from fastapi.responses import HTMLResponse, Response
 
-from ragstack.api.deps import Admin, ApiState, Caller, State, authenticate, client_address
+from ragstack.api import pages
+from ragstack.api.deps import Admin, ApiState, Caller, State
 from ragstack.api.routes import RowId
-from ragstack.api.sessions import cross_site, csrf_ok
 from ragstack.domain import CollectionInfo
-from ragstack.errors import NotFoundError, RateLimitedError, UnauthenticatedError
-
-templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+from ragstack.errors import NotFoundError
 
 api = APIRouter(prefix="/v1/admin", tags=["admin"])
 page = APIRouter(prefix="/admin", include_in_schema=False)
-
-# what every page response carries: never framed (clickjacking), never cached
-PAGE_HEADERS = {
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "frame-ancestors 'none'; form-action 'self'",
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "same-origin",
-}
 
 
 def administered(who: Caller, name: str) -> CollectionInfo:
@@ -81,49 +70,33 @@ def clear_cache(name: str, who: Admin) -> dict[str, int]:
 
 # -- the page -----------------------------------------------------------------------------------
 
-
-def _headed(response: Response) -> Response:
-    response.headers.update(PAGE_HEADERS)
-    return response
+LOGIN = "/admin/login"
 
 
-def _render(
-    request: Request, name: str, context: dict[str, Any], status: int = 200,
-    headers: dict[str, str] | None = None,
-) -> Response:  # fmt: skip
-    return _headed(
-        templates.TemplateResponse(request, name, context, status_code=status, headers=headers)
-    )
+def _render(request: Request, name: str, context: dict[str, Any]) -> Response:
+    return pages.render(request, name, context)
 
 
 def _to_login() -> Response:
-    return _headed(RedirectResponse("/admin/login", status_code=303))
+    return pages.redirect(LOGIN)
 
 
 def _refused(message: str, status: int = 403) -> Response:
-    return _headed(HTMLResponse(f"<h1>{escape(message)}</h1>", status_code=status))
+    return pages.refused(message, status)
 
 
 def _page_admin(request: Request, state: ApiState) -> Caller | None:
     """The admin behind the page's session (audited like an API caller), or ``None``."""
-    found = state.admin_sessions.current(request, state.keys)
-    if found is None:
-        return None
-    session, key = found
-    state.audit.flush()  # the page's figures count every request recorded before it
-    return Caller(key, state, session=session)
+    who = pages.page_caller(request, state, state.admin_sessions)
+    if who is not None:
+        state.audit.flush()  # the page's figures count every request recorded before it
+    return who
 
 
 def _page_action(request: Request, state: ApiState, csrf: str | None) -> Caller | Response:
-    """The admin behind one of the page's POSTs, or the response refusing it: the login page
-    without a session; 403 from another site or without the session's CSRF token."""
-    if cross_site(request):
-        return _refused("refused: a request from another site")
-    who = _page_admin(request, state)
-    if who is None:
-        return _to_login()
-    if who.session is None or not csrf_ok(who.session, csrf):
-        return _refused("refused: the form did not carry this session's CSRF token")
+    who = pages.page_action(request, state, state.admin_sessions, csrf, LOGIN)
+    if isinstance(who, Caller):
+        state.audit.flush()
     return who
 
 
@@ -137,27 +110,8 @@ def login_form(request: Request) -> Response:
 
 @page.post("/login", response_class=HTMLResponse)
 def login(request: Request, state: State, key: Annotated[str, Form(max_length=200)]) -> Response:
-    if cross_site(request):
-        return _refused("refused: a login from another site")
-    try:
-        info = authenticate(state, request, key.strip())
-        if not info.allows("admin"):
-            state.auth_failures.spend(client_address(request))
-            raise UnauthenticatedError("not an admin key")
-    except RateLimitedError as exc:
-        wait = max(1, round(exc.retry_after + 0.499))
-        return _render(request, "login.html",
-                       {"logged_in": False, "error": f"too many failed logins from your "
-                        f"address: try again in {wait} s"},
-                       status=429, headers={"Retry-After": str(wait)})  # fmt: skip
-    except UnauthenticatedError:
-        return _render(request, "login.html",
-                       {"logged_in": False, "error": "that is not a live admin key"},
-                       status=401)  # fmt: skip
-    response = RedirectResponse("/admin", status_code=303)
-    state.admin_sessions.start(request, response, info)
-    Caller(info, state).audit("/admin/login", "login", 303)
-    return _headed(response)
+    return pages.sign_in(request, state, key, state.admin_sessions, template="login.html",
+                         home="/admin", what="admin key", route="/admin/login")  # fmt: skip
 
 
 @page.post("/logout")
@@ -211,11 +165,7 @@ def collection_page(
 
 def _back(name: str, message: str) -> Response:
     """To the collection's page, with what was done shown at the top."""
-    return _headed(
-        RedirectResponse(
-            f"/admin/collections/{quote(name)}?flash={quote(message)}", status_code=303
-        )
-    )
+    return pages.redirect(f"/admin/collections/{quote(name)}?flash={quote(message)}")
 
 
 def _page_collection(
