@@ -56,6 +56,7 @@ from ragstack.ingest.uploads import (
     namespace_digest,
     staging_dir,
 )
+from ragstack.jobs import JobInfo
 from ragstack.search import Filters
 from ragstack.service import IngestRequest, SourceSpec
 
@@ -111,11 +112,12 @@ def metrics(who: Admin) -> PlainTextResponse:
 
 @query.post("/search", summary="ACL-filtered hybrid search")
 async def search(body: SearchIn, who: Reader) -> SearchOut:
-    return await run_in_threadpool(_search, body, who)
+    return await run_in_threadpool(run_search, body, who)
 
 
-def _search(body: SearchIn, who: Caller) -> SearchOut:
-    route, svc = "/v1/search", who.state.svc
+def run_search(body: SearchIn, who: Caller, route: str = "/v1/search") -> SearchOut:
+    """A search as ``who`` (a key: the route's or a page's), audited as ``route``."""
+    svc = who.state.svc
     try:
         svc.visible_collection(body.collection, who.principals, who.tenant)
         result = svc.search(
@@ -431,7 +433,18 @@ def add_documents(
     """What the caller uploads or names lives in its own namespace: it replaces only the
     caller's own earlier uploads (and only while the caller may read them), its ACL is only
     what the caller asks for (default: the caller alone), and no ACL sidecar is ever read."""
-    route, svc = "/v1/collections/{name}/documents", who.state.svc
+    job = submit_ingest(who, name, files or [], url, allow or [], public,
+                        route="/v1/collections/{name}/documents")  # fmt: skip
+    return JobOut(**job.to_dict())
+
+
+def submit_ingest(
+    who: Caller, name: str, files: list[UploadFile], url: str | None, allow: list[str],
+    public: bool, *, route: str,
+) -> JobInfo:  # fmt: skip
+    """An ingest job of ``files`` and/or ``url`` into collection ``name`` for ``who`` (a
+    writer: the route's or the page's), audited as ``route`` (see ``add_documents``)."""
+    svc = who.state.svc
     staged: Path | None = None
     try:
         info = svc.visible_collection(name, who.principals, who.tenant)
@@ -478,7 +491,7 @@ def add_documents(
         who.audit_failure(route, "ingest", exc, collection=name)
         raise
     who.audit(route, "ingest", 202, collection=name, detail={"job": job.id, "sources": names})
-    return JobOut(**job.to_dict())
+    return job
 
 
 @collections.patch(
@@ -520,13 +533,17 @@ def _save(upload: UploadFile, target: Path, limit: int) -> None:
 
 @collections.get("/jobs/{job_id}", summary="An ingest job: progress, counts, per-file errors")
 def get_job(job_id: str, who: Reader) -> JobOut:
+    return JobOut(**visible_job(who, job_id).to_dict())
+
+
+def visible_job(who: Caller, job_id: str) -> JobInfo:
     """A job is its submitter's (within the tenant it was submitted in) and its tenant's admins';
     anyone else's job is as missing as one that does not exist."""
     job = who.state.jobs.get(job_id)
     mine = job.principal == who.key.principal and job.tenant == who.key.tenant
     if not mine and not who.administers(job.tenant):
         raise NotFoundError(f"no job {job_id!r}")
-    return JobOut(**job.to_dict())
+    return job
 
 
 # -- keys and audit ---------------------------------------------------------------------------

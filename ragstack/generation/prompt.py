@@ -136,7 +136,7 @@ class CitedSentence:
     invalid: tuple[int, ...]
 
 
-def _marker_numbers(body: str) -> list[int]:
+def marker_numbers(body: str) -> list[int]:
     numbers: list[int] = []
     for part in re.split(r"\s*[,;]\s*", body.strip()):
         ends = [int(value) for value in re.split(r"\s*[-–]\s*", part)]
@@ -152,7 +152,7 @@ def _citations(sentence: str, n_sources: int) -> tuple[tuple[int, ...], tuple[in
     valid: list[int] = []
     invalid: list[int] = []
     for marker in _MARKER.finditer(sentence):
-        for number in _marker_numbers(marker.group(1)):
+        for number in marker_numbers(marker.group(1)):
             bucket = valid if 1 <= number <= n_sources else invalid
             if number not in bucket:
                 bucket.append(number)
