@@ -210,7 +210,8 @@ class Settings(BaseSettings):
         8 * 3600.0,
         ge=60,
         le=30 * 86400,
-        description="Lifetime of an admin page session (its key is re-checked on every request).",
+        description="Lifetime of a page session, the admin page's or the chat page's (its key "
+        "is re-checked on every request).",
     )
     api_answers_local: int = Field(
         1, ge=1, le=1024, description="Concurrent `local` answer generations per API process."

@@ -4,7 +4,8 @@
   and ``/readyz``; the key's principals, groups and tenant are what every ACL filter uses (a
   key without a tenant reads tenant-less documents only, unless it is an admin). Failed
   authentications are limited per client address (429 before the key is even looked at).
-  The admin page runs on signed, expiring sessions (``ragstack.api.sessions``).
+  The admin page and the chat page (``/ui``) run on signed, expiring sessions
+  (``ragstack.api.sessions``).
 * Proxies: ``X-Forwarded-For`` / ``-Proto`` are believed only from the addresses in
   ``RAGSTACK_API_TRUSTED_PROXIES`` (uvicorn's own proxy-header handling, applied here so it
   holds however the app is served; ``ragstack serve`` turns uvicorn's default off).
@@ -37,7 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ragstack.access import Audit, Keys
-from ragstack.api import admin, openai, routes
+from ragstack.api import admin, chat, openai, routes
 from ragstack.api.deps import ApiState
 from ragstack.api.errors import BodyLimit, RateLimiter, Timeout, install_error_handlers
 from ragstack.api.metrics import Metrics
@@ -129,6 +130,14 @@ def create_app(svc: Ragstack) -> FastAPI:
             role="admin",
             lifetime_s=settings.api_session_ttl_s,
         ),
+        ui_sessions=Sessions(
+            svc.store.secret("sessions"),
+            audience="ui",
+            cookie="ragstack_ui",
+            path="/ui",
+            role="reader",
+            lifetime_s=settings.api_session_ttl_s,
+        ),
     )
 
     from ragstack.mcp.server import McpHttp  # here: ragstack.mcp imports ragstack.api.public
@@ -171,7 +180,7 @@ def create_app(svc: Ragstack) -> FastAPI:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.api_trusted_proxies))
 
     routers = (routes.health, routes.query, routes.collections, routes.admin, openai.router)
-    for router in (*routers, admin.api, admin.page):
+    for router in (*routers, admin.api, admin.page, chat.page):
         app.include_router(router)
     app.router.routes.append(Route("/mcp", mcp, include_in_schema=False))  # MCP (a key)
     return app

@@ -34,6 +34,7 @@ class ApiState:
     auth_failures: RateLimiter  # failed authentications per client address
     generations: Generations  # concurrent answer generations per generator
     admin_sessions: Sessions  # the admin page's
+    ui_sessions: Sessions  # the chat page's (any live key)
 
 
 @dataclass
