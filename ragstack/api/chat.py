@@ -172,7 +172,7 @@ def chat_page(
     return _render(request, "ui/chat.html", context)
 
 
-@page.post(f"{HOME}/ask")
+@page.post("/ui/ask")
 async def ask(
     request: Request,
     state: State,

@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.conftest import HANDBOOK, Live, live_server
+from ragstack.demo import SAMPLE_DIR as HANDBOOK
+from tests.api.conftest import Live, live_server
 from tests.api.test_browser import CHROMIUM, FLAGS, need_chromium
 
 pytestmark = pytest.mark.slow

@@ -41,7 +41,7 @@ DOCKERIGNORE = REPO / ".dockerignore"
 
 # Variables read by Compose only (never passed into a container), despite their prefix.
 COMPOSE_KNOBS = {"RAGSTACK_API_REPLICAS", "RAGSTACK_PORT"}
-SSE_ROUTES = ("/v1/answer", "/v1/chat/completions")
+SSE_ROUTES = ("/v1/answer", "/v1/chat/completions", "/ui/ask")  # /ui/ask: the chat page's
 
 Compose = dict[str, Any]
 
