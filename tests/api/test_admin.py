@@ -8,6 +8,7 @@ import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -106,13 +107,13 @@ def test_actions_reindex_clear_cache_delete(api: Api) -> None:
     }
 
 
-def wait_for_run(api: Api, status: str, timeout: float = 60.0) -> dict[str, object]:
+def wait_for_run(api: Api, status: str, timeout: float = 60.0) -> dict[str, Any]:
     import time
 
     deadline = time.monotonic() + timeout
     while True:
         run = api.client.get("/v1/admin/collections/kb/reembed", headers=api.admin).json()
-        if run is not None and run["status"] == status or time.monotonic() > deadline:
+        if (run is not None and run["status"] == status) or time.monotonic() > deadline:
             return dict(run or {})
         time.sleep(0.05)
 
@@ -132,7 +133,7 @@ def test_reembed_live_from_the_api_and_the_page(api: Api) -> None:
     assert r.status_code == 202 and r.json()["model_id"] == "hashing-32"
     assert not {"owner", "model_path", "collection_id"} & set(r.json())
     run = wait_for_run(api, "completed")
-    assert run["report"]["ok"] and run["done"] == run["total"] > 0  # type: ignore[index]
+    assert run["report"]["ok"] and run["done"] == run["total"] > 0
     health = api.client.get("/v1/admin/collections/kb/health", headers=api.admin).json()
     assert health["embedder"] == "hashing-32" and health["ann"]["recall_at_10"] == 1.0
     hits = api.client.post("/v1/search", json={"collection": "kb", "query": "canary"},

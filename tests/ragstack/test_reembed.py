@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sqlalchemy import func, select, text
+from sqlmodel import col
 
 from ragstack.embedding import HashingEmbedder
 from ragstack.errors import InputError
@@ -64,7 +65,9 @@ def _key(svc: Ragstack, q: str, mode: str) -> tuple[tuple[int, float], ...]:
 def stored_vectors(svc: Ragstack) -> tuple[list[str], np.ndarray]:
     with svc.store.session() as s:
         rows = s.execute(
-            select(ChunkRow.section, ChunkRow.text, ChunkRow.embedding).order_by(ChunkRow.id)
+            select(col(ChunkRow.section), col(ChunkRow.text), col(ChunkRow.embedding)).order_by(
+                col(ChunkRow.id)
+            )
         ).all()
     texts = [index_text(sec, t) for sec, t, _ in rows]
     return texts, np.stack([np.frombuffer(e, dtype=np.float32) for _, _, e in rows])
@@ -83,7 +86,9 @@ def test_reembed_switches_embedder_vectors_index_and_caches(
     svc = make_service(reembed_grace_s=0.0)
     ingest(svc, HANDBOOK)
     before = svc.collection("kb")
-    ask = AnswerRequest(collection="kb", question="how many vacation days", principals=ALICE)
+    ask = AnswerRequest(
+        collection="kb", question="how many vacation days", principals=("user:alice",)
+    )
     svc.ask(ask)
     assert svc.ask(ask).cached and svc.cache_stats("kb")["stores"] == 1
     with pytest.raises(InputError, match="already uses"):
@@ -184,7 +189,8 @@ def test_ingest_and_deletes_during_the_migration_write_both(
         ids = [c.id for c in svc.store.list_chunks(doc.id)]
         with svc.store.session() as s:  # committed with its chunks, under the new model
             during["late_shadow"] = int(s.execute(select(func.count()).select_from(ChunkVectorRow)
-                .where(ChunkVectorRow.chunk_id.in_(ids), ChunkVectorRow.model_id == "hashing-32"))
+                .where(col(ChunkVectorRow.chunk_id).in_(ids),
+                       col(ChunkVectorRow.model_id) == "hashing-32"))
                 .scalar_one())  # fmt: skip
         during["late_chunks"] = len(ids)
         first = svc.documents("kb", limit=1)[0]
