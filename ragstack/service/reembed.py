@@ -63,6 +63,8 @@ class ReembedMixin(CollectionsMixin):
             found = shadow.active(info.id)
             if found is not None and found.status == "switched":
                 self._drop_old(found, grace_s=0.0)  # a run killed after its switch
+                if found.model_id == target:
+                    return shadow.get(found.id)
                 info = self.store.get_collection(collection)
             if info.embedder_id == target:
                 raise InputError(f"collection {collection!r} already uses {target}")
