@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ragstack import tracing
@@ -45,21 +46,33 @@ def default_model_id(settings: Settings) -> str:
     return source + suffix
 
 
+def model_id_for(settings: Settings, embedder: str, path: Path | None = None) -> str:
+    """The model id an operator means by ``embedder``: a backend name (``int8``,
+    ``sentence-transformers``, ``onnx-int8``, ``hashing``: the packaged MiniLM or the model at
+    ``path``, as ``RAGSTACK_EMBEDDER`` means it), else a model id as it is."""
+    if embedder in ("int8", "sentence-transformers", "onnx-int8", "hashing"):
+        path = path or settings.embedder_model_path
+        return default_model_id(
+            settings.model_copy(update={"embedder": embedder, "embedder_model_path": path})
+        )
+    return embedder
+
+
 def make_embedder(
-    settings: Settings, model_id: str | None = None
+    settings: Settings, model_id: str | None = None, model_path: Path | None = None
 ) -> tuple[Embedder, TokenCounter, int]:
     """``(embedder, its token counter, its input window in tokens)`` for ``model_id`` (default:
-    the model new collections pin), or a ``ConfigError`` saying what it needs."""
+    the model new collections pin), or a ``ConfigError`` saying what it needs. A local model
+    is the one at ``model_path``, else at ``RAGSTACK_EMBEDDER_MODEL_PATH``."""
     model_id = model_id or default_model_id(settings)
     if model_id.startswith("hashing-") and model_id[8:].isdigit():
         return HashingEmbedder(int(model_id[8:])), WordCounter(), 10_000
     source, suffix = _split_model_id(model_id)
+    local = model_path or settings.embedder_model_path
     if source == DEFAULT_MODEL_ID:
         path = None
-    elif settings.embedder_model_path is not None and source == (
-        f"local:{settings.embedder_model_path.name}"
-    ):
-        path = settings.embedder_model_path
+    elif local is not None and source == f"local:{local.name}":
+        path = local
     else:
         raise ConfigError(
             f"no model {model_id!r} here: a collection pinned to a local model needs "
@@ -96,15 +109,15 @@ def _split_model_id(model_id: str) -> tuple[str, str]:
     return model_id, ""
 
 
-def make_model(settings: Settings, model_id: str) -> Model:
+def make_model(settings: Settings, model_id: str, model_path: Path | None = None) -> Model:
     """Everything a collection pinned to ``model_id`` embeds and chunks with."""
-    embedder, counter, window = make_embedder(settings, model_id)
+    embedder, counter, window = make_embedder(settings, model_id, model_path)
     chunker = Chunker(
         counter,
         max_tokens=min(settings.chunk_max_tokens, window),
         overlap_tokens=settings.chunk_overlap_tokens,
     )
-    return Model(embedder, chunker, MemoEmbed(embedder))
+    return Model(embedder, chunker, MemoEmbed(embedder), window)
 
 
 def make_parser(settings: Settings) -> DocumentParser:
@@ -176,6 +189,7 @@ def build(settings: Settings | None = None) -> Ragstack:
         default_model_id(settings),
         lambda model_id: make_model(settings, model_id),
         capacity=settings.embedders_loaded,
+        load_at=lambda model_id, path: make_model(settings, model_id, path),
     )
     models.default()  # a default that cannot run here fails now, with what it needs
 
@@ -190,6 +204,7 @@ def build(settings: Settings | None = None) -> Ragstack:
             fetch_policy_for=fetch_policies(settings),
             generator_for=generator_factory(settings, models),
             reranker=make_reranker(settings),
+            model_id_for=lambda embedder, path: model_id_for(settings, embedder, path),
         ),
     )
 

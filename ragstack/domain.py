@@ -38,6 +38,7 @@ class CollectionInfo:
     generation: int  # bumped by every committed change: caches and permitted sets follow it
     created_at: datetime
     index_generation: int = 0  # bumped when chunks change: readers reopen indexes on it
+    dense_name: str = "dense"  # the dense index of the pinned embedder (a live re-embed moves it)
 
 
 @dataclass(frozen=True)

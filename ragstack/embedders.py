@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from ragstack.answering import MemoEmbed
 from ragstack.embedding import Embedder
@@ -25,6 +26,11 @@ class Model:
     embedder: Embedder
     chunker: Chunker
     memo: MemoEmbed
+    window: int = 0  # the model's input window in tokens (0: the chunker's bound)
+
+    @property
+    def max_tokens(self) -> int:
+        return self.window or self.chunker.max_tokens
 
     @property
     def model_id(self) -> str:
@@ -35,12 +41,20 @@ class Models:
     """Model id -> ``Model``, built by ``load`` on first use (a ``ConfigError`` when that
     model cannot run here, saying what to install or set)."""
 
-    def __init__(self, default_id: str, load: Callable[[str], Model], *, capacity: int = 3):
+    def __init__(
+        self,
+        default_id: str,
+        load: Callable[[str], Model],
+        *,
+        capacity: int = 3,
+        load_at: Callable[[str, Path], Model] | None = None,
+    ):
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
         self.default_id = default_id
         self.capacity = capacity
         self._load = load
+        self._load_at = load_at
         self._models: OrderedDict[str, Model] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -48,13 +62,18 @@ class Models:
         """The model new collections pin."""
         return self.get(self.default_id)
 
-    def get(self, model_id: str) -> Model:
+    def get(self, model_id: str, path: Path | None = None) -> Model:
+        """The model ``model_id``; a local one not configured in the settings can be found at
+        ``path`` (a live re-embed's ``--model-path``)."""
         with self._lock:
             found = self._models.get(model_id)
             if found is not None:
                 self._models.move_to_end(model_id)
                 return found
-            model = self._load(model_id)  # cheap: weights load on the first embedding
+            if path is not None and self._load_at is not None:
+                model = self._load_at(model_id, path)
+            else:
+                model = self._load(model_id)  # cheap: weights load on the first embedding
             if model.model_id != model_id:
                 raise RuntimeError(f"asked for {model_id}, built {model.model_id}")
             self._models[model_id] = model

@@ -105,19 +105,24 @@ def in_database(store: Store) -> bool:
 
 
 @contextmanager
-def collection_lock(store: Store, info: CollectionInfo, root: Path) -> Iterator[None]:
+def collection_lock(
+    store: Store, info: CollectionInfo, root: Path, *, kind: str = "writer"
+) -> Iterator[None]:
     """One writer per collection: a file lock for files, else a PostgreSQL advisory lock
-    held by one connection (any machine; released if the process dies)."""
+    held by one connection (any machine; released if the process dies). ``kind``
+    ``reembed``: the lock of a collection's live re-embed (one at a time), apart from the
+    writers'."""
     if not in_database(store):
-        with writer_lock(root):
+        with writer_lock(root, ".lock" if kind == "writer" else f".{kind}.lock"):
             yield
         return
-    key = 0x7261_0000_0000 + int(info.id)
+    key = (0x7261_0000_0000 if kind == "writer" else 0x7262_0000_0000) + int(info.id)
     with store.engine.connect() as conn:
         if not conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({key})").scalar():
             conn.rollback()
             raise UnavailableError(
-                f"another process is writing to collection {info.name!r}; try again when it ends"
+                f"another process is {'writing to' if kind == 'writer' else 're-embedding'} "
+                f"collection {info.name!r}; try again when it ends"
             )
         conn.commit()
         try:
@@ -136,10 +141,28 @@ def drop_indexes(store: Store, info: CollectionInfo, root: Path) -> None:
 
         with store.engine.begin() as conn:
             drop_collection_tables(conn, info.id)
-        _created.discard((store.url, info.id))
+        for key in [k for k in _created if k[:2] == (store.url, info.id)]:
+            _created.discard(key)
         return
-    shutil.rmtree(root / "dense", ignore_errors=True)
+    for dense in root.glob("dense*") if root.is_dir() else ():
+        shutil.rmtree(dense, ignore_errors=True)
     shutil.rmtree(root / "bm25", ignore_errors=True)
+
+
+def drop_dense(store: Store, info: CollectionInfo, root: Path, dense_name: str) -> None:
+    """Delete one dense index of a collection (one a live re-embed replaced or abandoned)."""
+    if dense_name == info.dense_name:
+        raise ConflictError(f"{dense_name} is the collection's live dense index")
+    if in_database(store):
+        from ragstack.store.pgindex import drop_dense_table
+
+        with store.engine.begin() as conn:
+            drop_dense_table(conn, info.id, dense_name)
+        _created.discard((store.url, info.id, dense_name))
+        return
+    import shutil
+
+    shutil.rmtree(root / dense_name, ignore_errors=True)
 
 
 def index_bytes(store: Store, info: CollectionInfo, root: Path) -> dict[str, int]:
@@ -147,10 +170,10 @@ def index_bytes(store: Store, info: CollectionInfo, root: Path) -> dict[str, int
     if not in_database(store):
         from ragstack.health import dir_bytes
 
-        return {"dense": dir_bytes(root / "dense"), "bm25": dir_bytes(root / "bm25")}
+        return {"dense": dir_bytes(root / info.dense_name), "bm25": dir_bytes(root / "bm25")}
     from ragstack.store.pgindex import collection_tables
 
-    names = collection_tables(info.id)
+    names = collection_tables(info.id, info.dense_name)
     out = {}
     with store.engine.connect() as conn:
         for kind, tables in names.items():
@@ -163,14 +186,15 @@ def index_bytes(store: Store, info: CollectionInfo, root: Path) -> dict[str, int
     return out
 
 
-_created: set[tuple[str, int]] = set()  # (database, collection) whose index tables exist
+# (database, collection, dense index name) whose index tables exist
+_created: set[tuple[str, int, str]] = set()
 
 
 @contextmanager
-def writer_lock(root: Path) -> Iterator[None]:
+def writer_lock(root: Path, name: str = ".lock") -> Iterator[None]:
     """One writer per collection across processes (released by the OS if the process dies)."""
     root.mkdir(parents=True, exist_ok=True)
-    fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(root / name, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -223,11 +247,11 @@ class CollectionIndexes:
         reconciles them with the chunks like files are: readers never pay for that."""
         from ragstack.store.pgindex import PgBm25Index, PgVectorIndex, create_collection_tables
 
-        dense = PgVectorIndex(store.engine, info.id, info.dim, info.vector_backend)
+        dense = PgVectorIndex(store.engine, info.id, info.dim, info.vector_backend, info.dense_name)
         lexical = PgBm25Index(store.engine, info.id)
-        if (store.url, info.id) not in _created:
+        if (store.url, info.id, info.dense_name) not in _created:
             create_collection_tables(store.engine, dense, lexical)
-            _created.add((store.url, info.id))
+            _created.add((store.url, info.id, info.dense_name))
         indexes, report = cls(root, info, dense, lexical), ReconcileReport()
         if repair:
             indexes.reconcile(store, report)
@@ -236,7 +260,7 @@ class CollectionIndexes:
 
     @property
     def dense_dir(self) -> Path:
-        return self.root / "dense"
+        return self.root / self.info.dense_name
 
     @property
     def lexical_dir(self) -> Path:
@@ -249,7 +273,7 @@ class CollectionIndexes:
         if in_database(store):
             return cls.open_in_database(root, info, store, repair=repair)
         report = ReconcileReport()
-        dense_dir, lexical_dir = root / "dense", root / "bm25"
+        dense_dir, lexical_dir = root / info.dense_name, root / "bm25"
         dense: VectorIndex
         try:
             dense = open_vector_index(dense_dir, dim=info.dim, metric="cosine")

@@ -18,12 +18,13 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from ragstack.api import pages
 from ragstack.api.deps import Admin, ApiState, Caller, State
 from ragstack.api.routes import RowId
 from ragstack.domain import CollectionInfo
-from ragstack.errors import NotFoundError
+from ragstack.errors import NotFoundError, RagstackError
 
 api = APIRouter(prefix="/v1/admin", tags=["admin"])
 page = APIRouter(prefix="/admin", include_in_schema=False)
@@ -57,6 +58,52 @@ def reindex(name: str, who: Admin) -> dict[str, int]:
     who.audit("/v1/admin/collections/{name}/reindex", "reindex", 200, collection=name,
               detail=added)  # fmt: skip
     return added
+
+
+class ReembedIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embedder: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The model to move to: a model id, or a backend name as RAGSTACK_EMBEDDER "
+        "takes it (int8, sentence-transformers, onnx-int8, hashing; a local model is the one "
+        "RAGSTACK_EMBEDDER_MODEL_PATH names).",
+    )
+
+
+@api.post(
+    "/collections/{name}/reembed",
+    status_code=202,
+    summary="Move the collection to another embedder, live (admin)",
+)
+def reembed(name: str, body: ReembedIn, who: Admin) -> dict[str, Any]:
+    """Starts a live re-embed in the background (or resumes a stopped one to the same model);
+    searches and answers keep using the current model until it switches. Poll
+    ``GET .../reembed`` for its progress."""
+    route = "/v1/admin/collections/{name}/reembed"
+    try:
+        administered(who, name)
+        run = who.state.svc.start_reembed(name, body.embedder)
+    except Exception as exc:
+        who.audit_failure(route, "reembed", exc, collection=name)
+        raise
+    who.audit(route, "reembed", 202, collection=name,
+              detail={"run": run.id, "embedder": run.model_id})  # fmt: skip
+    return _public_run(run.to_dict())
+
+
+@api.get("/collections/{name}/reembed", summary="The collection's latest re-embed (admin)")
+def reembed_status(name: str, who: Admin) -> dict[str, Any] | None:
+    administered(who, name)
+    run = who.state.svc.reembed_status(name)
+    return _public_run(run.to_dict()) if run is not None else None
+
+
+def _public_run(run: dict[str, Any]) -> dict[str, Any]:
+    """A run as the API shows it: no internal ids, no server paths or host names."""
+    return {k: v for k, v in run.items()
+            if k not in ("collection_id", "model_path", "owner")}  # fmt: skip
 
 
 @api.post("/collections/{name}/cache/clear", summary="Clear the answer cache (admin)")
@@ -159,8 +206,21 @@ def collection_page(
         flash=flash,
         chart=latency_chart(h["latency"]),
         documents=svc.documents(name, limit=200, tenant=who.tenant),
+        reembed=_reembed_line(svc.reembed_status(name)),
     )
     return _render(request, "collection.html", context)
+
+
+def _reembed_line(run: Any) -> str | None:
+    """The latest re-embed in a line for the page: status, target, progress, check."""
+    if run is None:
+        return None
+    line = f"run {run.id}: {run.status}, {run.from_model} -> {run.model_id}, "
+    line += f"{run.done}/{run.total} chunks"
+    if run.report:
+        line += f", check {'ok' if run.report.get('ok') else 'FAILED'}"
+        line += f" (recall@10 {run.report.get('recall_at_10')})"
+    return line + (f": {run.message}" if run.message else "")
 
 
 def _back(name: str, message: str) -> Response:
@@ -189,6 +249,27 @@ def reindex_page(request: Request, name: str, state: State, csrf: Csrf = None) -
     added = state.svc.reindex(name)
     who.audit("/admin/collections/{name}/reindex", "reindex", 200, collection=name, detail=added)
     return _back(name, f"re-indexed: {added['dense']} dense, {added['bm25']} BM25 chunks")
+
+
+@page.post("/collections/{name}/reembed")
+def reembed_page(
+    request: Request,
+    name: str,
+    state: State,
+    embedder: Annotated[str, Form(min_length=1, max_length=200)],
+    csrf: Csrf = None,
+) -> Response:
+    who = _page_collection(request, state, name, csrf)
+    if isinstance(who, Response):
+        return who
+    try:
+        run = state.svc.start_reembed(name, embedder.strip())
+    except RagstackError as exc:
+        who.audit_failure("/admin/collections/{name}/reembed", "reembed", exc, collection=name)
+        return _back(name, f"re-embed refused: {exc}")
+    who.audit("/admin/collections/{name}/reembed", "reembed", 303, collection=name,
+              detail={"run": run.id, "embedder": run.model_id})  # fmt: skip
+    return _back(name, f"re-embedding with {run.model_id} (run {run.id}) in the background")
 
 
 @page.post("/collections/{name}/clear-cache")

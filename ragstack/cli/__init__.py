@@ -8,13 +8,23 @@ from typing import NoReturn
 
 from rich.markup import escape
 
-from ragstack.cli import admin, agents, collections, demo, documents, ingest, query, tune
+from ragstack.cli import (
+    admin,
+    agents,
+    collections,
+    demo,
+    documents,
+    ingest,
+    query,
+    reembed,
+    tune,
+)
 from ragstack.cli.common import EXIT_CODES, app, errors
 from ragstack.errors import RagstackError
 
 __all__ = ["app", "main"]
 # registered on import
-_COMMANDS = (admin, agents, collections, demo, documents, ingest, query, tune)
+_COMMANDS = (admin, agents, collections, demo, documents, ingest, query, reembed, tune)
 
 
 def _fail(code: str, message: str) -> NoReturn:

@@ -431,8 +431,12 @@ class Ingestor:
         redactor: Redactor,
         options: IngestOptions,
         executor: Executor | None = None,
+        shadow: Embedder | None = None,
     ) -> None:
         self.store = store
+        # the model a live re-embed is moving the collection to: new chunks get its vectors
+        # too, in the same transaction (``chunk_vectors``)
+        self.shadow = shadow
         self.info = info
         self.indexes = indexes
         self.embedder = embedder
@@ -636,6 +640,25 @@ class Ingestor:
         for p in batch:
             p.vectors = [known[h] for h in p.hashes]
 
+    def _shadow_vectors(self, batch: list[_Prepared]) -> tuple[str, list[F32]] | None:
+        """The batch's chunks under the re-embed's model (reused by text hash), in order."""
+        if self.shadow is None:
+            return None
+        from ragstack.store.shadow import ShadowStore
+
+        model_id = self.shadow.model_id
+        hashes = [h for p in batch for h in p.hashes]
+        stored = ShadowStore(self.store).reusable(self.info.id, model_id, hashes)
+        known: dict[str, F32] = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
+        todo: dict[str, str] = {}
+        for p in batch:
+            for h, t in zip(p.hashes, p.embed_texts, strict=True):
+                if h not in known:
+                    todo.setdefault(h, t)
+        if todo:
+            known.update(zip(todo.keys(), self.shadow.embed(list(todo.values())), strict=True))
+        return model_id, [known[h] for h in hashes]
+
     def _commit(self, batch: list[_Prepared], summary: IngestSummary, progress: Progress) -> None:
         self._embed(batch, summary)
         drafts = []
@@ -659,7 +682,9 @@ class Ingestor:
                 )
             ]
             drafts.append(DocumentDraft(**p.draft_fields, chunks=chunks))  # type: ignore[arg-type]
-        results = self.store.write_documents(self.info.id, drafts, index=self.indexes.sql_writer)
+        results = self.store.write_documents(
+            self.info.id, drafts, index=self.indexes.sql_writer, shadow=self._shadow_vectors(batch)
+        )
         if not self.indexes.transactional:  # index files follow the commit
             removed = np.concatenate([r.removed for r in results])
             added = np.concatenate([r.added for r in results])

@@ -11,6 +11,7 @@ settings, the store, the components and the per-generation caches)::
     querying     ACL-filtered search, fusion, reranking
     answers      retrieve, compress, generate, verify, cache
     tuning       fusion and rerank weights from judged queries
+    reembed      move a collection to another embedding model, live
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ragstack.service.answers import AnswersMixin
 from ragstack.service.documents import DocumentsMixin
 from ragstack.service.ingest import IngestMixin
 from ragstack.service.querying import SearchMixin, rerank_hits, rerank_passages
+from ragstack.service.reembed import ReembedMixin
 from ragstack.service.tuning import TuningMixin
 from ragstack.service.types import (
     Components,
@@ -31,7 +33,7 @@ from ragstack.service.types import (
 )
 
 
-class Ragstack(IngestMixin, DocumentsMixin, AnswersMixin, TuningMixin):
+class Ragstack(IngestMixin, DocumentsMixin, AnswersMixin, TuningMixin, ReembedMixin):
     """Every capability of the service over one store (see the module docstring)."""
 
 

@@ -106,6 +106,7 @@ class AnswersMixin(SearchMixin):
                     fusion=fusion,
                     query_vector=qvec if query is question else memo([query]),
                     rerank=reranking,
+                    vector_model=info.embedder_id,
                 ).hits
                 for query in queries
             ]

@@ -195,7 +195,7 @@ def _load_without_repair(root: Path, info: CollectionInfo) -> CollectionIndexes:
     from ragstack.indexing import new_vector_index
 
     try:
-        dense = open_vector_index(root / "dense", dim=info.dim, metric="cosine")
+        dense = open_vector_index(root / info.dense_name, dim=info.dim, metric="cosine")
     except CorruptIndexError:
         dense = new_vector_index(info.vector_backend, info.dim)
     try:

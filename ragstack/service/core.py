@@ -94,8 +94,13 @@ class ServiceCore:
         return self.c.reranker
 
     def _reader(self, info: CollectionInfo) -> CollectionIndexes:
+        """The collection's indexes at ``info``'s index generation, or at a newer one another
+        thread opened since ``info`` was read (never an older one: a live re-embed may have
+        dropped it). Callers take the model and generation from the returned ``info``."""
         with self._lock:
             cached = self._readers.get(info.id)
+            if cached is not None and cached[0] > info.index_generation:
+                return cached[1]
             if cached is None or cached[0] != info.index_generation:
                 # readers of database indexes never reconcile: writers do, under the lock
                 cached = (info.index_generation, self.open_indexes(info, repair=self._files)[0])

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from connectors import FetchRefusedError
 from ragstack.domain import CollectionInfo, check_principal
+from ragstack.embedding import Embedder
 from ragstack.errors import InputError, NotFoundError
 from ragstack.indexing import collection_lock
 from ragstack.ingest.pipeline import (
@@ -106,6 +107,7 @@ class IngestMixin(CollectionsMixin):
                 self.c.redactor_for(info, salt),
                 options,
                 executor,
+                shadow=self._shadow_embedder(info),
             )
             total = (
                 sum(r.total for r in resolved if r.total is not None)
@@ -131,6 +133,19 @@ class IngestMixin(CollectionsMixin):
             )
             self.store.finish_run(run_id, "completed", summary.counts())
         return summary
+
+    def _shadow_embedder(self, info: CollectionInfo) -> Embedder | None:
+        """The model a live re-embed is moving the collection to, if one is under way: an
+        ingest writes both models' vectors (a run killed midway counts: it resumes)."""
+        from pathlib import Path
+
+        from ragstack.store.shadow import ShadowStore
+
+        run = ShadowStore(self.store).active(info.id)
+        if run is None or run.status != "running":
+            return None
+        path = Path(run.model_path) if run.model_path else None
+        return self.c.models.get(run.model_id, path).embedder
 
     def ocr_mode(self, info: CollectionInfo, requested: str | None = None) -> OcrMode:
         """The collection's OCR mode: ``requested`` (then kept for its next ingests), else

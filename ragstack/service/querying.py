@@ -65,13 +65,15 @@ class SearchMixin(ServiceCore):
         fusion: Fusion | None = None,
         query_vector: F32 | None = None,
         rerank: bool | None = None,
+        vector_model: str | None = None,
     ) -> SearchResponse:
         """The best chunks for ``query`` among those ``principals`` may read; with ``rerank``
         (default ``RAGSTACK_RERANK_DEFAULT``) the first ``rerank_depth`` are reordered by the
-        configured cross-encoder."""
+        configured cross-encoder. A ``query_vector`` made by ``vector_model`` is used only
+        while the collection is still pinned to that model."""
         with Stages("ragstack.search", collection=collection, mode=mode, top_k=top_k) as clock:
             return self._search(clock, collection, query, principals, tenant, mode, top_k,
-                                filters, fusion, query_vector, rerank)  # fmt: skip
+                                filters, fusion, query_vector, rerank, vector_model)  # fmt: skip
 
     def _search(
         self,
@@ -86,6 +88,7 @@ class SearchMixin(ServiceCore):
         fusion: Fusion | None,
         query_vector: F32 | None,
         rerank: bool | None,
+        vector_model: str | None = None,
     ) -> SearchResponse:
         if mode not in MODES:
             raise InputError(f"mode must be bm25, dense or hybrid, not {mode!r}")
@@ -98,10 +101,14 @@ class SearchMixin(ServiceCore):
         for p in principals:
             check_principal(p)
         info = self.store.get_collection(collection)
+        indexes = self._reader(info)
+        if indexes.info.index_generation > info.index_generation:
+            info = indexes.info  # read after ours: its model goes with that index
         model = self._model(info)
+        if vector_model is not None and vector_model != info.embedder_id:
+            query_vector = None  # embedded with the model the collection just left
         filters = filters or Filters()
         fusion = fusion or Fusion.from_json(self.store.get_setting(info.id, "fusion"))
-        indexes = self._reader(info)
         allow = self._permitted(info, principals, tenant, filters)
         clock.lap("acl_ms")
         qvec = query_vector

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from connectors.fetch import FetchPolicy
@@ -120,6 +121,8 @@ class Components:
     generator_for: Callable[[str], Generator] | None = None  # by name, built lazily
     reranker: Reranker | None = None
     extras: dict[str, object] = field(default_factory=dict)
+    # (what an operator names an embedder by, a local model's path) -> the model id
+    model_id_for: Callable[[str, Path | None], str] = field(default=lambda name, _path: name)
 
     @property
     def embedder(self) -> Embedder:

@@ -48,6 +48,9 @@ class CollectionRow(SQLModel, table=True):
     default_acl: str = "[]"  # JSON list of principals given to documents without an ACL
     generation: int = 0  # bumped by every committed change (content or ACL)
     index_generation: int = 0  # bumped only when chunks change: readers reopen indexes on it
+    # the dense index the embedder's vectors live in: a directory under the collection's, or
+    # a table suffix (``dense``: the first one); a live re-embed builds the next beside it
+    dense_name: str = Field(default="dense", sa_column_kwargs={"server_default": "dense"})
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -123,6 +126,59 @@ class ChunkRow(SQLModel, table=True):
     instruction_like: bool = False
     ocr: bool = False  # read by OCR from an image or a scanned page
     embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, normalised
+
+
+class ChunkVectorRow(SQLModel, table=True):
+    """A chunk's vector under a model the collection is moving to (a live re-embed): the
+    shadow set, built beside ``chunks.embedding`` and copied into it when the collection
+    switches. Reused by ``(model_id, text_hash)``; gone with its chunk."""
+
+    __tablename__ = "chunk_vectors"
+    __table_args__ = (
+        Index("ix_chunk_vectors_model_hash", "collection_id", "model_id", "text_hash"),
+    )
+
+    chunk_id: int = Field(
+        sa_column=Column(BIGID, ForeignKey("chunks.id", ondelete="CASCADE"), primary_key=True)
+    )
+    model_id: str = Field(primary_key=True)
+    collection_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("collections.id", ondelete="CASCADE"), nullable=False)
+    )
+    text_hash: str
+    embedding: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, normalised
+
+
+class ReembedRow(SQLModel, table=True):
+    """One live re-embed of a collection: its target model, where it is, who runs it."""
+
+    __tablename__ = "reembed_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    collection_id: int = Field(
+        sa_column=Column(
+            Integer, ForeignKey("collections.id", ondelete="CASCADE"), index=True, nullable=False
+        )
+    )
+    from_model: str
+    model_id: str
+    model_path: str | None = None
+    dim: int
+    dense_name: str  # the shadow dense index (directory or table suffix)
+    from_dense: str  # the dense index it replaces (dropped after the switch)
+    # running | switched (new model live; old index and shadow rows still to drop) |
+    # completed | failed | cancelled
+    status: str = "running"
+    total: int = 0
+    done: int = 0  # chunks with a shadow vector
+    embedded: int = 0  # of them, embedded by this run (the rest reused or resumed)
+    reused: int = 0
+    message: str = ""
+    report: str = "{}"  # JSON: the shadow's index check and recall
+    owner: str = ""  # the process running it (its lease)
+    heartbeat_at: datetime | None = None
+    started_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
 
 
 class AclRow(SQLModel, table=True):

@@ -105,20 +105,40 @@ def _table(name: str, *items: Any) -> Table:
     return Table(name, MetaData(), *items)
 
 
-def collection_tables(collection_id: int) -> dict[str, list[str]]:
+def dense_table(collection_id: int, dense_name: str = "dense") -> str:
+    """The table of a collection's dense index ``dense_name`` (``dense``, or ``dense-<run>``
+    of a live re-embed: ``rs_dense_<collection id>_<run>``)."""
+    cid = int(collection_id)
+    if dense_name == "dense":
+        return f"rs_dense_{cid}"
+    prefix, sep, run = dense_name.partition("-")
+    if prefix != "dense" or not sep or not run.isdigit():
+        raise ValueError(f"bad dense index name {dense_name!r}")
+    return f"rs_dense_{cid}_{int(run)}"
+
+
+def collection_tables(collection_id: int, dense_name: str = "dense") -> dict[str, list[str]]:
     """A collection's index tables, by index."""
     cid = int(collection_id)
     return {
-        "dense": [f"rs_dense_{cid}"],
+        "dense": [dense_table(cid, dense_name)],
         "bm25": [f"rs_bm25_{kind}_{cid}" for kind in ("post", "docs", "terms", "stats")],
     }
 
 
+def drop_dense_table(conn: Connection, collection_id: int, dense_name: str) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dense_table(collection_id, dense_name)}")
+
+
 def drop_collection_tables(conn: Connection, collection_id: int) -> None:
-    """Drop a collection's index tables (with the collection)."""
-    for names in collection_tables(collection_id).values():
-        for name in names:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    """Drop a collection's index tables (with the collection), every dense one included."""
+    cid = int(collection_id)
+    shadows = conn.exec_driver_sql(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE %s",
+        (f"rs\\_dense\\_{cid}\\_%",),
+    ).scalars()
+    for name in [*shadows, *(n for names in collection_tables(cid).values() for n in names)]:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
 
 
 def _unit(vectors: F32) -> F32:
@@ -137,12 +157,14 @@ class PgVectorIndex:
 
     IVF_MIN_ROWS = 10_000  # IVFFlat lists are trained on the rows present: wait for enough
 
-    def __init__(self, engine: Engine, collection_id: int, dim: int, backend: str) -> None:
+    def __init__(
+        self, engine: Engine, collection_id: int, dim: int, backend: str, dense_name: str = "dense"
+    ) -> None:
         self.engine = engine
         self.collection_id = int(collection_id)
         self._dim = int(dim)
         self.backend = backend
-        self.name = collection_tables(self.collection_id)["dense"][0]
+        self.name = dense_table(self.collection_id, dense_name)
         hnsw = Index(
             f"{self.name}_hnsw",
             "embedding",

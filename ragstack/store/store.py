@@ -108,6 +108,7 @@ def _collection_info(row: Any) -> CollectionInfo:
         generation=row.generation,
         created_at=row.created_at,
         index_generation=row.index_generation,
+        dense_name=row.dense_name,
     )
 
 
@@ -200,6 +201,14 @@ class Store:
             row = conn.execute(select(table).where(table.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no collection named {name!r}")
+        return _collection_info(row)
+
+    def get_collection_by_id(self, collection_id: int) -> CollectionInfo:
+        table = CollectionRow.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.id == collection_id)).first()
+        if row is None:
+            raise NotFoundError(f"no collection with id {collection_id}")
         return _collection_info(row)
 
     def pii_salt(self, name: str) -> str:
@@ -373,13 +382,28 @@ class Store:
         drafts: Sequence[DocumentDraft],
         *,
         index: IndexWriter | None = None,
+        shadow: tuple[str, Sequence[F32]] | None = None,
     ) -> list[WriteResult]:
         """Insert or replace documents with their chunks and ACLs, in one transaction (with
-        ``index``'s writes, when the indexes live in the database)."""
+        ``index``'s writes, when the indexes live in the database, and with ``shadow``: the
+        chunks' vectors under the model a live re-embed moves the collection to,
+        ``(model id, one vector per chunk of the drafts, in order)``)."""
         results = []
         with self.session() as s:
             for d in drafts:
                 results.append(self._write_one(s, collection_id, d))
+            if shadow is not None and results:
+                from ragstack.store.shadow import insert_shadow
+
+                chunks = [c for d in drafts for c in d.chunks]
+                insert_shadow(
+                    s.connection(),
+                    collection_id,
+                    shadow[0],
+                    np.concatenate([r.added for r in results]).tolist(),
+                    [c.text_hash for c in chunks],
+                    shadow[1],
+                )
             if drafts:
                 s.execute(_next_generation(collection_id, indexes=True))
             if index is not None and results:

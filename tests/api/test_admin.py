@@ -4,9 +4,11 @@ cookie flags, CSRF, revocation) is tested in ``test_sessions``."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -103,3 +105,50 @@ def test_actions_reindex_clear_cache_delete(api: Api) -> None:
         "dense": after["chunks"] - doc.chunk_count,
         "bm25": after["chunks"] - doc.chunk_count,
     }
+
+
+def wait_for_run(api: Api, status: str, timeout: float = 60.0) -> dict[str, Any]:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        run = api.client.get("/v1/admin/collections/kb/reembed", headers=api.admin).json()
+        if (run is not None and run["status"] == status) or time.monotonic() > deadline:
+            return dict(run or {})
+        time.sleep(0.05)
+
+
+def test_reembed_live_from_the_api_and_the_page(api: Api) -> None:
+    """The JSON route starts a live re-embed in the background (admins only); searches keep
+    working; the page's button starts the next one and shows its status."""
+    route = "/v1/admin/collections/kb/reembed"
+    assert api.client.get(route, headers=api.admin).json() is None
+    denied = api.client.post(route, json={"embedder": "hashing-32"}, headers=api.writer)
+    assert denied.status_code == 403
+    bad = api.client.post(route, json={"embedder": "hashing-64"}, headers=api.admin)
+    assert bad.status_code == 400 and "already uses" in bad.text
+    unknown = api.client.post(route, json={"embedder": "local:nowhere"}, headers=api.admin)
+    assert unknown.status_code >= 400 and "RAGSTACK_EMBEDDER_MODEL_PATH" in unknown.text
+    r = api.client.post(route, json={"embedder": "hashing-32"}, headers=api.admin)
+    assert r.status_code == 202 and r.json()["model_id"] == "hashing-32"
+    assert not {"owner", "model_path", "collection_id"} & set(r.json())
+    run = wait_for_run(api, "completed")
+    assert run["report"]["ok"] and run["done"] == run["total"] > 0
+    health = api.client.get("/v1/admin/collections/kb/health", headers=api.admin).json()
+    assert health["embedder"] == "hashing-32" and health["ann"]["recall_at_10"] == 1.0
+    hits = api.client.post("/v1/search", json={"collection": "kb", "query": "canary"},
+                           headers=api.eng).json()["hits"]  # fmt: skip
+    assert hits and hits[0]["uri"].endswith("deploy.md")
+    csrf = {"csrf": login(api)}
+    page = api.client.get("/admin/collections/kb").text
+    status = html.unescape(field(page, "reembed-status"))
+    assert 'id="reembed"' in page and "completed, hashing-64 -> hashing-32" in status
+    r = api.client.post("/admin/collections/kb/reembed", data={**csrf, "embedder": "hashing"})
+    assert "re-embedding with hashing-64" in field(r.text, "flash")
+    assert wait_for_run(api, "completed")["model_id"] == "hashing-64"
+    page = api.client.get("/admin/collections/kb").text
+    assert field(page, "embedder") == "hashing-64"
+    forged = api.client.post("/admin/collections/kb/reembed", data={"embedder": "hashing-32"})
+    assert forged.status_code == 403
+    actions = [e["action"] for e in api.client.get("/v1/audit", headers=api.admin).json()]
+    assert actions.count("reembed") >= 2

@@ -305,3 +305,45 @@ def test_migration_0006_adds_request_ids_to_the_audit_log(database_url: str) -> 
     assert [e.id for e in audit.entries(request_id="req-0006")] == [new.id]
     with store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
+
+
+def test_migration_0007_names_dense_indexes_and_adds_shadow_vectors(database_url: str) -> None:
+    """A database at 0006 with a collection and a chunk: 0007 keeps them (the dense index
+    named ``dense``), adds ``chunk_vectors`` (gone with their chunk) and ``reembed_runs``,
+    and the schema then matches the models exactly."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    from ragstack.store.shadow import ShadowStore
+
+    store = Store(database_url)
+    upgrade(store.engine, "0006")
+    with store.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO collections (id, name, owner, embedder_id, dim, vector_backend, "
+            "pii_mode, pii_ner, pii_salt, default_acl, generation, index_generation, created_at,"
+            " updated_at) VALUES (1, 'kb', 'user:a', 'hash', 4, 'hnsw', 'mask', false, 's', "
+            "'[]', 3, 3, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))  # fmt: skip
+    upgrade(store.engine)
+    cid = 1
+    store.write_documents(cid, [doc("a.md", "public", chunks=2)])
+    assert current(store.engine) == head()
+    info = store.get_collection("kb")
+    assert info.dense_name == "dense" and store.count_documents(cid) == (1, 2)
+    shadow = ShadowStore(store)
+    run = shadow.begin(collection_id=cid, from_model="hash", from_dense="dense", model_id="m2",
+                       model_path=None, dim=2, owner="test")  # fmt: skip
+    assert (run.status, run.dense_name) == ("running", f"dense-{run.id}")
+    ids = store.live_chunk_ids(cid)
+    assert [r[0] for r in shadow.missing(cid, "m2", after=0, limit=10)] == ids.tolist()
+    vecs = np.eye(2, dtype=np.float32)
+    shadow.write(run.id, cid, "m2", ids, ["ha.md part 0", "ha.md part 1"], vecs, embedded=2,
+                 reused=0)  # fmt: skip
+    assert shadow.counts(cid, "m2") == (2, 2) and shadow.get(run.id).done == 2
+    assert set(shadow.reusable(cid, "m2", ["ha.md part 1"])) == {"ha.md part 1"}
+    store.write_documents(cid, [doc("a.md", "public", chunks=1)])  # replaced: chunks go
+    assert shadow.counts(cid, "m2") == (1, 0)
+    with store.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), SQLModel.metadata) == []
