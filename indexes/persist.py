@@ -18,9 +18,11 @@ checks it against what the caller expects and raises ``ManifestMismatchError``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -143,7 +145,29 @@ def read_manifest(
     return manifest
 
 
+_SAVING: dict[Path, threading.Lock] = {}
+_SAVING_GUARD = threading.Lock()
+
+
 def write_index_dir(
+    path: Path,
+    build: Callable[[Path, Path], Manifest],
+) -> Manifest:
+    """One save of ``path`` at a time: threads of this process through a lock per path,
+    processes through ``flock`` on ``path``'s lock file (two saves would otherwise pick the
+    same generation and remove each other's files)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with _SAVING_GUARD:
+            lock = _SAVING.setdefault(path.resolve(), threading.Lock())
+        with lock, (path / ".save.lock").open("a") as held:
+            fcntl.flock(held, fcntl.LOCK_EX)
+            return _write_index_dir(path, build)
+    except OSError as exc:
+        raise IndexStorageError(f"cannot save index to {path}: {exc}") from exc
+
+
+def _write_index_dir(
     path: Path,
     build: Callable[[Path, Path], Manifest],
 ) -> Manifest:

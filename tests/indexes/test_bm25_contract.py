@@ -575,3 +575,21 @@ def test_crashed_save_keeps_the_previous_index(
     assert sorted(p.name for p in target.glob("gen-*")) == ["gen-00000002"]
     assert not [p for p in (target / "shared").iterdir() if p.suffix != ".npz"]
     assert_same_as(Bm25Index.load(target), index, vocabulary)
+
+
+def test_concurrent_saves_of_one_directory_all_succeed(tmp_path: Path) -> None:
+    """Writers that save the same index at once (two deletes in one API process) each
+    complete, and the directory holds a loadable index afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = corpus(200, 10)
+    target = tmp_path / "bm"
+    indexes = []
+    for n in range(6):
+        index = Bm25Index(Analyzer(language="english", stopwords="none"))
+        index.add(list(range(100 + n)), texts[: 100 + n])
+        indexes.append(index)
+    with ThreadPoolExecutor(6) as pool:
+        for _ in range(3):
+            list(pool.map(lambda ix: ix.save(target), indexes))  # raises if a save failed
+    assert len(Bm25Index.load(target)) in {100 + n for n in range(6)}
