@@ -35,6 +35,7 @@ _LIGHT = frozenset(
     "any some the a an of to in on for with about at by from as be been being".split()
 )
 _MAX_PARTS = 4
+_CONTEXT = re.compile(r"^(.*\S)\s*\(([^()]*)\)\s*$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,11 @@ def _content(text: str, analyzer: Analyzer) -> list[str]:
 def split_question(question: str, *, analyzer: Analyzer | None = None) -> list[Part]:
     """The parts of ``question`` (one part when it asks one thing; at most four)."""
     analyzer = analyzer or Analyzer()
+    # a trailing "(...)" is context (what a follow-up's rewrite appends), never a part
+    context = _CONTEXT.match(question.strip())
+    asked, extra = (context.group(1), context.group(2)) if context else (question.strip(), "")
     pieces: list[str] = []
-    for sentence in _SENTENCE.findall(question.strip()):
+    for sentence in _SENTENCE.findall(asked):
         for clause in _COORDINATED.split(sentence):
             clause = clause.strip(" ,;")
             if clause:
@@ -75,6 +79,7 @@ def split_question(question: str, *, analyzer: Analyzer | None = None) -> list[P
         own = _content(text, analyzer)
         mine = {w.lower() for w in own}
         lend = [w for w in first if w.lower() not in mine] if i and len(own) < 3 else []
-        query = f"{text} ({' '.join(dict.fromkeys(lend))})" if lend else text
+        lent = " ".join(w for w in (" ".join(dict.fromkeys(lend)), extra) if w)
+        query = f"{text} ({lent})" if lent else text
         parts.append(Part(text, query, tuple(analyzer(" ".join(own)))))
     return parts

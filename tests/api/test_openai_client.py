@@ -120,7 +120,7 @@ def test_a_follow_up_is_answered_from_the_conversation(live: Live) -> None:
     )
     found = extra(in_context)
     assert found["query"] == f"{follow_up} (work another country)"
-    assert names(found["citations"])[0] == "remote-work.md"
+    assert names(found["citations"]) and set(names(found["citations"])) == {"remote-work.md"}
     assert "30 days per year" in text(in_context)
     # asked alone it lost its subject: another document comes first, and nothing is cited
     assert extra(alone)["query"] == follow_up

@@ -41,3 +41,11 @@ def test_a_part_that_leans_on_an_earlier_one_borrows_its_subject() -> None:
 def test_too_many_parts_is_one_question() -> None:
     question = "Who? What? When? Where? Why is it so?"
     assert [p.text for p in split_question(question)] == [question]
+
+
+def test_a_follow_ups_context_is_no_part() -> None:
+    """The rewrite of a follow-up appends its subject in brackets: context for each part."""
+    assert len(split_question("and for how many days per year? (work another country)")) == 1
+    parts = split_question("How many days do I get, and who approves them? (annual leave)")
+    assert [p.text for p in parts] == ["How many days do I get?", "who approves them?"]
+    assert all(p.query.endswith("annual leave)") for p in parts)
