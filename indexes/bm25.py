@@ -12,40 +12,46 @@ Why our own engine rather than a library (measured on this 2-core machine, see
   per request, and its Python round trip is slower than bm25s on small corpora.
 * SQLite FTS5 ranks common-word queries slowly (23 q/s) and its bm25() is not tunable.
 
-Design, after Lucene: documents live in immutable **segments** (a forward index
-``doc -> (term, tf)`` and an inverted index ``term -> (doc row, tf)``, numpy arrays)
-plus a mutable live-mask per segment. ``add`` writes a new small segment, ``remove``
-clears live bits and decrements document frequencies exactly (so idf and the average
-length always reflect exactly the live documents), and small or hole-ridden segments
-are merged in the background of later adds. Scores are computed at query time from
-term frequencies, so nothing precomputed goes stale; the per-term weight vectors are
+Design, after Lucene: documents live in immutable **segments** (``indexes.segments``: a
+forward index ``doc -> (term, tf)`` and an inverted index ``term -> (doc row, tf)``, numpy
+arrays, rows in id order) plus a mutable live-mask per segment. ``add`` writes a new small
+segment, ``remove`` clears live bits and decrements document frequencies exactly (so idf
+and the average length always reflect exactly the live documents), and small or hole-ridden
+segments are merged in the background of later adds. Scores are computed at query time
+from term frequencies, so nothing precomputed goes stale; the per-term weight vectors are
 cached until the next write, which makes repeated terms as cheap as bm25s' precomputed
 matrix. Persistence writes each segment once (``shared/seg-*.npz``) and per save only
 the vocabulary and live masks, so saving after adding 1,000 documents to 100,000 is cheap.
 
-Filtered search is exact: every document matching a query term is scored, and the
-permitted-id mask is applied to that full candidate set before the top-k selection.
+Filtered search is exact: a caller's permitted rows are scored with their own statistics
+(``_View``), and the top ``k`` among them is exact: ``indexes.bm25_topk`` prunes only rows
+that provably cannot reach it, and scores the rest bit for bit as scoring every row would.
+
+Memory is bounded: per-term postings and per-view weights live in caches bounded by bytes
+(``postings_cache_bytes``, ``weights_cache_bytes``), least recently used first out.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
-import uuid
+import threading
 import weakref
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Any, NamedTuple, Self
+from typing import Any, Generic, NamedTuple, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from indexes.analysis import Analyzer
+from indexes.bm25_topk import EMPTY, TermWeights, exact_top_k, scatter_scores
 from indexes.errors import CorruptIndexError, DuplicateIdError, InvalidInputError
 from indexes.persist import Manifest, read_manifest, write_index_dir
 from indexes.scoring import IDF_KINDS, IdfKind, idf_lucene, mean_idf_robertson, tf_part
+from indexes.segments import Segment, merge
 from indexes.types import (
     IdArray,
     IdFilter,
@@ -58,117 +64,74 @@ from indexes.types import (
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 F32 = npt.NDArray[np.float32]
-_CACHE_LIMIT = 4_000_000  # cached postings (per cache) before it is dropped
 _VIEWS = 32  # permitted sets whose statistics are kept (least recently used go first)
+V = TypeVar("V")
 
 
-@dataclass
-class _Segment:
-    uid: str
-    ext_ids: I64  # chunk id of each row
-    doc_len: I32  # terms per row after analysis
-    fwd_ptr: I64  # row r's terms are fwd_gids[fwd_ptr[r]:fwd_ptr[r + 1]]
-    fwd_gids: I64
-    fwd_tf: I32
-    term_gids: I64  # sorted term ids present in the segment
-    term_ptr: I64  # term i's postings are post_rows[term_ptr[i]:term_ptr[i + 1]]
-    post_rows: I32
-    post_tf: I32
-    live: npt.NDArray[np.bool_]
+class _Lru(Generic[V]):
+    """A thread-safe cache bounded by the bytes of what it holds (oldest use first out)."""
 
-    @classmethod
-    def from_forward(
-        cls, ext_ids: I64, doc_len: I32, fwd_ptr: I64, fwd_gids: I64, fwd_tf: I32
-    ) -> _Segment:
-        n = ext_ids.size
-        rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(fwd_ptr))
-        order = np.argsort(fwd_gids, kind="stable")
-        gids = fwd_gids[order]
-        term_gids, starts = np.unique(gids, return_index=True)
-        return cls(
-            uid=uuid.uuid4().hex,
-            ext_ids=ext_ids,
-            doc_len=doc_len,
-            fwd_ptr=fwd_ptr,
-            fwd_gids=fwd_gids,
-            fwd_tf=fwd_tf,
-            term_gids=term_gids.astype(np.int64),
-            term_ptr=np.append(starts, gids.size).astype(np.int64),
-            post_rows=rows[order],
-            post_tf=fwd_tf[order],
-            live=np.ones(n, dtype=bool),
-        )
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> V | None:
+        with self._lock:
+            hit = self._items.get(key)
+            if hit is None:
+                return None
+            self._items.move_to_end(key)
+            return hit[0]
+
+    def put(self, key: Hashable, value: V, nbytes: int) -> None:
+        with self._lock:
+            if nbytes > self.limit or key in self._items:
+                return
+            self._items[key] = (value, nbytes)
+            self._bytes += nbytes
+            while self._bytes > self.limit:
+                _key, (_value, size) = self._items.popitem(last=False)
+                self._bytes -= size
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
 
     @property
-    def size(self) -> int:
-        return int(self.ext_ids.size)
-
-    def live_count(self) -> int:
-        return int(self.live.sum())
-
-    def live_forward(self) -> tuple[I64, I32, I64, I64, I32]:
-        """Forward arrays of the live rows only (for merging)."""
-        counts = np.diff(self.fwd_ptr)
-        keep_post = np.repeat(self.live, counts)
-        ptr = np.zeros(int(self.live.sum()) + 1, dtype=np.int64)
-        np.cumsum(counts[self.live], out=ptr[1:])
-        return (
-            self.ext_ids[self.live],
-            self.doc_len[self.live],
-            ptr,
-            self.fwd_gids[keep_post],
-            self.fwd_tf[keep_post],
-        )
-
-    _ARRAYS = (
-        "ext_ids",
-        "doc_len",
-        "fwd_ptr",
-        "fwd_gids",
-        "fwd_tf",
-        "term_gids",
-        "term_ptr",
-        "post_rows",
-        "post_tf",
-    )
-
-    def write(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("wb") as fh:
-            np.savez(fh, **{name: getattr(self, name) for name in self._ARRAYS})
-        tmp.replace(path)
-
-    @classmethod
-    def read(cls, path: Path, uid: str, live: npt.NDArray[np.bool_]) -> _Segment:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {name: data[name] for name in cls._ARRAYS}
-        except (OSError, ValueError, KeyError) as exc:
-            raise CorruptIndexError(f"cannot read BM25 segment {path}: {exc}") from exc
-        if live.shape != arrays["ext_ids"].shape:
-            raise CorruptIndexError(f"BM25 segment {path}: live mask does not match its rows")
-        return cls(uid=uid, live=live, **arrays)
+    def nbytes(self) -> int:
+        return self._bytes
 
 
 class _Postings(NamedTuple):
-    """One term's live rows (global row numbers), their tf and their lengths."""
+    """One term's live rows (global row numbers, ascending), their tf and their lengths."""
 
-    rows: npt.NDArray[np.intp]
-    tf: npt.NDArray[np.float32]
-    dl: npt.NDArray[np.float32]
+    rows: I32
+    tf: F32
+    dl: F32
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.rows.nbytes + self.tf.nbytes + self.dl.nbytes)
+
+
+_NO_POSTINGS = _Postings(np.empty(0, np.int32), np.empty(0, np.float32), np.empty(0, np.float32))
 
 
 class _View:
     """The rows one caller may read (``mask``; ``None``: every live row) and the statistics
     they are scored with: ``n`` rows, mean length ``avgdl``, each term's document frequency
-    over them, and the per-term weights that follow (cached)."""
+    over them, and the per-term weights that follow (cached by the index, per view)."""
+
+    _serials = itertools.count()
 
     def __init__(
         self, mask: npt.NDArray[np.bool_] | None, n: int, avgdl: float, index: Bm25Index
     ) -> None:
         self.mask, self.n, self.avgdl, self.index = mask, n, avgdl, index
-        self._weights: dict[int, tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]] = {}
-        self._cached = 0
+        self.serial = next(self._serials)
         self._mean_idf: float | None = None
 
     def _rows(self, gid: int) -> tuple[_Postings, npt.NDArray[np.bool_] | None]:
@@ -193,13 +156,14 @@ class _View:
             self._mean_idf = mean_idf_robertson(self.n, self.index._document_frequencies(self.mask))
         return self._mean_idf
 
-    def weights(self, gid: int) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float32]]:
+    def term(self, gid: int) -> TermWeights:
         """Term ``gid``'s rows here and their BM25 weights (nothing for ``gid < 0``)."""
-        hit = self._weights.get(gid)
+        if gid < 0:
+            return EMPTY
+        key = (self.serial, gid)
+        hit = self.index._weights.get(key)
         if hit is not None:
             return hit
-        if gid < 0:
-            return np.empty(0, np.intp), np.empty(0, np.float32)
         postings, keep = self._rows(gid)
         rows, tf, dl = postings.rows, postings.tf, postings.dl
         if keep is not None:
@@ -207,36 +171,22 @@ class _View:
         idf = self.idf(int(rows.size))
         k1, b = self.index.k1, self.index.b
         w = idf * tf_part(tf.astype(np.float64), dl.astype(np.float64), self.avgdl, k1, b)
-        entry = (rows, w.astype(np.float32))
-        if self._cached + rows.size > _CACHE_LIMIT:
-            self._weights.clear()
-            self._cached = 0
-        self._weights[gid] = entry
-        self._cached += rows.size
+        entry = TermWeights.of(rows, w.astype(np.float32))
+        self.index._weights.put(key, entry, entry.nbytes)
         return entry
 
-
-def _merge(segments: Sequence[_Segment]) -> _Segment:
-    parts = [s.live_forward() for s in segments]
-    ptrs = []
-    base = 0
-    for _ids, _len, ptr, _g, _tf in parts:
-        ptrs.append(ptr[:-1] + base)
-        base += int(ptr[-1])
-    ptrs.append(np.array([base], dtype=np.int64))
-    return _Segment.from_forward(
-        np.concatenate([p[0] for p in parts]),
-        np.concatenate([p[1] for p in parts]),
-        np.concatenate(ptrs),
-        np.concatenate([p[3] for p in parts]),
-        np.concatenate([p[4] for p in parts]),
-    )
+    def weights(self, gid: int) -> tuple[I32, F32]:
+        """``term``'s ``(rows, weights)``."""
+        t = self.term(gid)
+        return t.rows, t.w
 
 
 class Bm25Index:
     """Incremental BM25 (``LexicalIndex``); ``k1``/``b`` default to Lucene's 1.2 / 0.75."""
 
     backend = "bm25"
+    postings_cache_bytes = 128 << 20  # per index: every live row of recently used terms
+    weights_cache_bytes = 256 << 20  # per index: recently used terms' weights in each view
 
     def __init__(
         self,
@@ -256,15 +206,15 @@ class Bm25Index:
         self.max_segments = max(2, max_segments)
         self._vocab: dict[str, int] = {}
         self._df: I64 = np.zeros(1024, dtype=np.int64)
-        self._segments: list[_Segment] = []
-        self._where: dict[int, tuple[_Segment, int]] = {}
+        self._segments: list[Segment] = []
         self._n_live = 0
         self._total_len = 0
         self._layout: tuple[I64, list[int]] | None = None  # ext ids of all rows, segment offsets
-        self._postings: dict[int, _Postings] = {}  # per term, over the live rows (cached)
-        self._cached_postings = 0
+        self._postings: _Lru[_Postings] = _Lru(self.postings_cache_bytes)
+        self._weights: _Lru[TermWeights] = _Lru(self.weights_cache_bytes)
         self._everyone: _View | None = None  # the statistics of every live row
         self._views: OrderedDict[int, tuple[weakref.ref[IdFilter], _View]] = OrderedDict()
+        self._views_lock = threading.Lock()
         self._lookup: tuple[I64, npt.NDArray[np.intp], I32] | None = None
 
     # -- size and identity ------------------------------------------------------------------
@@ -273,10 +223,15 @@ class Bm25Index:
         return self._n_live
 
     def __contains__(self, item: object) -> bool:
-        return isinstance(item, int | np.integer) and int(item) in self._where
+        if not isinstance(item, int | np.integer):
+            return False
+        probe = np.array([int(item)], dtype=np.int64)
+        return any(bool(seg.find(probe)[1][0]) for seg in self._segments)
 
     def ids(self) -> IdArray:
-        return np.array(sorted(self._where), dtype=np.int64)
+        if not self._segments:
+            return np.empty(0, dtype=np.int64)
+        return np.sort(np.concatenate([s.ext_ids[s.live] for s in self._segments]), kind="stable")
 
     @property
     def segment_count(self) -> int:
@@ -286,13 +241,59 @@ class Bm25Index:
     def vocabulary_size(self) -> int:
         return len(self._vocab)
 
+    def terms(self, ids: npt.ArrayLike) -> list[dict[str, int]]:
+        """Each id's analysed terms and their frequencies, as the index holds them (``{}``
+        for an absent id): what integrity checks compare with the source text."""
+        id_arr = check_ids(ids)
+        words = list(self._vocab)
+        out: list[dict[str, int]] = [{} for _ in range(id_arr.size)]
+        for seg in self._segments:
+            rows, hit = seg.find(id_arr)
+            for i, row in zip(np.flatnonzero(hit).tolist(), rows.tolist(), strict=True):
+                gids, tfs = seg.forward(row)
+                out[i] = {words[g]: t for g, t in zip(gids.tolist(), tfs.tolist(), strict=True)}
+        return out
+
+    def audit(self) -> list[str]:
+        """What is inconsistent in the index's own bookkeeping: the document frequencies,
+        the live count and the total length against a recount of the live rows, and ids
+        live in two places (an empty list when all is well)."""
+        problems = []
+        df = np.zeros(len(self._vocab), dtype=np.int64)
+        n = total = 0
+        for seg in self._segments:
+            rows = np.flatnonzero(seg.live)
+            df += np.bincount(seg.terms_of(rows), minlength=len(self._vocab))
+            n += rows.size
+            total += int(seg.doc_len[rows].sum())
+        if not np.array_equal(df, self._df[: len(self._vocab)]):
+            bad = np.flatnonzero(df != self._df[: len(self._vocab)])
+            problems.append(f"document frequencies of {bad.size} terms differ from a recount")
+        if n != self._n_live or total != self._total_len:
+            problems.append(
+                f"{self._n_live} live rows of total length {self._total_len} recorded, "
+                f"{n} of total length {total} found"
+            )
+        ids = self.ids()
+        if ids.size > 1 and not (ids[1:] > ids[:-1]).all():
+            problems.append("an id is live in two rows")
+        return problems
+
     # -- writes -----------------------------------------------------------------------------
+
+    def _present(self, ids: IdArray) -> npt.NDArray[np.bool_]:
+        found = np.zeros(ids.shape, dtype=bool)
+        for seg in self._segments:
+            found |= seg.find(ids)[1]
+        return found
 
     def add(self, ids: npt.ArrayLike, texts: Sequence[str]) -> None:
         id_arr = self._check(ids, texts)
-        dup = [i for i in id_arr.tolist() if i in self._where]
-        if dup:
-            raise DuplicateIdError(f"ids already in the index (use upsert): {dup[:5]}")
+        present = self._present(id_arr)
+        if present.any():
+            raise DuplicateIdError(
+                f"ids already in the index (use upsert): {id_arr[present][:5].tolist()}"
+            )
         if id_arr.size:
             self._add_segment(self._segment_for(id_arr, texts))
             self._maybe_merge()
@@ -305,23 +306,22 @@ class Bm25Index:
             self._maybe_merge()
 
     def remove(self, ids: npt.ArrayLike) -> int:
+        id_arr = check_ids(ids)
         dead_terms = []
         removed = 0
-        for i in check_ids(ids).tolist():
-            hit = self._where.pop(i, None)
-            if hit is None:
+        for seg in self._segments:
+            rows, _hit = seg.find(id_arr)
+            if rows.size == 0:
                 continue
-            seg, row = hit
-            seg.live[row] = False
-            dead_terms.append(seg.fwd_gids[seg.fwd_ptr[row] : seg.fwd_ptr[row + 1]])
-            self._total_len -= int(seg.doc_len[row])
-            removed += 1
+            seg.live[rows] = False
+            dead_terms.append(seg.terms_of(rows))
+            self._total_len -= int(seg.doc_len[rows].sum())
+            removed += int(rows.size)
         if removed:
             gids = np.concatenate(dead_terms)
             self._df[: len(self._vocab)] -= np.bincount(gids, minlength=len(self._vocab))
             self._n_live -= removed
-            empty = [s for s in self._segments if not s.live.any()]
-            if empty:
+            if any(not s.live.any() for s in self._segments):
                 self._segments = [s for s in self._segments if s.live.any()]
                 self._layout = None
             self._invalidate()
@@ -330,7 +330,7 @@ class Bm25Index:
     def optimize(self) -> None:
         """Merge every segment into one, dropping removed documents."""
         if len(self._segments) > 1 or any(not s.live.all() for s in self._segments):
-            self._replace(self._segments, _merge(self._segments))
+            self._replace(self._segments, merge(self._segments))
 
     @staticmethod
     def _check(ids: npt.ArrayLike, texts: Sequence[str]) -> IdArray:
@@ -341,7 +341,7 @@ class Bm25Index:
             raise InvalidInputError("every text must be a str")
         return id_arr
 
-    def _segment_for(self, ids: IdArray, texts: Sequence[str]) -> _Segment:
+    def _segment_for(self, ids: IdArray, texts: Sequence[str]) -> Segment:
         vocab = self._vocab
         put = vocab.setdefault
         docs = [self.analyzer(t) for t in texts]
@@ -357,20 +357,21 @@ class Bm25Index:
         keys, tf = np.unique(rows * width + gids, return_counts=True)
         fwd_rows = keys // width
         ptr = np.searchsorted(fwd_rows, np.arange(len(docs) + 1)).astype(np.int64)
-        return _Segment.from_forward(
-            ids, lens.astype(np.int32), ptr, (keys % width).astype(np.int64), tf.astype(np.int32)
+        return Segment.from_forward(
+            ids, lens.astype(np.int32), ptr, (keys % width).astype(np.int32), tf.astype(np.int32)
         )
 
-    def _add_segment(self, seg: _Segment) -> None:
+    def _grow_df(self) -> None:
         if self._df.size < len(self._vocab):
             grown = np.zeros(max(len(self._vocab), self._df.size * 2), dtype=np.int64)
             grown[: self._df.size] = self._df
             self._df = grown
+
+    def _add_segment(self, seg: Segment) -> None:
+        self._grow_df()
         self._df[: len(self._vocab)] += np.bincount(seg.fwd_gids, minlength=len(self._vocab))
         self._n_live += seg.size
         self._total_len += int(seg.doc_len.sum())
-        for row, i in enumerate(seg.ext_ids.tolist()):
-            self._where[i] = (seg, row)
         self._segments.append(seg)
         self._layout = None
         self._invalidate()
@@ -378,25 +379,24 @@ class Bm25Index:
     def _maybe_merge(self) -> None:
         if len(self._segments) <= self.max_segments:
             return
-        by_size = sorted(self._segments, key=_Segment.live_count)
+        by_size = sorted(self._segments, key=Segment.live_count)
         self._replace(by_size[: len(self._segments) - self.max_segments // 2 + 1], None)
 
-    def _replace(self, old: Sequence[_Segment], merged: _Segment | None) -> None:
-        merged = merged or _merge(old)
+    def _replace(self, old: Sequence[Segment], merged: Segment | None) -> None:
+        merged = merged or merge(old)
         gone = {id(s) for s in old}
         self._segments = [s for s in self._segments if id(s) not in gone]
         if merged.size:
             self._segments.append(merged)
-            for row, i in enumerate(merged.ext_ids.tolist()):
-                self._where[i] = (merged, row)
         self._layout = None
         self._invalidate()
 
     def _invalidate(self) -> None:
         self._postings.clear()
-        self._cached_postings = 0
-        self._everyone = None
-        self._views.clear()
+        self._weights.clear()
+        with self._views_lock:
+            self._everyone = None
+            self._views.clear()
         self._lookup = None
 
     # -- search -----------------------------------------------------------------------------
@@ -422,33 +422,27 @@ class Bm25Index:
         _ext, offsets = self._rows_layout()
         rows_parts, tf_parts, dl_parts = [], [], []
         for seg, offset in zip(self._segments, offsets, strict=False):
-            pos = int(np.searchsorted(seg.term_gids, gid))
-            if pos >= seg.term_gids.size or seg.term_gids[pos] != gid:
+            found = seg.postings(gid)
+            if found is None:
                 continue
-            lo, hi = seg.term_ptr[pos], seg.term_ptr[pos + 1]
-            rows = seg.post_rows[lo:hi]
+            rows, tf = found
             keep = seg.live[rows]
-            rows = rows[keep]
-            rows_parts.append(rows.astype(np.intp) + offset)
-            tf_parts.append(seg.post_tf[lo:hi][keep].astype(np.float32))
+            rows, tf = rows[keep], tf[keep]
+            rows_parts.append(rows + np.int32(offset))
+            tf_parts.append(tf.astype(np.float32))
             dl_parts.append(seg.doc_len[rows].astype(np.float32))
-        found = (
-            _Postings(
-                np.concatenate(rows_parts), np.concatenate(tf_parts), np.concatenate(dl_parts)
-            )
-            if rows_parts
-            else _Postings(np.empty(0, np.intp), np.empty(0, np.float32), np.empty(0, np.float32))
+        if not rows_parts:
+            return _NO_POSTINGS
+        postings = _Postings(
+            np.concatenate(rows_parts), np.concatenate(tf_parts), np.concatenate(dl_parts)
         )
-        if self._cached_postings + found.rows.size > _CACHE_LIMIT:
-            self._postings.clear()
-            self._cached_postings = 0
-        self._postings[gid] = found
-        self._cached_postings += found.rows.size
-        return found
+        self._postings.put(gid, postings, postings.nbytes)
+        return postings
 
     def _live_lookup(self) -> tuple[I64, npt.NDArray[np.intp], I32]:
         """``(live ids sorted, their rows, every row's length)``: ids to rows, for views."""
-        if self._lookup is None:
+        lookup = self._lookup
+        if lookup is None:
             ext, _offsets = self._rows_layout()
             live = (
                 np.concatenate([s.live for s in self._segments])
@@ -456,31 +450,33 @@ class Bm25Index:
                 else np.zeros(0, dtype=bool)
             )
             rows = np.flatnonzero(live)
-            order = np.argsort(ext[rows], kind="stable")  # radix sort: ids come mostly in order
+            order = np.argsort(ext[rows], kind="stable")  # sorted runs: one per segment
             lengths = (
                 np.concatenate([s.doc_len for s in self._segments])
                 if self._segments
                 else np.zeros(0, dtype=np.int32)
             )
-            self._lookup = (ext[rows][order], rows[order], lengths)
-        return self._lookup
+            lookup = self._lookup = (ext[rows][order], rows[order], lengths)
+        return lookup
 
     def _view(self, allow: IdFilter | None) -> _View:
         """The statistics ``allow``'s rows are scored with: N, the mean length and each
         term's document frequency are over those rows alone, so a caller's scores never
         depend on documents outside its permitted set. Cached per ``IdFilter`` object (build
         one per permitted set and reuse it) until the next write."""
-        if self._everyone is None:
+        everyone = self._everyone
+        if everyone is None:
             total = int(self._total_len)
             avgdl = (total / self._n_live if self._n_live else 1.0) or 1.0
-            self._everyone = _View(None, self._n_live, avgdl, self)
+            everyone = self._everyone = _View(None, self._n_live, avgdl, self)
         if allow is None:
-            return self._everyone
+            return everyone
         key = id(allow)
-        found = self._views.get(key)
-        if found is not None and found[0]() is allow:
-            self._views.move_to_end(key)
-            return found[1]
+        with self._views_lock:
+            found = self._views.get(key)
+            if found is not None and found[0]() is allow:
+                self._views.move_to_end(key)
+                return found[1]
         ids, rows_of, lengths = self._live_lookup()
         wanted = allow.ids
         if ids.size and wanted.size:
@@ -489,16 +485,17 @@ class Bm25Index:
         else:
             rows = np.empty(0, dtype=np.intp)
         if rows.size == self._n_live:
-            view = self._everyone  # every live row is permitted: the same statistics
+            view = everyone  # every live row is permitted: the same statistics
         else:
             mask = np.zeros(lengths.size, dtype=bool)
             mask[rows] = True
             n = int(rows.size)
             avgdl = (float(lengths[rows].sum(dtype=np.int64)) / n if n else 1.0) or 1.0
             view = _View(mask, n, avgdl, self)
-        self._views[key] = (weakref.ref(allow), view)
-        while len(self._views) > _VIEWS:
-            self._views.popitem(last=False)
+        with self._views_lock:
+            self._views[key] = (weakref.ref(allow), view)
+            while len(self._views) > _VIEWS:
+                self._views.popitem(last=False)
         return view
 
     def search(self, query: str, top_k: int, allow: IdFilter | None = None) -> LexicalHits:
@@ -511,18 +508,14 @@ class Bm25Index:
         view = self._view(allow)
         vocab = self._vocab
         ext, offsets = self._rows_layout()
-        scores = np.zeros(offsets[-1], dtype=np.float32)
-        touched = [np.empty(0, np.intp)]
-        for term in self.analyzer(query):
-            rows, w = view.weights(vocab.get(term, -1))
-            scores[rows] += w
-            touched.append(rows)
-        if self.idf == "lucene":  # every weight is positive: a matched row scores > 0
-            cand = np.flatnonzero(scores)
-        else:
-            cand = np.unique(np.concatenate(touched))
-        best = top_k_by_score_then_id(scores[cand], ext[cand], top_k)
-        return LexicalHits(scores[cand][best], ext[cand[best]])
+        occurrences = [view.term(vocab.get(term, -1)) for term in self.analyzer(query)]
+        if self.idf == "lucene":  # every weight is positive: the pruned exact top k
+            scores, ids = exact_top_k(occurrences, offsets[-1], ext, top_k)
+            return LexicalHits(scores, ids)
+        scores_all = scatter_scores(occurrences, offsets[-1])
+        cand = np.unique(np.concatenate([np.empty(0, np.intp), *(t.rows for t in occurrences)]))
+        best = top_k_by_score_then_id(scores_all[cand], ext[cand], top_k)
+        return LexicalHits(scores_all[cand][best], ext[cand[best]])
 
     def term_stats(self, term: str, allow: IdFilter | None = None) -> tuple[int, float]:
         """``(document frequency, idf)`` of an analysed term, over every live row or over
@@ -540,8 +533,7 @@ class Bm25Index:
         _ext, offsets = self._rows_layout()
         for seg, offset in zip(self._segments, offsets, strict=False):
             keep = seg.live & mask[offset : offset + seg.size]
-            gids = seg.fwd_gids[np.repeat(keep, np.diff(seg.fwd_ptr))]
-            counts += np.bincount(gids, minlength=len(self._vocab))
+            counts += np.bincount(seg.terms_of(np.flatnonzero(keep)), minlength=len(self._vocab))
         return counts
 
     # -- persistence ------------------------------------------------------------------------
@@ -615,7 +607,7 @@ class Bm25Index:
         index._vocab = {t: i for i, t in enumerate(terms)}
         index._df = np.zeros(max(len(terms), 1024), dtype=np.int64)
         for uid in uids:
-            seg = _Segment.read(path / m.files[f"segment:{uid}"], uid, masks[uid])
+            seg = Segment.read(path / m.files[f"segment:{uid}"], uid, masks[uid])
             if seg.fwd_gids.size and int(seg.fwd_gids.max()) >= len(terms):
                 raise CorruptIndexError(
                     f"BM25 segment {uid} uses terms missing from the vocabulary"
@@ -625,16 +617,17 @@ class Bm25Index:
             raise CorruptIndexError(
                 f"BM25 index at {path}: {index._n_live} live documents, manifest says {m.count}"
             )
+        ids = index.ids()
+        if ids.size > 1 and not (ids[1:] > ids[:-1]).all():
+            raise CorruptIndexError(f"BM25 index at {path}: an id is live in two segments")
         return index
 
-    def _load_segment(self, seg: _Segment) -> None:
-        counts = np.diff(seg.fwd_ptr)
-        live_gids = seg.fwd_gids[np.repeat(seg.live, counts)]
-        self._df[: len(self._vocab)] += np.bincount(live_gids, minlength=len(self._vocab))
+    def _load_segment(self, seg: Segment) -> None:
+        self._df[: len(self._vocab)] += np.bincount(
+            seg.terms_of(np.flatnonzero(seg.live)), minlength=len(self._vocab)
+        )
         self._n_live += seg.live_count()
         self._total_len += int(seg.doc_len[seg.live].sum())
-        for row in np.flatnonzero(seg.live).tolist():
-            self._where[int(seg.ext_ids[row])] = (seg, row)
         self._segments.append(seg)
         self._layout = None
         self._invalidate()

@@ -11,7 +11,15 @@ from indexes.errors import CorruptIndexError
 from indexes.persist import Manifest, load_array, read_manifest, save_array, write_index_dir
 from indexes.prep import VectorPrep
 from indexes.store import VectorStore
-from indexes.types import IdArray, IdFilter, Metric, SearchResult, check_ids, pad_result
+from indexes.types import (
+    FloatArray,
+    IdArray,
+    IdFilter,
+    Metric,
+    SearchResult,
+    check_ids,
+    pad_result,
+)
 
 
 class ExactIndex:
@@ -39,6 +47,9 @@ class ExactIndex:
 
     def ids(self) -> IdArray:
         return self._store.sorted_ids().copy()
+
+    def vectors(self, ids: npt.ArrayLike) -> FloatArray:
+        return self._store.get(check_ids(ids)).copy()
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
         id_arr, vecs = self._prep.vectors(ids, vectors)

@@ -109,6 +109,9 @@ class IvfPqIndex:
     def ids(self) -> IdArray:
         return self._store.sorted_ids().copy()
 
+    def vectors(self, ids: npt.ArrayLike) -> FloatArray:
+        return self._store.get(check_ids(ids)).copy()
+
     # -- writes -----------------------------------------------------------------------------
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:

@@ -14,7 +14,7 @@ from typing import Protocol, Self, runtime_checkable
 
 import numpy.typing as npt
 
-from indexes.types import IdArray, IdFilter, LexicalHits, Metric, SearchResult
+from indexes.types import FloatArray, IdArray, IdFilter, LexicalHits, Metric, SearchResult
 
 
 @runtime_checkable
@@ -35,6 +35,11 @@ class VectorIndex(Protocol):
 
     def ids(self) -> IdArray:
         """Every id currently in the index, sorted."""
+        ...
+
+    def vectors(self, ids: npt.ArrayLike) -> FloatArray:
+        """The stored vectors of ``ids`` (unit length for cosine); ``KeyError`` if one is
+        absent. For integrity checks against the source of truth."""
         ...
 
     def add(self, ids: npt.ArrayLike, vectors: npt.ArrayLike) -> None:
@@ -74,6 +79,10 @@ class LexicalIndex(Protocol):
     def __contains__(self, item: object) -> bool: ...
 
     def ids(self) -> IdArray: ...
+
+    def terms(self, ids: npt.ArrayLike) -> list[dict[str, int]]:
+        """Each id's analysed terms and their frequencies as indexed (``{}`` if absent)."""
+        ...
 
     def add(self, ids: npt.ArrayLike, texts: Sequence[str]) -> None: ...
 

@@ -61,7 +61,8 @@ class IdFilter:
         arr = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids), dtype=np.int64)
         if arr.ndim != 1:
             raise InvalidInputError("IdFilter takes a one-dimensional collection of ids")
-        self._ids: IdArray = np.unique(arr)
+        ordered = arr.size < 2 or bool((arr[1:] > arr[:-1]).all())  # ids from SQL often are
+        self._ids: IdArray = arr.copy() if ordered else np.unique(arr)
         self._set: frozenset[int] | None = None
 
     @property

@@ -13,6 +13,8 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,6 +63,7 @@ class ReconcileReport:
     lexical_added: int = 0
     lexical_removed: int = 0
     rebuilt: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)  # load, reconcile, save
 
     @property
     def changed(self) -> bool:
@@ -70,6 +73,34 @@ class ReconcileReport:
             or self.lexical_added
             or self.lexical_removed
             or self.rebuilt
+        )
+
+
+@dataclass
+class AuditReport:
+    """Every chunk SQL holds, compared in full with what each index holds for it."""
+
+    collection: str
+    documents: int
+    chunks: int
+    half_written_documents: list[int]  # SQL: chunk rows that disagree with the document
+    missing: dict[str, int]  # chunks an index lacks, per index
+    extra: dict[str, int]  # ids an index has and SQL does not, per index
+    vector_mismatches: list[int]  # the dense index holds another vector
+    postings_mismatches: list[int]  # BM25 holds other terms or frequencies
+    lexical_problems: list[str]  # BM25's own statistics against a recount
+    damaged_documents: int  # documents with any chunk missing or wrong in any index
+
+    @property
+    def ok(self) -> bool:
+        return not (
+            self.half_written_documents
+            or any(self.missing.values())
+            or any(self.extra.values())
+            or self.vector_mismatches
+            or self.postings_mismatches
+            or self.lexical_problems
+            or self.damaged_documents
         )
 
 
@@ -272,6 +303,7 @@ class CollectionIndexes:
     ) -> tuple[CollectionIndexes, ReconcileReport]:
         if in_database(store):
             return cls.open_in_database(root, info, store, repair=repair)
+        started = time.perf_counter()
         report = ReconcileReport()
         dense_dir, lexical_dir = root / info.dense_name, root / "bm25"
         dense: VectorIndex
@@ -296,9 +328,16 @@ class CollectionIndexes:
                 log.warning("BM25 index of %s unreadable: rebuilding from SQL", info.name)
             lexical = Bm25Index()
         indexes = cls(root, info, dense, lexical)
+        loaded = time.perf_counter()
         indexes.reconcile(store, report)
+        reconciled = time.perf_counter()
         if report.changed:
             indexes.save()
+        report.seconds = {
+            "load": loaded - started,
+            "reconcile": reconciled - loaded,
+            "save": time.perf_counter() - reconciled,
+        }
         return indexes, report
 
     def reconcile(self, store: Store, report: ReconcileReport) -> None:
@@ -372,6 +411,76 @@ class CollectionIndexes:
             vector_mismatches=mismatches[:20],
             sampled=int(picked.size),
             recovered=recovered,
+        )
+
+    def audit(self, store: Store) -> AuditReport:
+        """Compare every chunk SQL holds with every index, in full: ids both ways, each
+        chunk's vector, each chunk's BM25 terms and frequencies (against the analyzer run on
+        its text again) and BM25's statistics against a recount; and, in SQL, documents whose
+        chunk rows are not all there. Slower than ``check`` (it reads every chunk): for
+        crash tests and ``index check --deep``."""
+        from sqlalchemy import func, select
+
+        from ragstack.store.models import ChunkRow, DocumentRow
+
+        c, d = ChunkRow.__table__, DocumentRow.__table__  # type: ignore[attr-defined]
+        with store.engine.connect() as conn:
+            docs = {int(i): int(n) for i, n in conn.execute(
+                select(d.c.id, d.c.chunk_count).where(d.c.collection_id == self.info.id)
+            )}  # fmt: skip
+            owner = {int(i): int(doc) for i, doc in conn.execute(
+                select(c.c.id, c.c.document_id).where(c.c.collection_id == self.info.id)
+            )}  # fmt: skip
+            rows = dict(conn.execute(
+                select(c.c.document_id, func.count())
+                .where(c.c.collection_id == self.info.id)
+                .group_by(c.c.document_id)
+            ).all())  # fmt: skip
+        half = sorted(i for i, n in docs.items() if rows.get(i, 0) != n)
+        sql_ids = np.array(sorted(owner), dtype=np.int64)
+        d_missing, d_extra = _diff(sql_ids, self.dense.ids())
+        l_missing, l_extra = _diff(sql_ids, self.lexical.ids())
+        bad: set[int] = set(d_missing.tolist()) | set(l_missing.tolist())
+        vec_bad: list[int] = []
+        post_bad: list[int] = []
+        analyzer = cast(Any, self.lexical).analyzer
+        have_dense = np.setdiff1d(sql_ids, d_missing, assume_unique=True)
+        have_lexical = set(np.setdiff1d(sql_ids, l_missing, assume_unique=True).tolist())
+        for start in range(0, have_dense.size, 5000):
+            ids, vectors, texts = store.chunk_payloads(
+                have_dense[start : start + 5000].tolist(), self.info.dim
+            )
+            norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+            want = vectors / np.where(norms > 0, norms, 1.0)
+            got = self.dense.vectors(ids)
+            close = np.abs(got - want).max(axis=1) <= 1e-5
+            vec_bad += ids[~close].tolist()
+            lexical_ids = [i for i in ids.tolist() if i in have_lexical]
+            held = self.lexical.terms(lexical_ids)
+            text_of = dict(zip(ids.tolist(), texts, strict=True))
+            for cid, terms in zip(lexical_ids, held, strict=True):
+                if terms != dict(Counter(analyzer(text_of[cid]))):
+                    post_bad.append(cid)
+        # chunks the dense index lacks were never compared with BM25: compare them too
+        for start in range(0, d_missing.size, 5000):
+            part = [i for i in d_missing[start : start + 5000].tolist() if i in have_lexical]
+            ids, _vectors, texts = store.chunk_payloads(part, self.info.dim)
+            for cid, terms, text in zip(ids.tolist(), self.lexical.terms(ids), texts, strict=True):
+                if terms != dict(Counter(analyzer(text))):
+                    post_bad.append(cid)
+        bad |= set(vec_bad) | set(post_bad)
+        lexical_problems = self.lexical.audit() if hasattr(self.lexical, "audit") else []
+        return AuditReport(
+            collection=self.info.name,
+            documents=len(docs),
+            chunks=int(sql_ids.size),
+            half_written_documents=half[:20],
+            missing={"dense": int(d_missing.size), "bm25": int(l_missing.size)},
+            extra={"dense": int(d_extra.size), "bm25": int(l_extra.size)},
+            vector_mismatches=vec_bad[:20],
+            postings_mismatches=post_bad[:20],
+            lexical_problems=lexical_problems,
+            damaged_documents=len({owner[i] for i in bad} | set(half)),
         )
 
 

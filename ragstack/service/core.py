@@ -27,6 +27,9 @@ class ServiceCore:
     """State every capability shares: settings, the store, the components, and the
     per-process caches keyed by collection generation."""
 
+    # permitted sets kept per process, by their bytes (a million permitted chunks: 8 MB)
+    permitted_cache_bytes = 256 << 20
+
     def __init__(self, settings: Settings, store: Store, components: Components) -> None:
         self.settings = settings
         self.store = store
@@ -34,6 +37,7 @@ class ServiceCore:
         self._readers: dict[int, tuple[int, CollectionIndexes]] = {}
         self._group_maps: dict[tuple[int, int, str], dict[int, str]] = {}
         self._allowed: OrderedDict[tuple[object, ...], IdFilter | SqlAllow] = OrderedDict()
+        self._allowed_bytes = 0
         self._views: OrderedDict[tuple[object, ...], str] = OrderedDict()
         self._lock = threading.RLock()
         self._files = not in_database(store)  # indexes in files (SQLite) or in the database
@@ -141,10 +145,21 @@ class ServiceCore:
                 return found
         allow = permitted_chunks(self.store, info.id, principals, tenant=tenant, filters=filters)
         with self._lock:
+            raced = self._allowed.get(key)
+            if raced is not None:  # another request built it meanwhile: share one object
+                return raced
             self._allowed[key] = allow
-            while len(self._allowed) > 256:
-                self._allowed.popitem(last=False)
+            self._allowed_bytes += _nbytes(allow)
+            while self._allowed_bytes > self.permitted_cache_bytes and len(self._allowed) > 1:
+                _key, old = self._allowed.popitem(last=False)
+                self._allowed_bytes -= _nbytes(old)
         return allow
+
+    def clear_permitted(self) -> None:
+        """Forget every cached permitted set (what a cold start has; benchmarks time it)."""
+        with self._lock:
+            self._allowed.clear()
+            self._allowed_bytes = 0
 
     def _view(
         self,
@@ -172,3 +187,8 @@ class ServiceCore:
             while len(self._views) > 256:
                 self._views.popitem(last=False)
         return digest
+
+
+def _nbytes(allow: IdFilter | SqlAllow) -> int:
+    """What a cached permitted set costs (a query object: a nominal kilobyte)."""
+    return allow.ids.nbytes + 64 if isinstance(allow, IdFilter) else 1024

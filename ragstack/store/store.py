@@ -19,6 +19,7 @@ import numpy.typing as npt
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -387,11 +388,15 @@ class Store:
         """Insert or replace documents with their chunks and ACLs, in one transaction (with
         ``index``'s writes, when the indexes live in the database, and with ``shadow``: the
         chunks' vectors under the model a live re-embed moves the collection to,
-        ``(model id, one vector per chunk of the drafts, in order)``)."""
-        results = []
+        ``(model id, one vector per chunk of the drafts, in order)``). A batch costs a few
+        statements, not a few per document (``_write_batch``)."""
+        results: list[WriteResult] = []
         with self.session() as s:
-            for d in drafts:
-                results.append(self._write_one(s, collection_id, d))
+            keys = [(d.namespace, d.uri) for d in drafts]
+            if len(set(keys)) == len(keys):
+                results = self._write_batch(s.connection(), collection_id, drafts)
+            else:  # a document twice in one batch: the later replaces the earlier, in order
+                results = [self._write_batch(s.connection(), collection_id, [d])[0] for d in drafts]
             if shadow is not None and results:
                 from ragstack.store.shadow import insert_shadow
 
@@ -423,83 +428,122 @@ class Store:
             s.commit()
         return results
 
-    def _write_one(self, s: Session, collection_id: int, d: DocumentDraft) -> WriteResult:
-        existing = s.execute(
-            select(col(DocumentRow.id)).where(
-                col(DocumentRow.collection_id) == collection_id,
-                col(DocumentRow.namespace) == d.namespace,
-                col(DocumentRow.uri) == d.uri,
+    @staticmethod
+    def _write_batch(
+        conn: Connection, collection_id: int, drafts: Sequence[DocumentDraft]
+    ) -> list[WriteResult]:
+        """Documents of distinct ``(namespace, uri)``: the ones present are replaced (their
+        chunks and ACL rows deleted, their row updated), the others inserted; then every
+        ACL row and every chunk in one statement each. Core, in the caller's transaction."""
+        d_t, c_t, a_t = (m.__table__ for m in (DocumentRow, ChunkRow, AclRow))  # type: ignore[attr-defined]
+        existing: dict[tuple[str, str], int] = {}
+        by_namespace: dict[str, list[str]] = {}
+        for d in drafts:
+            by_namespace.setdefault(d.namespace, []).append(d.uri)
+        for namespace, uris in by_namespace.items():
+            for i in range(0, len(uris), 500):
+                rows = conn.execute(
+                    select(d_t.c.id, d_t.c.uri).where(
+                        d_t.c.collection_id == collection_id,
+                        d_t.c.namespace == namespace,
+                        d_t.c.uri.in_(uris[i : i + 500]),
+                    )
+                )
+                existing.update({(namespace, uri): int(doc_id) for doc_id, uri in rows})
+        now = utcnow()
+
+        def values(d: DocumentDraft) -> dict[str, Any]:
+            return dict(
+                collection_id=collection_id,
+                source=d.source,
+                namespace=d.namespace,
+                uri=d.uri,
+                version=d.version,
+                title=d.title,
+                mime=d.mime,
+                meta=json.dumps(d.meta, sort_keys=True),
+                tenant=d.tenant,
+                text=d.text,
+                size_bytes=d.size_bytes,
+                chunk_count=len(d.chunks),
+                flagged_chunks=sum(c.instruction_like for c in d.chunks),
+                pii_counts=json.dumps(d.pii_counts, sort_keys=True),
+                updated_at=now,
             )
-        ).scalar_one_or_none()
-        removed = np.empty(0, dtype=np.int64)
-        values = dict(
-            collection_id=collection_id,
-            source=d.source,
-            namespace=d.namespace,
-            uri=d.uri,
-            version=d.version,
-            title=d.title,
-            mime=d.mime,
-            meta=json.dumps(d.meta, sort_keys=True),
-            tenant=d.tenant,
-            text=d.text,
-            size_bytes=d.size_bytes,
-            chunk_count=len(d.chunks),
-            flagged_chunks=sum(c.instruction_like for c in d.chunks),
-            pii_counts=json.dumps(d.pii_counts, sort_keys=True),
-            updated_at=utcnow(),
-        )
-        if existing is None:
-            doc_id = int(
-                s.execute(
-                    insert(DocumentRow).values(**values).returning(col(DocumentRow.id))
-                ).scalar_one()
-            )
-        else:
-            doc_id = int(existing)
-            removed = np.array(
-                s.execute(select(col(ChunkRow.id)).where(col(ChunkRow.document_id) == doc_id))
-                .scalars()
-                .all(),
-                dtype=np.int64,
-            )
-            s.execute(delete(ChunkRow).where(col(ChunkRow.document_id) == doc_id))
-            s.execute(delete(AclRow).where(col(AclRow.document_id) == doc_id))
-            s.execute(update(DocumentRow).where(col(DocumentRow.id) == doc_id).values(**values))
-        if d.principals:
-            s.execute(
-                insert(AclRow),
-                [{"document_id": doc_id, "principal": p} for p in sorted(d.principals)],
-            )
-        added = np.empty(0, dtype=np.int64)
-        if d.chunks:
-            rows = [
-                {
-                    "collection_id": collection_id,
-                    "document_id": doc_id,
-                    "ordinal": c.ordinal,
-                    "text": c.text,
-                    "text_hash": c.text_hash,
-                    "section": c.section,
-                    "page": c.page,
-                    "char_start": c.char_start,
-                    "char_end": c.char_end,
-                    "token_count": c.token_count,
-                    "instruction_like": c.instruction_like,
-                    "ocr": c.ocr,
-                    "embedding": np.ascontiguousarray(c.embedding, dtype=np.float32).tobytes(),
-                }
-                for c in d.chunks
-            ]
-            ids = (
-                s.execute(
-                    insert(ChunkRow).returning(col(ChunkRow.id), sort_by_parameter_order=True), rows
+
+        replaced = [
+            existing[(d.namespace, d.uri)] for d in drafts if (d.namespace, d.uri) in existing
+        ]
+        removed: dict[int, list[int]] = {doc_id: [] for doc_id in replaced}
+        for i in range(0, len(replaced), 500):
+            part = replaced[i : i + 500]
+            for cid, doc_id in conn.execute(
+                select(c_t.c.id, c_t.c.document_id).where(c_t.c.document_id.in_(part))
+            ):
+                removed[int(doc_id)].append(int(cid))
+            conn.execute(delete(c_t).where(c_t.c.document_id.in_(part)))
+            conn.execute(delete(a_t).where(a_t.c.document_id.in_(part)))
+        if replaced:
+            conn.execute(
+                update(d_t).where(d_t.c.id == bindparam("doc_id")),
+                [{"doc_id": existing[(d.namespace, d.uri)], **values(d)}
+                 for d in drafts if (d.namespace, d.uri) in existing],
+            )  # fmt: skip
+        fresh = [d for d in drafts if (d.namespace, d.uri) not in existing]
+        if fresh:
+            new_ids = (
+                conn.execute(
+                    insert(d_t).returning(d_t.c.id, sort_by_parameter_order=True),
+                    [{**values(d), "created_at": now} for d in fresh],
                 )
                 .scalars()
                 .all()
             )
-            added = np.array(ids, dtype=np.int64)
-        return WriteResult(doc_id, added, removed)
+            existing.update(
+                {(d.namespace, d.uri): int(i) for d, i in zip(fresh, new_ids, strict=True)}
+            )
+        doc_ids = [existing[(d.namespace, d.uri)] for d in drafts]
+        acl = [
+            {"document_id": doc_id, "principal": p}
+            for doc_id, d in zip(doc_ids, drafts, strict=True)
+            for p in sorted(d.principals)
+        ]
+        if acl:
+            conn.execute(insert(a_t), acl)
+        chunk_rows = [
+            {
+                "collection_id": collection_id,
+                "document_id": doc_id,
+                "ordinal": c.ordinal,
+                "text": c.text,
+                "text_hash": c.text_hash,
+                "section": c.section,
+                "page": c.page,
+                "char_start": c.char_start,
+                "char_end": c.char_end,
+                "token_count": c.token_count,
+                "instruction_like": c.instruction_like,
+                "ocr": c.ocr,
+                "embedding": np.ascontiguousarray(c.embedding, dtype=np.float32).tobytes(),
+            }
+            for doc_id, d in zip(doc_ids, drafts, strict=True)
+            for c in d.chunks
+        ]
+        chunk_ids = (
+            conn.execute(insert(c_t).returning(c_t.c.id, sort_by_parameter_order=True), chunk_rows)
+            .scalars()
+            .all()
+            if chunk_rows
+            else []
+        )
+        results, pos = [], 0
+        for doc_id, d in zip(doc_ids, drafts, strict=True):
+            added = np.array(chunk_ids[pos : pos + len(d.chunks)], dtype=np.int64)
+            pos += len(d.chunks)
+            results.append(
+                WriteResult(doc_id, added, np.array(removed.get(doc_id, []), dtype=np.int64))
+            )
+        return results
 
     def delete_documents(
         self,

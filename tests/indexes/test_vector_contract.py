@@ -731,10 +731,13 @@ def test_missing_or_corrupt_data_files(index: VectorIndex, tmp_path: Path) -> No
     # well-formed arrays that disagree with the manifest
     index.save(target)
     gen = sorted(target.glob("gen-*"))[-1]
-    vectors = np.load(gen / "vectors.npy")
-    np.save(gen / "vectors.npy", vectors[:-1])
-    with pytest.raises(CorruptIndexError):
-        cls.load(target)
+    for name in ("vectors.npy", "labels.npy", "live.npy"):
+        if (gen / name).exists():
+            array = np.load(gen / name)
+            np.save(gen / name, array[:-1])
+            with pytest.raises(CorruptIndexError):
+                cls.load(target)
+            np.save(gen / name, array)
 
 
 def test_crashed_save_keeps_the_previous_index(
