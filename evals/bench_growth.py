@@ -206,9 +206,13 @@ def service_for(spec: dict[str, Any]) -> Any:
     from ragstack.app import build
     from ragstack.config import Settings
 
-    settings = Settings(data_dir=Path(spec["data_dir"]), principal=OWNER,
-                        **({"database_url": spec["database_url"]} if spec.get("database_url")
-                           else {}))  # fmt: skip
+    url = spec.get("database_url")
+    data_dir = Path(spec["data_dir"])
+    settings = (
+        Settings(data_dir=data_dir, principal=OWNER, database_url=url)
+        if url
+        else Settings(data_dir=data_dir, principal=OWNER)
+    )
     return build(settings)
 
 
@@ -306,8 +310,11 @@ def curve(
 
     shutil.rmtree(data_dir, ignore_errors=True)
     data_dir.mkdir(parents=True)
-    settings = Settings(data_dir=data_dir, principal=OWNER,
-                        **({"database_url": database_url} if database_url else {}))  # fmt: skip
+    settings = (
+        Settings(data_dir=data_dir, principal=OWNER, database_url=database_url)
+        if database_url
+        else Settings(data_dir=data_dir, principal=OWNER)
+    )
     svc = build_service(settings)
     svc.create_collection(NAME, owner=OWNER, vector_backend="hnsw")
     corpus = Corpus()
@@ -385,12 +392,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.child:
         spec = json.loads(args.spec.read_text(encoding="utf-8"))
         if args.child == "measure":
-            result = measure(spec)
+            child = measure(spec)
         else:
             from evals.crashes import verify
 
-            result = verify(spec)
-        print(json.dumps(result))
+            child = verify(spec)
+        print(json.dumps(child))
         return
     rep = Reporter(args.json)
     started = time.perf_counter()

@@ -86,7 +86,7 @@ def bench_vectors(name: str, x: F32, q: F32, rep: Reporter, ivf_threshold: int) 
     import faiss
 
     raw = hnsw.raw()
-    raw_params = faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[call-arg]
+    raw_params = faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[attr-defined]
     ours_qps, raw_qps = paired_rates(
         lambda i: hnsw.search(q[i : i + 1], K),
         lambda i: raw.search(q[i : i + 1], K, params=raw_params),

@@ -89,7 +89,9 @@ def copy_collection(src: Ragstack, dst: Ragstack, name: str) -> None:
         dim=info.dim, vector_backend=info.vector_backend, pii_mode=info.pii_mode,
         pii_ner=info.pii_ner, default_acl=info.default_acl,
     )  # fmt: skip
-    d, c, a = (m.__table__ for m in (DocumentRow, ChunkRow, AclRow))  # type: ignore[attr-defined]
+    d = DocumentRow.__table__  # type: ignore[attr-defined]
+    c = ChunkRow.__table__  # type: ignore[attr-defined]
+    a = AclRow.__table__  # type: ignore[attr-defined]
     with src.store.engine.connect() as conn:
         docs = conn.execute(select(d).where(d.c.collection_id == info.id).order_by(d.c.id)).all()
         chunks: dict[int, list[Any]] = {}

@@ -71,8 +71,9 @@ class Corpus:
     @cached_property
     def _cdf(self) -> npt.NDArray[np.float64]:
         p = np.arange(1, self.vocabulary + 1, dtype=np.float64) ** -EXPONENT
-        cdf = np.cumsum(p)
-        return cdf / cdf[-1]
+        cdf: npt.NDArray[np.float64] = np.cumsum(p)
+        cdf /= cdf[-1]
+        return cdf
 
     def tokens(self, rng: np.random.Generator, count: int) -> npt.NDArray[np.intp]:
         """``count`` word indexes (0 = the most common word) drawn from the Zipf law."""

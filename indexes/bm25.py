@@ -175,7 +175,7 @@ class _View:
         self.index._weights.put(key, entry, entry.nbytes)
         return entry
 
-    def weights(self, gid: int) -> tuple[I32, F32]:
+    def weights(self, gid: int) -> tuple[npt.NDArray[np.integer], F32]:
         """``term``'s ``(rows, weights)``."""
         t = self.term(gid)
         return t.rows, t.w

@@ -116,7 +116,8 @@ def _candidates(occurrences: Sequence[TermWeights], top_k: int) -> npt.NDArray[n
     bound = {id(t): t.ub * count[id(t)] * (1 + _MARGIN) for t in distinct}
     total = sum(bound.values())
     # non-essential: the weakest terms, while their largest weights together stay below theta
-    lifting, below = [], 0.0
+    lifting: list[TermWeights] = []
+    below = 0.0
     for t in sorted(distinct, key=lambda t: bound[id(t)]):
         if not lifting and below + bound[id(t)] < theta - slack:
             below += bound[id(t)]

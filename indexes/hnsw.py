@@ -113,7 +113,7 @@ class HnswIndex:
         graph = faiss.IndexHNSWFlat(self.dim, self.params["m"], faiss.METRIC_INNER_PRODUCT)
         graph.hnsw.efConstruction = self.params["ef_construction"]
         graph.hnsw.efSearch = self.params["ef_search"]
-        graph.hnsw.rng = faiss.RandomGenerator(self.params["seed"])
+        graph.hnsw.rng = faiss.RandomGenerator(self.params["seed"])  # type: ignore[attr-defined]
         return graph
 
     @property
@@ -168,7 +168,8 @@ class HnswIndex:
         if self._xb is None:
             n = int(self._graph.ntotal)
             storage = faiss.downcast_index(self._graph.storage)
-            flat = faiss.rev_swig_ptr(storage.get_xb(), n * self.dim) if n else np.empty(0)
+            xb = storage.get_xb()  # type: ignore[attr-defined]
+            flat = faiss.rev_swig_ptr(xb, n * self.dim) if n else np.empty(0)
             self._xb = np.asarray(flat, dtype=np.float32).reshape(n, self.dim)
         return self._xb
 
@@ -284,7 +285,7 @@ class HnswIndex:
         ef = max(self.ef_search, top_k)
         if permitted is not None and share < 1.0:
             ef = min(self.overfetch_limit, math.ceil(ef / share))
-        params = faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[call-arg]
+        params = faiss.SearchParametersHNSW(efSearch=ef)  # type: ignore[attr-defined]
         if permitted is not None:
             params.sel = permitted.selector()
         scores, rows = self._graph.search(q[None, :], top_k, params=params)

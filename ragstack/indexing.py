@@ -431,7 +431,7 @@ class CollectionIndexes:
             owner = {int(i): int(doc) for i, doc in conn.execute(
                 select(c.c.id, c.c.document_id).where(c.c.collection_id == self.info.id)
             )}  # fmt: skip
-            rows = dict(conn.execute(
+            rows: dict[int, int] = dict(conn.execute(
                 select(c.c.document_id, func.count())
                 .where(c.c.collection_id == self.info.id)
                 .group_by(c.c.document_id)

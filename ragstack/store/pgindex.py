@@ -54,7 +54,6 @@ from sqlalchemy import (
     column,
     delete,
     func,
-    insert,
     literal_column,
     select,
     update,
@@ -257,8 +256,9 @@ class PgVectorIndex:
         # COPY in PostgreSQL's binary format, built by numpy: a row is its field count, then
         # each field's length and bytes (bigint; pgvector's vector: dim, 0, float4s), all
         # big-endian. Tens of times faster than one INSERT per row.
-        row = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"), ("vec_len", ">i4"),
-                        ("dim", ">i2"), ("unused", ">i2"), ("vec", ">f4", (self._dim,))])  # fmt: skip
+        row = np.dtype([("fields", ">i2"), ("id_len", ">i4"), ("id", ">i8"),
+                        ("vec_len", ">i4"), ("dim", ">i2"), ("unused", ">i2"),
+                        ("vec", ">f4", (self._dim,))])  # fmt: skip
         body = np.zeros(len(id_list), dtype=row)
         body["fields"], body["id_len"], body["id"] = 2, 8, id_list
         body["vec_len"], body["dim"], body["vec"] = 4 + 4 * self._dim, self._dim, vecs

@@ -435,7 +435,9 @@ class Store:
         """Documents of distinct ``(namespace, uri)``: the ones present are replaced (their
         chunks and ACL rows deleted, their row updated), the others inserted; then every
         ACL row and every chunk in one statement each. Core, in the caller's transaction."""
-        d_t, c_t, a_t = (m.__table__ for m in (DocumentRow, ChunkRow, AclRow))  # type: ignore[attr-defined]
+        d_t = DocumentRow.__table__  # type: ignore[attr-defined]
+        c_t = ChunkRow.__table__  # type: ignore[attr-defined]
+        a_t = AclRow.__table__  # type: ignore[attr-defined]
         existing: dict[tuple[str, str], int] = {}
         by_namespace: dict[str, list[str]] = {}
         for d in drafts:

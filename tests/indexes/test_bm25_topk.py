@@ -12,7 +12,9 @@ from indexes.bm25_topk import TermWeights, _candidates, exact_top_k, scatter_sco
 from indexes.types import top_k_by_score_then_id
 
 
-def plain(occurrences: list[TermWeights], n: int, ext: np.ndarray, k: int) -> tuple:
+def plain(
+    occurrences: list[TermWeights], n: int, ext: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     scores = scatter_scores(occurrences, n)
     rows = np.flatnonzero(scores)
     best = top_k_by_score_then_id(scores[rows], ext[rows], k)
