@@ -110,7 +110,7 @@ def copy_collection(src: Ragstack, dst: Ragstack, name: str) -> None:
         size_bytes=doc.size_bytes, pii_counts=json.loads(doc.pii_counts),
         chunks=[ChunkDraft(ch.ordinal, ch.text, ch.text_hash, ch.section, ch.page,
                            ch.char_start, ch.char_end, ch.token_count, ch.instruction_like,
-                           np.frombuffer(ch.embedding, dtype=np.float32))
+                           np.frombuffer(ch.embedding, dtype=np.float32), ocr=ch.ocr)
                 for ch in chunks.get(int(doc.id), [])],
     ) for doc in docs]  # fmt: skip
     indexes, _ = dst.open_indexes(target)
