@@ -252,13 +252,20 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         for mode in MODES:
             for i in range(min(20, len(texts))):  # warm: caches a steady state has
                 search(i, mode)
-            lat = []
+            lat, stages = [], []
             for i in range(len(texts)):
                 t0 = time.perf_counter()
-                search(i, mode)
+                response = search(i, mode)
                 lat.append((time.perf_counter() - t0) * 1000)
+                stages.append(response.timings_ms)
             row[f"{mode}_p50_ms"] = statistics.median(lat)
             row[f"{mode}_p95_ms"] = percentile(lat, 95)
+            # where the time goes: each stage's median (the profile of this cell)
+            row[f"{mode}_stages_ms"] = {
+                k: round(statistics.median(s.get(k, 0.0) for s in stages), 3)
+                for k in stages[0]
+                if k.endswith("_ms") and k != "total_ms"
+            }
         truth = spec["truth"][width]
         hits = 0
         for i, want in enumerate(truth):
@@ -360,6 +367,14 @@ def report_size(rep: Reporter, backend: str, row: dict[str, Any]) -> None:
           r["first_search_ms"], r["bm25_p50_ms"], r["bm25_p95_ms"], r["dense_p50_ms"],
           r["dense_p95_ms"], r["hybrid_p50_ms"], r["hybrid_p95_ms"], r["recall_at_10"]]
          for w, r in row["widths"].items()],
+    )  # fmt: skip
+    stages = sorted({k for r in row["widths"].values() for m in MODES
+                     for k in r.get(f"{m}_stages_ms", {})})  # fmt: skip
+    rep.table(
+        f"{backend}, {row['chunks']:,} chunks: where a search's time goes (median ms per stage)",
+        ["permitted", "mode", *[k.removesuffix("_ms") for k in stages]],
+        [[w, m, *[r[f"{m}_stages_ms"].get(k, 0.0) for k in stages]]
+         for w, r in row["widths"].items() for m in MODES if f"{m}_stages_ms" in r],
     )  # fmt: skip
 
 

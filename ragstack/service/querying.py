@@ -109,6 +109,7 @@ class SearchMixin(ServiceCore):
             query_vector = None  # embedded with the model the collection just left
         filters = filters or Filters()
         fusion = fusion or Fusion.from_json(self.store.get_setting(info.id, "fusion"))
+        clock.lap("lookup_ms")  # the collection, its indexes and settings
         allow = self._permitted(info, principals, tenant, filters)
         clock.lap("acl_ms")
         qvec = query_vector
