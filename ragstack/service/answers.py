@@ -48,7 +48,7 @@ class AnswersMixin(SearchMixin):
             raise InputError(f"generator must be extractive, local or remote, not {name!r}")
         generator = self.c.generator_for(name)
         clock.set(generator=name, follow_up=bool(request.history))
-        fusion = Fusion.from_json(self.store.get_setting(info.id, "fusion"))
+        fusion = Fusion.from_json(self._setting(info, "fusion"))
         # cached and logged only redacted; retrieval sees the same text
         question = self._standalone(info, request, generator)
         if request.history:

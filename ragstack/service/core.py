@@ -36,6 +36,7 @@ class ServiceCore:
         self.c = components
         self._readers: dict[int, tuple[int, CollectionIndexes]] = {}
         self._group_maps: dict[tuple[int, int, str], dict[int, str]] = {}
+        self._settings: dict[tuple[int, int, str], str | None] = {}
         self._allowed: OrderedDict[tuple[object, ...], IdFilter | SqlAllow] = OrderedDict()
         self._allowed_bytes = 0
         self._views: OrderedDict[tuple[object, ...], str] = OrderedDict()
@@ -122,6 +123,23 @@ class ServiceCore:
                 self._group_maps = {k: v for k, v in self._group_maps.items() if k[0] != info.id}
                 self._group_maps[cache_key] = found
         return found
+
+    def _setting(self, info: CollectionInfo, key: str) -> str | None:
+        """A collection setting as of ``info``'s generation (setting one bumps it), read from
+        SQL once per generation instead of on every search."""
+        cache_key = (info.id, info.generation, key)
+        with self._lock:
+            if cache_key in self._settings:
+                return self._settings[cache_key]
+        value = self.store.get_setting(info.id, key)
+        with self._lock:
+            self._settings = {
+                k: v
+                for k, v in self._settings.items()
+                if k[0] != info.id or k[1] >= info.generation
+            }
+            self._settings[cache_key] = value
+        return value
 
     def _permitted(
         self,

@@ -108,7 +108,7 @@ class SearchMixin(ServiceCore):
         if vector_model is not None and vector_model != info.embedder_id:
             query_vector = None  # embedded with the model the collection just left
         filters = filters or Filters()
-        fusion = fusion or Fusion.from_json(self.store.get_setting(info.id, "fusion"))
+        fusion = fusion or Fusion.from_json(self._setting(info, "fusion"))
         clock.lap("lookup_ms")  # the collection, its indexes and settings
         allow = self._permitted(info, principals, tenant, filters)
         clock.lap("acl_ms")

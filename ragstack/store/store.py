@@ -277,6 +277,8 @@ class Store:
         return str(value) if value is not None else None
 
     def set_setting(self, collection_id: int, key: str, value: str) -> None:
+        """Set one of the collection's settings; its generation moves with it, so what was
+        cached under the old value (answers, the service's settings) is not used again."""
         with self.session() as s:
             row = s.get(CollectionSettingRow, (collection_id, key))
             if row is None:
@@ -284,6 +286,8 @@ class Store:
             else:
                 row.value, row.updated_at = value, utcnow()
             s.add(row)
+            s.flush()
+            s.execute(_next_generation(collection_id, indexes=False))
             s.commit()
 
     def delete_collection(self, name: str) -> None:

@@ -94,14 +94,19 @@ def test_permitted_set_follows_the_generation(svc: Ragstack, tmp_path: Path) -> 
     assert names(svc, "canary", principals=["user:bob"], mode="bm25") == ["deploy.md"]
 
 
-def test_fusion_methods_and_per_collection_settings(svc: Ragstack) -> None:
+def test_fusion_methods_and_per_collection_settings(svc: Ragstack, make_service: Factory) -> None:
+    replica = make_service()  # another process on the same data: its settings cache too
     assert svc.fusion("kb") == Fusion()
+    for s in (svc, replica):  # the defaults, now cached for this generation
+        assert s.search("kb", "deploy", principals=["group:eng"]).fusion == Fusion()
     tuned = Fusion(method="weighted", dense_weight=0.3, candidates=50)
     svc.set_fusion("kb", tuned)
     assert svc.fusion("kb") == tuned
-    response = svc.search("kb", "deploy", principals=["group:eng"])
-    assert response.fusion == tuned and response.hits
-    assert set(response.timings_ms) >= {"acl_ms", "embed_ms", "retrieve_ms", "total_ms"}
+    for s in (svc, replica):  # the next search of either uses the new setting
+        response = s.search("kb", "deploy", principals=["group:eng"])
+        assert response.fusion == tuned and response.hits
+    assert set(response.timings_ms) >= {
+        "lookup_ms", "acl_ms", "embed_ms", "retrieve_ms", "total_ms"}  # fmt: skip
     # RRF: a document both retrievers like beats one only a single retriever ranks first
     assert [i for i, _ in rrf([[1, 2, 3], [2, 3, 1]])][:1] == [2]
     fused = weighted([[(1, 10.0), (2, 5.0)], [(2, 0.9), (3, 0.1)]], [0.4, 0.6])

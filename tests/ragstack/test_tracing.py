@@ -49,7 +49,7 @@ def test_search_and_answer_stages_are_spans(
     found = svc.search("hb", question, principals=["user:bob"], top_k=3)
     search = by_name(spans.get_finished_spans())
     assert set(search) == {"ragstack.search", *(f"ragstack.search.{s}" for s in
-                           ("acl", "embed", "retrieve", "hydrate"))}  # fmt: skip
+                           ("lookup", "acl", "embed", "retrieve", "hydrate"))}  # fmt: skip
     root = search["ragstack.search"]
     assert root.attributes is not None and root.attributes["collection"] == "hb"
     assert root.context is not None
