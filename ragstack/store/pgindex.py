@@ -26,9 +26,11 @@ transaction (``add_in`` / ``remove_in``), so SQL and these indexes commit togeth
 from __future__ import annotations
 
 import math
-from collections import Counter
+import threading
+import weakref
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +46,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Numeric,
     Select,
     Table,
     Text,
@@ -54,7 +55,6 @@ from sqlalchemy import (
     column,
     delete,
     func,
-    literal_column,
     select,
     update,
     values,
@@ -108,6 +108,94 @@ def _permitted(id_col: Any, allow: Allow) -> Any:
     if isinstance(allow, SqlAllow):
         return id_col.in_(allow.select)
     return id_col == any_(bindparam("allowed", allow.ids.tolist(), type_=ARRAY(BigInteger)))
+
+
+def _allowed_cte(allow: Allow) -> Any:
+    """The permitted ids as a ``MATERIALIZED`` CTE (its one column first): evaluated once per
+    statement and then hashed or probed as its size calls for. Joined as a plain ``IN
+    (subquery)``, PostgreSQL re-ran the ACL join for every posting it read (180k nested-loop
+    probes of chunks, ACL entries and documents for a two-term query: 2 s at 100k chunks)."""
+    if isinstance(allow, SqlAllow):
+        query: Any = allow.select
+    else:
+        ids = bindparam("allowed", allow.ids.tolist(), type_=ARRAY(BigInteger))
+        query = select(func.unnest(ids).label("id"))
+    return query.cte("allowed").prefix_with("MATERIALIZED")
+
+
+def _in_allowed(id_col: Any, allowed: Any) -> Any:
+    return id_col.in_(select(next(iter(allowed.c))))
+
+
+@dataclass
+class _Permit:
+    """How statements restrict an index's rows to one ``IdFilter``: not at all (it holds every
+    row), to its ids, or to every row but the rest (``exclude``: whichever list is shorter),
+    the list as array text for one bound parameter. ``n``: the permitted rows, ``length``
+    their total length (BM25's statistics; 0 for a dense index)."""
+
+    n: int
+    length: int
+    every: bool
+    exclude: bool
+    text: str
+    view: _ViewStats | None = None  # a BM25 index's statistics of these rows
+
+
+class _Permits:
+    """``_Permit``s of one index per ``IdFilter`` object: the service keeps one object per
+    permitted set and collection generation (a committed change makes a new one), so an
+    object's rows are counted once, as the embedded engine keeps its views."""
+
+    def __init__(self, limit: int = 32) -> None:
+        self.limit = limit
+        self._items: OrderedDict[int, tuple[weakref.ref[IdFilter], _Permit]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def get(self, conn: Connection, table: Table, allow: IdFilter) -> _Permit:
+        with self._lock:
+            hit = self._items.get(id(allow))
+            if hit is not None and hit[0]() is allow:
+                self._items.move_to_end(id(allow))
+                return hit[1]
+        has_len = "len" in table.c
+        cols = [table.c.id, table.c.len] if has_len else [table.c.id]
+        rows = conn.execute(select(*cols).order_by(table.c.id)).all()
+        all_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        inside = np.isin(all_ids, allow.ids, assume_unique=True)
+        n = int(inside.sum())
+        length = 0
+        if has_len:
+            lengths = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+            length = int(lengths[inside].sum())
+        exclude = n > all_ids.size - n
+        listed = all_ids[~inside] if exclude else all_ids[inside]
+        text = "{" + ",".join(map(str, listed.tolist())) + "}"
+        permit = _Permit(n, length, n == all_ids.size, exclude, text)
+        with self._lock:
+            self._items[id(allow)] = (weakref.ref(allow), permit)
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+        return permit
+
+
+def _restrict(id_col: Any, allow: Allow, permit: _Permit | None) -> Any | None:
+    """The condition keeping ``id_col`` to the permitted rows (``None``: every row is). The
+    list is a ``MATERIALIZED`` CTE, so it is read once and hashed or probed, never rescanned
+    per row."""
+    if isinstance(allow, SqlAllow):
+        return _in_allowed(id_col, _allowed_cte(allow))
+    assert permit is not None
+    if permit.every:
+        return None
+    listed = bindparam("permit", permit.text, type_=Text)
+    ids = select(func.unnest(cast(listed, ARRAY(BigInteger))).label("id"))
+    cte = ids.cte("listed").prefix_with("MATERIALIZED")
+    return id_col.not_in(select(cte.c.id)) if permit.exclude else id_col.in_(select(cte.c.id))
 
 
 def _table(name: str, *items: Any) -> Table:
@@ -167,6 +255,7 @@ class PgVectorIndex:
     """``VectorIndex`` over ``rs_dense_<collection id>`` (see the module docstring)."""
 
     IVF_MIN_ROWS = 10_000  # IVFFlat lists are trained on the rows present: wait for enough
+    EXACT_BELOW = 3_000  # permitted rows this few: exact distances over them beat the graph
 
     def __init__(
         self, engine: Engine, collection_id: int, dim: int, backend: str, dense_name: str = "dense"
@@ -176,6 +265,7 @@ class PgVectorIndex:
         self._dim = int(dim)
         self.backend = backend
         self.name = dense_table(self.collection_id, dense_name)
+        self._permits = _Permits()
         hnsw = Index(
             f"{self.name}_hnsw",
             "embedding",
@@ -253,6 +343,7 @@ class PgVectorIndex:
         if not id_list:
             return
         vecs = _unit(np.asarray(vectors, dtype=np.float32).reshape(len(id_list), self._dim))
+        self._permits.clear()
         # COPY in PostgreSQL's binary format, built by numpy: a row is its field count, then
         # each field's length and bytes (bigint; pgvector's vector: dim, 0, float4s), all
         # big-endian. Tens of times faster than one INSERT per row.
@@ -269,6 +360,7 @@ class PgVectorIndex:
         id_list = _ids(ids)
         if not id_list:
             return 0
+        self._permits.clear()
         gone = conn.execute(
             delete(self.table).where(
                 self.table.c.id == any_(bindparam("gone", id_list, type_=ARRAY(BigInteger)))
@@ -289,35 +381,49 @@ class PgVectorIndex:
         return SearchResult(scores, out)
 
     def _search_one(self, vec: F32, top_k: int, allow: Allow | None) -> list[tuple[int, float]]:
-        dist = self.table.c.embedding.max_inner_product(vec)  # the negated inner product
-        ann = select(self.table.c.id, dist.label("d")).order_by(dist).limit(top_k)
-        # an exact scan breaks ties by id (an ANN index scan can only order by distance)
-        exact = select(self.table.c.id, dist.label("d")).order_by(dist, self.table.c.id)
-        exact = exact.limit(top_k)
-        if allow is not None:
-            ann = ann.where(_permitted(self.table.c.id, allow))
-            exact = exact.where(_permitted(self.table.c.id, allow))
-        if self.backend == "exact":
-            rows = self._run(exact, top_k, exact=True)
-        else:
-            rows = self._run(ann, top_k, exact=False)
-            if len(rows) < top_k:
-                rows = self._run(exact, top_k, exact=True)  # the ANN scan gave up: be exact
+        t = self.table
+        with self.engine.begin() as conn:
+            permit = self._permits.get(conn, t, allow) if isinstance(allow, IdFilter) else None
+            where = None if allow is None else _restrict(t.c.id, allow, permit)
+            dist = t.c.embedding.max_inner_product(vec)  # the negated inner product
+            small = permit is not None and not permit.exclude and permit.n <= self.EXACT_BELOW
+            if small or self.backend == "exact":
+                rows = self._exact(conn, dist, where, top_k, scan=not small)
+            else:
+                ef = min(1000, max(100, 2 * top_k))
+                conn.execute(
+                    select(
+                        func.set_config("hnsw.ef_search", str(ef), True),
+                        func.set_config("hnsw.iterative_scan", "relaxed_order", True),
+                        func.set_config("ivfflat.iterative_scan", "relaxed_order", True),
+                        func.set_config("ivfflat.probes", "10", True),
+                    )
+                )
+                ann = select(t.c.id, dist.label("d")).order_by(dist).limit(top_k)
+                rows = list(conn.execute(ann if where is None else ann.where(where)).all())
+                if len(rows) < top_k:  # the ANN scan gave up: be exact
+                    rows = self._exact(conn, dist, where, top_k, scan=True)
         hits = [(int(i), -float(d)) for i, d in rows]
         hits.sort(key=lambda h: (-h[1], h[0]))  # iterative scans return in relaxed order
         return hits
 
-    def _run(self, stmt: Select[Any], top_k: int, *, exact: bool) -> list[Any]:
-        with self.engine.begin() as conn:
-            if exact:
-                conn.exec_driver_sql("SET LOCAL enable_indexscan = off")
-            else:
-                ef = min(1000, max(100, 2 * top_k))
-                conn.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {ef}")
-                conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                conn.exec_driver_sql("SET LOCAL ivfflat.iterative_scan = relaxed_order")
-                conn.exec_driver_sql("SET LOCAL ivfflat.probes = 10")
-            return list(conn.execute(stmt).all())
+    def _exact(
+        self, conn: Connection, dist: Any, where: Any, top_k: int, *, scan: bool
+    ) -> list[Any]:
+        """The exact ``top_k`` (ties by id): every permitted row's distance, computed over
+        the permitted rows found by their ids (``scan=False``: a small permitted set) or by a
+        scan of the table (the index would order by distance alone)."""
+        t = self.table
+        if scan:
+            conn.execute(select(func.set_config("enable_indexscan", "off", True)))
+        rows = select(t.c.id, dist.label("d"))
+        scored = (rows if where is None else rows.where(where)).cte("scored")
+        scored = scored.prefix_with("MATERIALIZED")  # distances first, then the order
+        stmt = select(scored.c.id, scored.c.d).order_by(scored.c.d, scored.c.id).limit(top_k)
+        found = list(conn.execute(stmt).all())
+        if scan:
+            conn.execute(select(func.set_config("enable_indexscan", "on", True)))
+        return found
 
     @classmethod
     def load(
@@ -346,6 +452,21 @@ class PgVectorIndex:
             )
 
 
+_VIEWS = 256  # permitted sets whose statistics a BM25 index keeps
+_VIEW_TERMS = 100_000  # terms whose frequency one view keeps
+
+
+@dataclass
+class _ViewStats:
+    """A permitted set's BM25 statistics: its rows, their mean length, whether it is every
+    row of the index, and the document frequencies among them of the terms asked so far."""
+
+    n: int
+    avgdl: float
+    everything: bool
+    df: dict[str, int] = field(default_factory=dict)
+
+
 class PgBm25Index:
     """``LexicalIndex`` over the ``rs_bm25_*_<collection id>`` tables."""
 
@@ -372,6 +493,8 @@ class PgBm25Index:
             Column("tf", Integer, nullable=False),
             Column("len", Integer, nullable=False),
             Index(f"{post}_id", "id"),  # removals find a document's postings
+            # a query term's postings as an index-only scan (no heap page per posting)
+            Index(f"{post}_cover", "term", "id", postgresql_include=["tf", "len"]),
         )
         self.docs = _table(
             docs,
@@ -383,7 +506,9 @@ class PgBm25Index:
             Column("term", Text, primary_key=True),
             Column("df", BigInteger, nullable=False),
         )
-        self._stats_cache: dict[tuple[object, ...], tuple[int, float]] = {}
+        self._views: OrderedDict[tuple[object, ...], _ViewStats] = OrderedDict()  # SqlAllow's
+        self._views_lock = threading.Lock()
+        self._permits = _Permits()
         self.stats = _table(
             stats,
             Column("one", Integer, primary_key=True, autoincrement=False),
@@ -394,6 +519,8 @@ class PgBm25Index:
     def create(self, conn: Connection) -> None:
         for table in (self.post, self.docs, self.term_df, self.stats):
             table.create(conn, checkfirst=True)
+        for index in self.post.indexes:  # tables made before an index was added gain it
+            index.create(conn, checkfirst=True)
         first = pg_insert(self.stats).values(one=1, docs=0, total=0)
         conn.execute(first.on_conflict_do_nothing())
 
@@ -452,9 +579,17 @@ class PgBm25Index:
             up = pg_insert(self.term_df).values(rows[start : start + 5000])
             grown = {"df": self.term_df.c.df + up.excluded.df}
             conn.execute(up.on_conflict_do_update(index_elements=["term"], set_=grown))
-        self._count(conn, len(id_list), total)
+        self._count_rows(conn, len(id_list), total)
+        self._forget()
 
-    def _count(self, conn: Connection, docs: int, total: int) -> None:
+    def _forget(self) -> None:
+        """Drop the statistics kept per permitted set (this object wrote: another process's
+        writes are seen through the caller's new ``IdFilter`` or ``SqlAllow.key``)."""
+        self._permits.clear()
+        with self._views_lock:
+            self._views.clear()
+
+    def _count_rows(self, conn: Connection, docs: int, total: int) -> None:
         st = self.stats.c
         conn.execute(update(self.stats).values(docs=st.docs + docs, total=st.total + total))
 
@@ -486,7 +621,8 @@ class PgBm25Index:
                 .values(df=self.term_df.c.df - v.c.n)
             )
             conn.execute(delete(self.term_df).where(self.term_df.c.df <= 0))
-        self._count(conn, -len(lengths), -sum(lengths))
+        self._count_rows(conn, -len(lengths), -sum(lengths))
+        self._forget()
         return len(lengths)
 
     def save(self, path: Path | None = None) -> None:
@@ -504,62 +640,121 @@ class PgBm25Index:
             self.remove_in(conn, ids)
             self.add_in(conn, ids, texts)
 
-    def _stats(self, conn: Connection, allow: Allow | None) -> tuple[int, float]:
-        """``(documents, mean length)`` of the permitted rows (every row without ``allow``),
-        cached per permitted set when it names itself (``SqlAllow.key``)."""
+    def _view(
+        self, conn: Connection, allow: Allow | None, permit: _Permit | None, terms: Sequence[str]
+    ) -> _ViewStats:
+        """The statistics of the permitted rows (every row without ``allow``): their number,
+        mean length, and the document frequency among them of each of ``terms``. Kept per
+        permitted set (an ``IdFilter`` object, or an ``SqlAllow`` naming itself with ``key``:
+        both hold the collection's generation, so a committed change starts afresh), as the
+        embedded engine keeps its views: a common term's frequency is counted once, not on
+        every request."""
         key = allow.key if isinstance(allow, SqlAllow) else None
-        if key is not None and key in self._stats_cache:
-            return self._stats_cache[key]
-        if allow is None:
-            row = conn.execute(select(self.stats.c.docs, self.stats.c.total)).first()
+        if permit is not None:
+            view = permit.view
+            if view is None:
+                view = permit.view = self._count(conn, allow, permit)
         else:
-            d = self.docs
-            row = conn.execute(
-                select(func.count(), func.coalesce(func.sum(d.c.len), 0)).where(
-                    _permitted(d.c.id, allow)
-                )
-            ).first()
-        n = int(row[0]) if row is not None else 0
-        found = (n, max(float(row[1]) / n, 1e-9) if row is not None and n else 1.0)
-        if key is not None:
-            if len(self._stats_cache) >= 256:
-                self._stats_cache.clear()
-            self._stats_cache[key] = found
-        return found
+            with self._views_lock:
+                view = self._views.get(key) if key is not None else None
+                if view is not None:
+                    self._views.move_to_end(key)
+            if view is None:
+                view = self._count(conn, allow, None)
+                if key is not None:
+                    with self._views_lock:
+                        self._views[key] = view
+                        while len(self._views) > _VIEWS:
+                            self._views.popitem(last=False)
+        missing = [t for t in terms if t not in view.df]
+        if missing and view.n:
+            wanted = bindparam("terms", missing, type_=ARRAY(Text))
+            if view.everything:  # every row is permitted: the collection's own frequencies
+                tdf = self.term_df
+                found = conn.execute(
+                    select(tdf.c.term, tdf.c.df).where(tdf.c.term == any_(wanted))
+                ).all()
+            else:
+                p = self.post
+                where = _restrict(p.c.id, _required(allow), permit)
+                # the postings of the terms against the hashed list: probing each listed id
+                # (the plan PostgreSQL picks, guessing 200 ids) reads every posting of each
+                conn.execute(select(func.set_config("enable_nestloop", "off", True)))
+                found = conn.execute(
+                    select(p.c.term, func.count())
+                    .where(p.c.term == any_(wanted), where)
+                    .group_by(p.c.term)
+                ).all()
+            counted = {str(t): int(n) for t, n in found}
+            if len(view.df) > _VIEW_TERMS:
+                view.df.clear()
+            view.df.update({t: counted.get(t, 0) for t in missing})
+        return view
+
+    def _count(self, conn: Connection, allow: Allow | None, permit: _Permit | None) -> _ViewStats:
+        """A fresh view: the permitted rows' number and mean length."""
+        if permit is not None:
+            n, length, everything = permit.n, permit.length, permit.every
+        else:
+            docs, total = conn.execute(select(self.stats.c.docs, self.stats.c.total)).one()
+            n, length, everything = int(docs), int(total), True
+            if allow is not None:
+                d = self.docs
+                row = conn.execute(
+                    select(func.count(), func.coalesce(func.sum(d.c.len), 0)).where(
+                        _permitted(d.c.id, allow)
+                    )
+                ).one()
+                everything = int(row[0]) == n
+                n, length = int(row[0]), int(row[1])
+        return _ViewStats(n, max(length / n, 1e-9) if n else 1.0, everything)
 
     def search(self, query: str, top_k: int, allow: Allow | None = None) -> LexicalHits:
         """The ``top_k`` best permitted chunks, scored with the statistics of the permitted
         chunks alone (their number, mean length and each term's document frequency among
-        them, as the embedded engine does), in one statement; ties to the lower id."""
+        them, as the embedded engine does); ties to the lower id.
+
+        Each term's idf comes from the view's statistics, so the scoring statement is one
+        pass over the query terms' postings (an index-only scan), in double precision, with
+        the permitted set materialised once -- or not at all when it is every row."""
         empty = LexicalHits(np.empty(0, np.float32), np.empty(0, np.int64))
         counts = Counter(self.analyzer(query))
         if not counts:
             return empty
+        terms = sorted(counts)
         with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-            n_docs, avgdl = self._stats(conn, allow)
-            if not n_docs:
+            permit = (
+                self._permits.get(conn, self.docs, allow) if isinstance(allow, IdFilter) else None
+            )
+            view = self._view(conn, allow, permit, terms)
+            if not view.n:
                 return empty
-            p, k1, b = self.post, self.k1, self.b
-            q = values(column("term", Text), column("qtf", Float), name="q").data(
-                [(term, float(n)) for term, n in sorted(counts.items())]
-            )
-            rows = select(p.c.id, p.c.term, p.c.tf, p.c.len, q.c.qtf).join(q, p.c.term == q.c.term)
-            if allow is not None:
-                rows = rows.where(_permitted(p.c.id, allow))
-            post = rows.cte("p")
-            df = select(post.c.term, func.count().label("df")).group_by(post.c.term).cte("df")
-            total: Any = literal_column(str(float(n_docs)))
-            idf = func.ln(1.0 + (total - df.c.df + 0.5) / (df.c.df + 0.5))
-            norm: Any = (
-                literal_column(str(k1 * (1 - b))) + literal_column(str(k1 * b / avgdl)) * post.c.len
-            )
-            score = func.sum(idf * post.c.qtf * post.c.tf * (k1 + 1) / (post.c.tf + norm))
+            k1, b = self.k1, self.b
+            n = float(view.n)
+            # a term's weight for a row is w * tf / (tf + c + d * len)
+            weights = []
+            for term in terms:
+                df = view.df.get(term, 0)
+                if df:
+                    idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+                    weights.append((term, idf * counts[term] * (k1 + 1.0)))
+            if not weights:
+                return empty
+            p = self.post
+            q = values(column("term", Text), column("w", Float), name="q").data(weights)
+            c = bindparam("c", k1 * (1.0 - b), type_=Float)
+            d = bindparam("d", k1 * b / view.avgdl, type_=Float)
+            part = q.c.w * p.c.tf / (p.c.tf + c + d * p.c.len)
+            rows = select(p.c.id, part.label("s")).join(q, p.c.term == q.c.term)
+            if allow is not None and not view.everything:
+                rows = rows.where(_restrict(p.c.id, allow, permit))
+            post = rows.subquery("p")
+            score = func.sum(post.c.s)
             # a sum's last bits follow the order PostgreSQL adds in: equal scores are ranked
             # by id at 1e-9 (as the embedded engine ranks its float32 scores)
-            rank = func.round(cast(score, Numeric), 9)
+            rank = func.round(score * 1e9)
             stmt = (
                 select(post.c.id, score.label("score"))
-                .select_from(post.join(df, post.c.term == df.c.term))
                 .group_by(post.c.id)
                 .order_by(rank.desc(), post.c.id)
                 .limit(top_k)
@@ -569,6 +764,11 @@ class PgBm25Index:
             np.array([r.score for r in found], dtype=np.float32),
             np.array([r.id for r in found], dtype=np.int64),
         )
+
+
+def _required(allow: Allow | None) -> Allow:
+    assert allow is not None  # a view that is not every row has a permitted set
+    return allow
 
 
 def create_collection_tables(engine: Engine, dense: PgVectorIndex, lexical: PgBm25Index) -> None:
