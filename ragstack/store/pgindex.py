@@ -685,6 +685,7 @@ class PgBm25Index:
                     .where(p.c.term == any_(wanted), where)
                     .group_by(p.c.term)
                 ).all()
+                conn.execute(select(func.set_config("enable_nestloop", "on", True)))
             counted = {str(t): int(n) for t, n in found}
             if len(view.df) > _VIEW_TERMS:
                 view.df.clear()
@@ -740,30 +741,112 @@ class PgBm25Index:
                     weights.append((term, idf * counts[term] * (k1 + 1.0)))
             if not weights:
                 return empty
-            p = self.post
-            q = values(column("term", Text), column("w", Float), name="q").data(weights)
-            c = bindparam("c", k1 * (1.0 - b), type_=Float)
-            d = bindparam("d", k1 * b / view.avgdl, type_=Float)
-            part = q.c.w * p.c.tf / (p.c.tf + c + d * p.c.len)
-            rows = select(p.c.id, part.label("s")).join(q, p.c.term == q.c.term)
-            if allow is not None and not view.everything:
-                rows = rows.where(_restrict(p.c.id, allow, permit))
-            post = rows.subquery("p")
-            score = func.sum(post.c.s)
-            # a sum's last bits follow the order PostgreSQL adds in: equal scores are ranked
-            # by id at 1e-9 (as the embedded engine ranks its float32 scores)
-            rank = func.round(score * 1e9)
-            stmt = (
-                select(post.c.id, score.label("score"))
-                .group_by(post.c.id)
-                .order_by(rank.desc(), post.c.id)
-                .limit(top_k)
+            where = (
+                None
+                if allow is None or view.everything
+                else _restrict(self.post.c.id, allow, permit)
             )
-            found = conn.execute(stmt).all()
+            scoring = _Scoring(self.post, k1 * (1.0 - b), k1 * b / view.avgdl, where, top_k)
+            found = scoring.pruned(conn, weights) if len(weights) > 1 else None
+            if found is None:
+                found = scoring.full(conn, weights)
         return LexicalHits(
             np.array([r.score for r in found], dtype=np.float32),
             np.array([r.id for r in found], dtype=np.int64),
         )
+
+
+_PRUNE_SHARE = 0.05  # terms whose weights together stay below this share of the largest
+_SLACK_REL, _SLACK_ABS = 1e-6, 2e-9  # margins on pruning bounds (ranks compare at 1e-9)
+
+
+@dataclass
+class _Scoring:
+    """One BM25 query's scoring statements. A term's weight for a row is
+    ``w * tf / (tf + c + d * len)`` (``w``: its idf, query count and ``k1 + 1``), below ``w``
+    whatever the row; a row's score is the sum over the query terms it holds."""
+
+    post: Table
+    c: float
+    d: float
+    where: Any  # the permitted rows (None: every row)
+    top_k: int
+
+    def _rows(self, weights: Sequence[tuple[str, float]], name: str) -> Any:
+        p = self.post
+        q = values(column("term", Text), column("w", Float), name=name).data(list(weights))
+        part = q.c.w * p.c.tf / (p.c.tf + bindparam("c", self.c, type_=Float)
+                                 + bindparam("d", self.d, type_=Float) * p.c.len)  # fmt: skip
+        rows = select(p.c.id, part.label("s")).join(q, p.c.term == q.c.term)
+        return (rows if self.where is None else rows.where(self.where)).subquery(name + "_p")
+
+    def _ranked(self, ident: Any, score: Any, *extra: Any) -> Select[Any]:
+        # a sum's last bits follow the order PostgreSQL adds in: equal scores are ranked by
+        # id at 1e-9 (as the embedded engine ranks its float32 scores)
+        return (
+            select(ident.label("id"), score.label("score"), *extra)
+            .order_by(func.round(score * 1e9).desc(), ident)
+            .limit(self.top_k)
+        )
+
+    def full(self, conn: Connection, weights: Sequence[tuple[str, float]]) -> list[Any]:
+        """Every permitted posting of every query term, summed per row."""
+        post = self._rows(weights, "q")
+        stmt = self._ranked(post.c.id, func.sum(post.c.s)).group_by(post.c.id)
+        return list(conn.execute(stmt).all())
+
+    def pruned(self, conn: Connection, weights: Sequence[tuple[str, float]]) -> list[Any] | None:
+        """The same top ``k`` without reading the postings of the query's commonest terms
+        (MaxScore, as ``indexes.bm25_topk``; ``None`` when it cannot be sure, then ``full``).
+
+        The terms whose largest weights ``w`` sum to under ``_PRUNE_SHARE`` of the largest
+        (a stopword-like term in nearly every row: idf near 0) are *non-essential*: their
+        sum ``R`` bounds what they add to any row. The other terms' postings give partial
+        scores; ``theta``, the ``k``-th best partial, is at most the ``k``-th best full
+        score. A row without an essential term scores at most ``R``, and a row whose
+        partial plus ``R`` stays under ``theta`` cannot reach the top ``k``: when ``R`` is
+        under ``theta`` (margins above), only the rest are candidates, and each gets its
+        non-essential terms' weights by index lookups of (term, its id)."""
+        ordered = sorted(weights, key=lambda tw: -tw[1])
+        cut, rest = len(ordered), 0.0
+        while cut > 1 and rest + ordered[cut - 1][1] <= _PRUNE_SHARE * ordered[0][1]:
+            cut -= 1
+            rest += ordered[cut][1]
+        if cut == len(ordered):
+            return None
+        essential, other = ordered[:cut], ordered[cut:]
+        post = self._rows(essential, "qe")
+        ess = select(post.c.id, func.sum(post.c.s).label("part")).group_by(post.c.id)
+        ess_cte = ess.cte("ess").prefix_with("MATERIALIZED")
+        theta = (
+            select(ess_cte.c.part)
+            .order_by(ess_cte.c.part.desc())
+            .offset(self.top_k - 1)
+            .limit(1)
+            .scalar_subquery()
+        )
+        floor = func.coalesce(theta, -1.0) * (1.0 - _SLACK_REL) - _SLACK_ABS
+        cand = (
+            select(ess_cte.c.id, ess_cte.c.part)
+            .where(ess_cte.c.part + rest >= floor)
+            .cte("cand")
+            .prefix_with("MATERIALIZED")
+        )
+        p2 = self.post.alias("p2")
+        qn = values(column("term", Text), column("w", Float), name="qn").data(other)
+        c, d = bindparam("c", self.c, type_=Float), bindparam("d", self.d, type_=Float)
+        extra = (
+            select(func.sum(qn.c.w * p2.c.tf / (p2.c.tf + c + d * p2.c.len)))
+            .select_from(p2.join(qn, p2.c.term == qn.c.term))
+            .where(p2.c.id == cand.c.id)
+            .scalar_subquery()
+        )
+        score = cand.c.part + func.coalesce(extra, 0.0)
+        found = list(conn.execute(self._ranked(cand.c.id, score, theta.label("theta"))).all())
+        top = found[0].theta if found else None
+        if top is None or rest >= float(top) * (1.0 - _SLACK_REL) - _SLACK_ABS:
+            return None  # rows without an essential term might rank: score them all
+        return found
 
 
 def _required(allow: Allow | None) -> Allow:
