@@ -372,7 +372,7 @@ def hydrate(store: Store, retrieved: Retrieved) -> list[Hit]:
     lex_rank = {cid: r for r, (cid, _) in enumerate(retrieved.lexical, 1)}
     dense_rank = {cid: r for r, (cid, _) in enumerate(retrieved.dense, 1)}
     c, d = ChunkRow.__table__, DocumentRow.__table__  # type: ignore[attr-defined]
-    with store.engine.connect() as conn:  # Core: no ORM objects, no embedding blobs
+    with store.read() as conn:  # Core: no ORM objects, no embedding blobs
         rows = conn.execute(
             select(
                 c.c.id, c.c.document_id, c.c.section, c.c.text, c.c.page, c.c.char_start,

@@ -65,6 +65,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from indexes import IdFilter, LexicalHits, SearchResult
 from indexes.analysis import Analyzer
 from indexes.types import Metric
+from ragstack.store.store import PG_EF_SEARCH
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
@@ -196,6 +197,11 @@ def _restrict(id_col: Any, allow: Allow, permit: _Permit | None) -> Any | None:
     ids = select(func.unnest(cast(listed, ARRAY(BigInteger))).label("id"))
     cte = ids.cte("listed").prefix_with("MATERIALIZED")
     return id_col.not_in(select(cte.c.id)) if permit.exclude else id_col.in_(select(cte.c.id))
+
+
+def _autocommit(engine: Engine) -> Any:
+    """A connection for single read statements: no BEGIN / ROLLBACK round trips."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _table(name: str, *items: Any) -> Table:
@@ -382,7 +388,13 @@ class PgVectorIndex:
 
     def _search_one(self, vec: F32, top_k: int, allow: Allow | None) -> list[tuple[int, float]]:
         t = self.table
-        with self.engine.begin() as conn:
+        ef = min(1000, max(64, top_k))
+        # one statement, no transaction of its own (a BEGIN and a ROLLBACK are round trips
+        # too), unless the search needs settings of its own: the session's are the store's
+        # (``store.PG_EF_SEARCH``, iterative scans)
+        own = ef > PG_EF_SEARCH
+        opened = self.engine.begin() if own else _autocommit(self.engine)
+        with opened as conn:
             permit = self._permits.get(conn, t, allow) if isinstance(allow, IdFilter) else None
             where = None if allow is None else _restrict(t.c.id, allow, permit)
             dist = t.c.embedding.max_inner_product(vec)  # the negated inner product
@@ -390,15 +402,8 @@ class PgVectorIndex:
             if small or self.backend == "exact":
                 rows = self._exact(conn, dist, where, top_k, scan=not small)
             else:
-                ef = min(1000, max(100, 2 * top_k))
-                conn.execute(
-                    select(
-                        func.set_config("hnsw.ef_search", str(ef), True),
-                        func.set_config("hnsw.iterative_scan", "relaxed_order", True),
-                        func.set_config("ivfflat.iterative_scan", "relaxed_order", True),
-                        func.set_config("ivfflat.probes", "10", True),
-                    )
-                )
+                if ef > PG_EF_SEARCH:
+                    conn.execute(select(func.set_config("hnsw.ef_search", str(ef), True)))
                 ann = select(t.c.id, dist.label("d")).order_by(dist).limit(top_k)
                 rows = list(conn.execute(ann if where is None else ann.where(where)).all())
                 if len(rows) < top_k:  # the ANN scan gave up: be exact
@@ -414,16 +419,15 @@ class PgVectorIndex:
         the permitted rows found by their ids (``scan=False``: a small permitted set) or by a
         scan of the table (the index would order by distance alone)."""
         t = self.table
-        if scan:
-            conn.execute(select(func.set_config("enable_indexscan", "off", True)))
         rows = select(t.c.id, dist.label("d"))
         scored = (rows if where is None else rows.where(where)).cte("scored")
         scored = scored.prefix_with("MATERIALIZED")  # distances first, then the order
         stmt = select(scored.c.id, scored.c.d).order_by(scored.c.d, scored.c.id).limit(top_k)
-        found = list(conn.execute(stmt).all())
-        if scan:
-            conn.execute(select(func.set_config("enable_indexscan", "on", True)))
-        return found
+        if not scan:
+            return list(conn.execute(stmt).all())
+        with self.engine.begin() as own:  # the graph index would order by distance alone
+            own.execute(select(func.set_config("enable_indexscan", "off", True)))
+            return list(own.execute(stmt).all())
 
     @classmethod
     def load(
@@ -677,15 +681,16 @@ class PgBm25Index:
             else:
                 p = self.post
                 where = _restrict(p.c.id, _required(allow), permit)
-                # the postings of the terms against the hashed list: probing each listed id
-                # (the plan PostgreSQL picks, guessing 200 ids) reads every posting of each
-                conn.execute(select(func.set_config("enable_nestloop", "off", True)))
-                found = conn.execute(
-                    select(p.c.term, func.count())
-                    .where(p.c.term == any_(wanted), where)
-                    .group_by(p.c.term)
-                ).all()
-                conn.execute(select(func.set_config("enable_nestloop", "on", True)))
+                with self.engine.begin() as own:
+                    # the postings of the terms against the hashed list: probing each listed
+                    # id (the plan PostgreSQL picks, guessing 200 ids) reads every posting of
+                    # each
+                    own.execute(select(func.set_config("enable_nestloop", "off", True)))
+                    found = own.execute(
+                        select(p.c.term, func.count())
+                        .where(p.c.term == any_(wanted), where)
+                        .group_by(p.c.term)
+                    ).all()
             counted = {str(t): int(n) for t, n in found}
             if len(view.df) > _VIEW_TERMS:
                 view.df.clear()
@@ -723,7 +728,7 @@ class PgBm25Index:
         if not counts:
             return empty
         terms = sorted(counts)
-        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
+        with _autocommit(self.engine) as conn:
             permit = (
                 self._permits.get(conn, self.docs, allow) if isinstance(allow, IdFilter) else None
             )
