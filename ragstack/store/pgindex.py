@@ -761,6 +761,14 @@ class PgBm25Index:
         )
 
 
+def _query_terms(weights: Sequence[tuple[str, float]], name: str) -> Any:
+    """The query terms and their weights as a relation ``name(term, w)``: two bound arrays,
+    so the statement's text is the same whatever the query (SQLAlchemy compiles it once)."""
+    terms = bindparam(f"{name}_terms", [t for t, _ in weights], type_=ARRAY(Text))
+    ws = bindparam(f"{name}_w", [float(w) for _, w in weights], type_=ARRAY(Float))
+    return func.unnest(terms, ws).table_valued("term", "w").render_derived(name=name)
+
+
 _PRUNE_SHARE = 0.05  # terms whose weights together stay below this share of the largest
 _SLACK_REL, _SLACK_ABS = 1e-6, 2e-9  # margins on pruning bounds (ranks compare at 1e-9)
 
@@ -779,7 +787,7 @@ class _Scoring:
 
     def _rows(self, weights: Sequence[tuple[str, float]], name: str) -> Any:
         p = self.post
-        q = values(column("term", Text), column("w", Float), name=name).data(list(weights))
+        q = _query_terms(weights, name)
         part = q.c.w * p.c.tf / (p.c.tf + bindparam("c", self.c, type_=Float)
                                  + bindparam("d", self.d, type_=Float) * p.c.len)  # fmt: skip
         rows = select(p.c.id, part.label("s")).join(q, p.c.term == q.c.term)
@@ -838,7 +846,7 @@ class _Scoring:
             .prefix_with("MATERIALIZED")
         )
         p2 = self.post.alias("p2")
-        qn = values(column("term", Text), column("w", Float), name="qn").data(other)
+        qn = _query_terms(other, "qn")
         c, d = bindparam("c", self.c, type_=Float), bindparam("d", self.d, type_=Float)
         extra = (
             select(func.sum(qn.c.w * p2.c.tf / (p2.c.tf + c + d * p2.c.len)))
