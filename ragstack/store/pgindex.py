@@ -184,19 +184,26 @@ class _Permits:
         return permit
 
 
-def _restrict(id_col: Any, allow: Allow, permit: _Permit | None) -> Any | None:
+def _restrict(
+    id_col: Any, allow: Allow, permit: _Permit | None, *, per_row: bool = False
+) -> Any | None:
     """The condition keeping ``id_col`` to the permitted rows (``None``: every row is). The
     list is a ``MATERIALIZED`` CTE, so it is read once and hashed or probed, never rescanned
-    per row."""
+    per row. ``per_row``: a test of each row the scan yields (a hashed subplan), for graph
+    index scans; a plain ``IN`` becomes a join, and a join cannot follow the graph's order."""
     if isinstance(allow, SqlAllow):
-        return _in_allowed(id_col, _allowed_cte(allow))
+        found = _in_allowed(id_col, _allowed_cte(allow))
+        return found.is_(True) if per_row else found
     assert permit is not None
     if permit.every:
         return None
     listed = bindparam("permit", permit.text, type_=Text)
     ids = select(func.unnest(cast(listed, ARRAY(BigInteger))).label("id"))
     cte = ids.cte("listed").prefix_with("MATERIALIZED")
-    return id_col.not_in(select(cte.c.id)) if permit.exclude else id_col.in_(select(cte.c.id))
+    if permit.exclude:
+        return id_col.not_in(select(cte.c.id))  # never a join: a hashed subplan
+    found = id_col.in_(select(cte.c.id))
+    return found.is_(True) if per_row else found
 
 
 def _autocommit(engine: Engine) -> Any:
@@ -405,7 +412,10 @@ class PgVectorIndex:
                 if ef > PG_EF_SEARCH:
                     conn.execute(select(func.set_config("hnsw.ef_search", str(ef), True)))
                 ann = select(t.c.id, dist.label("d")).order_by(dist).limit(top_k)
-                rows = list(conn.execute(ann if where is None else ann.where(where)).all())
+                if allow is not None:
+                    test = _restrict(t.c.id, allow, permit, per_row=True)
+                    ann = ann if test is None else ann.where(test)
+                rows = list(conn.execute(ann).all())
                 if len(rows) < top_k:  # the ANN scan gave up: be exact
                     rows = self._exact(conn, dist, where, top_k, scan=True)
         hits = [(int(i), -float(d)) for i, d in rows]
