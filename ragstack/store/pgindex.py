@@ -671,7 +671,7 @@ class PgBm25Index:
         else:
             with self._views_lock:
                 view = self._views.get(key) if key is not None else None
-                if view is not None:
+                if view is not None and key is not None:
                     self._views.move_to_end(key)
             if view is None:
                 view = self._count(conn, allow, None)
@@ -696,11 +696,10 @@ class PgBm25Index:
                     # id (the plan PostgreSQL picks, guessing 200 ids) reads every posting of
                     # each
                     own.execute(select(func.set_config("enable_nestloop", "off", True)))
-                    found = own.execute(
-                        select(p.c.term, func.count())
-                        .where(p.c.term == any_(wanted), where)
-                        .group_by(p.c.term)
-                    ).all()
+                    counting = select(p.c.term, func.count()).where(p.c.term == any_(wanted))
+                    if where is not None:
+                        counting = counting.where(where)
+                    found = own.execute(counting.group_by(p.c.term)).all()
             counted = {str(t): int(n) for t, n in found}
             if len(view.df) > _VIEW_TERMS:
                 view.df.clear()
