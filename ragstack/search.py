@@ -169,25 +169,6 @@ def _chunks_of(documents: Any, filters: Filters) -> Any:
     return chunks
 
 
-def permitted_query(
-    collection_id: int,
-    principals: Sequence[str],
-    *,
-    tenant: str | None = None,
-    filters: Filters = Filters(),
-    key: tuple[object, ...] | None = None,
-) -> SqlAllow | None:
-    """The permitted chunk ids as one query, for indexes that join it in SQL (``key`` names
-    the set for their caches); ``None`` when a metadata filter needs Python (then
-    ``permitted_chunks``)."""
-    if filters.meta:
-        return None
-    from ragstack.store.pgindex import SqlAllow
-
-    docs = _permitted_documents(collection_id, principals, tenant, filters)
-    return SqlAllow(_chunks_of(docs, filters), key)
-
-
 def permitted_chunks(
     store: Store,
     collection_id: int,

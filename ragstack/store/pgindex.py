@@ -16,11 +16,24 @@ outside the Alembic schema):
   k1 1.2, b 0.75), so both backends rank alike. Only the query terms' postings are touched
   (PostgreSQL's own ``ts_rank`` is not BM25 and scans every matching row's tsvector).
 
-Every search takes the permitted chunk ids either as an ``IdFilter`` (bound as one array) or
-as an ``SqlAllow``: the ACL, tenant and metadata query itself, joined in the same statement,
-so exactly the ``top_k`` best *permitted* chunks come back (HNSW with pgvector's iterative
-scan, and an exact scan when that still finds fewer). Writes run inside the caller's
-transaction (``add_in`` / ``remove_in``), so SQL and these indexes commit together.
+Every search takes the permitted chunk ids either as an ``IdFilter`` (what the service
+passes: its cached set for the caller and the collection's generation) or as an ``SqlAllow``
+(the ACL query itself, joined in the statement), so exactly the ``top_k`` best *permitted*
+chunks come back. An ``IdFilter`` is looked at once per object (``_Permits``): no filter at all
+when it holds every row, else the shorter of its ids and the rest's, bound as one array
+parameter and materialised once per statement (hashed for BM25's join and for the per-row
+test of a filtered HNSW scan, where pgvector's iterative scan continues until it has
+``top_k``); a small set is scored exactly instead (``PgVectorIndex.EXACT_BELOW``).
+
+BM25 statistics are the permitted rows' own, as the embedded engine's: their number, mean
+length and each query term's document frequency among them, kept per permitted set (a
+``_ViewStats``; a committed change arrives as a new set). Scoring is one statement over an
+index-only scan of the query terms' postings (``(term, id) INCLUDE (tf, len)``), in double
+precision; a query with a term in nearly every row skips that term's postings when MaxScore
+proves the top ``k`` without them (``_Scoring.pruned``), else scores every posting.
+
+Writes run inside the caller's transaction (``add_in`` / ``remove_in``), so SQL and these
+indexes commit together.
 """
 
 from __future__ import annotations
