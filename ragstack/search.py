@@ -169,25 +169,6 @@ def _chunks_of(documents: Any, filters: Filters) -> Any:
     return chunks
 
 
-def permitted_query(
-    collection_id: int,
-    principals: Sequence[str],
-    *,
-    tenant: str | None = None,
-    filters: Filters = Filters(),
-    key: tuple[object, ...] | None = None,
-) -> SqlAllow | None:
-    """The permitted chunk ids as one query, for indexes that join it in SQL (``key`` names
-    the set for their caches); ``None`` when a metadata filter needs Python (then
-    ``permitted_chunks``)."""
-    if filters.meta:
-        return None
-    from ragstack.store.pgindex import SqlAllow
-
-    docs = _permitted_documents(collection_id, principals, tenant, filters)
-    return SqlAllow(_chunks_of(docs, filters), key)
-
-
 def permitted_chunks(
     store: Store,
     collection_id: int,
@@ -372,7 +353,7 @@ def hydrate(store: Store, retrieved: Retrieved) -> list[Hit]:
     lex_rank = {cid: r for r, (cid, _) in enumerate(retrieved.lexical, 1)}
     dense_rank = {cid: r for r, (cid, _) in enumerate(retrieved.dense, 1)}
     c, d = ChunkRow.__table__, DocumentRow.__table__  # type: ignore[attr-defined]
-    with store.engine.connect() as conn:  # Core: no ORM objects, no embedding blobs
+    with store.read() as conn:  # Core: no ORM objects, no embedding blobs
         rows = conn.execute(
             select(
                 c.c.id, c.c.document_id, c.c.section, c.c.text, c.c.page, c.c.char_start,

@@ -16,19 +16,34 @@ outside the Alembic schema):
   k1 1.2, b 0.75), so both backends rank alike. Only the query terms' postings are touched
   (PostgreSQL's own ``ts_rank`` is not BM25 and scans every matching row's tsvector).
 
-Every search takes the permitted chunk ids either as an ``IdFilter`` (bound as one array) or
-as an ``SqlAllow``: the ACL, tenant and metadata query itself, joined in the same statement,
-so exactly the ``top_k`` best *permitted* chunks come back (HNSW with pgvector's iterative
-scan, and an exact scan when that still finds fewer). Writes run inside the caller's
-transaction (``add_in`` / ``remove_in``), so SQL and these indexes commit together.
+Every search takes the permitted chunk ids either as an ``IdFilter`` (what the service
+passes: its cached set for the caller and the collection's generation) or as an ``SqlAllow``
+(the ACL query itself, joined in the statement), so exactly the ``top_k`` best *permitted*
+chunks come back. An ``IdFilter`` is looked at once per object (``_Permits``): no filter at all
+when it holds every row, else the shorter of its ids and the rest's, bound as one array
+parameter and materialised once per statement (hashed for BM25's join and for the per-row
+test of a filtered HNSW scan, where pgvector's iterative scan continues until it has
+``top_k``); a small set is scored exactly instead (``PgVectorIndex.EXACT_BELOW``).
+
+BM25 statistics are the permitted rows' own, as the embedded engine's: their number, mean
+length and each query term's document frequency among them, kept per permitted set (a
+``_ViewStats``; a committed change arrives as a new set). Scoring is one statement over an
+index-only scan of the query terms' postings (``(term, id) INCLUDE (tf, len)``), in double
+precision; a query with a term in nearly every row skips that term's postings when MaxScore
+proves the top ``k`` without them (``_Scoring.pruned``), else scores every posting.
+
+Writes run inside the caller's transaction (``add_in`` / ``remove_in``), so SQL and these
+indexes commit together.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
+import threading
+import weakref
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +59,6 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
-    Numeric,
     Select,
     Table,
     Text,
@@ -54,7 +68,6 @@ from sqlalchemy import (
     column,
     delete,
     func,
-    literal_column,
     select,
     update,
     values,
@@ -65,6 +78,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from indexes import IdFilter, LexicalHits, SearchResult
 from indexes.analysis import Analyzer
 from indexes.types import Metric
+from ragstack.store.store import PG_EF_SEARCH
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
@@ -108,6 +122,106 @@ def _permitted(id_col: Any, allow: Allow) -> Any:
     if isinstance(allow, SqlAllow):
         return id_col.in_(allow.select)
     return id_col == any_(bindparam("allowed", allow.ids.tolist(), type_=ARRAY(BigInteger)))
+
+
+def _allowed_cte(allow: Allow) -> Any:
+    """The permitted ids as a ``MATERIALIZED`` CTE (its one column first): evaluated once per
+    statement and then hashed or probed as its size calls for. Joined as a plain ``IN
+    (subquery)``, PostgreSQL re-ran the ACL join for every posting it read (180k nested-loop
+    probes of chunks, ACL entries and documents for a two-term query: 2 s at 100k chunks)."""
+    if isinstance(allow, SqlAllow):
+        query: Any = allow.select
+    else:
+        ids = bindparam("allowed", allow.ids.tolist(), type_=ARRAY(BigInteger))
+        query = select(func.unnest(ids).label("id"))
+    return query.cte("allowed").prefix_with("MATERIALIZED")
+
+
+def _in_allowed(id_col: Any, allowed: Any) -> Any:
+    return id_col.in_(select(next(iter(allowed.c))))
+
+
+@dataclass
+class _Permit:
+    """How statements restrict an index's rows to one ``IdFilter``: not at all (it holds every
+    row), to its ids, or to every row but the rest (``exclude``: whichever list is shorter),
+    the list as array text for one bound parameter. ``n``: the permitted rows, ``length``
+    their total length (BM25's statistics; 0 for a dense index)."""
+
+    n: int
+    length: int
+    every: bool
+    exclude: bool
+    text: str
+    view: _ViewStats | None = None  # a BM25 index's statistics of these rows
+
+
+class _Permits:
+    """``_Permit``s of one index per ``IdFilter`` object: the service keeps one object per
+    permitted set and collection generation (a committed change makes a new one), so an
+    object's rows are counted once, as the embedded engine keeps its views."""
+
+    def __init__(self, limit: int = 32) -> None:
+        self.limit = limit
+        self._items: OrderedDict[int, tuple[weakref.ref[IdFilter], _Permit]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def get(self, conn: Connection, table: Table, allow: IdFilter) -> _Permit:
+        with self._lock:
+            hit = self._items.get(id(allow))
+            if hit is not None and hit[0]() is allow:
+                self._items.move_to_end(id(allow))
+                return hit[1]
+        has_len = "len" in table.c
+        cols = [table.c.id, table.c.len] if has_len else [table.c.id]
+        rows = conn.execute(select(*cols).order_by(table.c.id)).all()
+        all_ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        inside = np.isin(all_ids, allow.ids, assume_unique=True)
+        n = int(inside.sum())
+        length = 0
+        if has_len:
+            lengths = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
+            length = int(lengths[inside].sum())
+        exclude = n > all_ids.size - n
+        listed = all_ids[~inside] if exclude else all_ids[inside]
+        text = "{" + ",".join(map(str, listed.tolist())) + "}"
+        permit = _Permit(n, length, n == all_ids.size, exclude, text)
+        with self._lock:
+            self._items[id(allow)] = (weakref.ref(allow), permit)
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+        return permit
+
+
+def _restrict(
+    id_col: Any, allow: Allow, permit: _Permit | None, *, per_row: bool = False
+) -> Any | None:
+    """The condition keeping ``id_col`` to the permitted rows (``None``: every row is). The
+    list is a ``MATERIALIZED`` CTE, so it is read once and hashed or probed, never rescanned
+    per row. ``per_row``: a test of each row the scan yields (a hashed subplan), for graph
+    index scans; a plain ``IN`` becomes a join, and a join cannot follow the graph's order."""
+    if isinstance(allow, SqlAllow):
+        found = _in_allowed(id_col, _allowed_cte(allow))
+        return found.is_(True) if per_row else found
+    assert permit is not None
+    if permit.every:
+        return None
+    listed = bindparam("permit", permit.text, type_=Text)
+    ids = select(func.unnest(cast(listed, ARRAY(BigInteger))).label("id"))
+    cte = ids.cte("listed").prefix_with("MATERIALIZED")
+    if permit.exclude:
+        return id_col.not_in(select(cte.c.id))  # never a join: a hashed subplan
+    found = id_col.in_(select(cte.c.id))
+    return found.is_(True) if per_row else found
+
+
+def _autocommit(engine: Engine) -> Any:
+    """A connection for single read statements: no BEGIN / ROLLBACK round trips."""
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _table(name: str, *items: Any) -> Table:
@@ -167,6 +281,7 @@ class PgVectorIndex:
     """``VectorIndex`` over ``rs_dense_<collection id>`` (see the module docstring)."""
 
     IVF_MIN_ROWS = 10_000  # IVFFlat lists are trained on the rows present: wait for enough
+    EXACT_BELOW = 3_000  # permitted rows this few: exact distances over them beat the graph
 
     def __init__(
         self, engine: Engine, collection_id: int, dim: int, backend: str, dense_name: str = "dense"
@@ -176,6 +291,7 @@ class PgVectorIndex:
         self._dim = int(dim)
         self.backend = backend
         self.name = dense_table(self.collection_id, dense_name)
+        self._permits = _Permits()
         hnsw = Index(
             f"{self.name}_hnsw",
             "embedding",
@@ -253,6 +369,7 @@ class PgVectorIndex:
         if not id_list:
             return
         vecs = _unit(np.asarray(vectors, dtype=np.float32).reshape(len(id_list), self._dim))
+        self._permits.clear()
         # COPY in PostgreSQL's binary format, built by numpy: a row is its field count, then
         # each field's length and bytes (bigint; pgvector's vector: dim, 0, float4s), all
         # big-endian. Tens of times faster than one INSERT per row.
@@ -269,6 +386,7 @@ class PgVectorIndex:
         id_list = _ids(ids)
         if not id_list:
             return 0
+        self._permits.clear()
         gone = conn.execute(
             delete(self.table).where(
                 self.table.c.id == any_(bindparam("gone", id_list, type_=ARRAY(BigInteger)))
@@ -289,35 +407,50 @@ class PgVectorIndex:
         return SearchResult(scores, out)
 
     def _search_one(self, vec: F32, top_k: int, allow: Allow | None) -> list[tuple[int, float]]:
-        dist = self.table.c.embedding.max_inner_product(vec)  # the negated inner product
-        ann = select(self.table.c.id, dist.label("d")).order_by(dist).limit(top_k)
-        # an exact scan breaks ties by id (an ANN index scan can only order by distance)
-        exact = select(self.table.c.id, dist.label("d")).order_by(dist, self.table.c.id)
-        exact = exact.limit(top_k)
-        if allow is not None:
-            ann = ann.where(_permitted(self.table.c.id, allow))
-            exact = exact.where(_permitted(self.table.c.id, allow))
-        if self.backend == "exact":
-            rows = self._run(exact, top_k, exact=True)
-        else:
-            rows = self._run(ann, top_k, exact=False)
-            if len(rows) < top_k:
-                rows = self._run(exact, top_k, exact=True)  # the ANN scan gave up: be exact
+        t = self.table
+        ef = min(1000, max(64, top_k))
+        # one statement, no transaction of its own (a BEGIN and a ROLLBACK are round trips
+        # too), unless the search needs settings of its own: the session's are the store's
+        # (``store.PG_EF_SEARCH``, iterative scans)
+        own = ef > PG_EF_SEARCH
+        opened = self.engine.begin() if own else _autocommit(self.engine)
+        with opened as conn:
+            permit = self._permits.get(conn, t, allow) if isinstance(allow, IdFilter) else None
+            where = None if allow is None else _restrict(t.c.id, allow, permit)
+            dist = t.c.embedding.max_inner_product(vec)  # the negated inner product
+            small = permit is not None and not permit.exclude and permit.n <= self.EXACT_BELOW
+            if small or self.backend == "exact":
+                rows = self._exact(conn, dist, where, top_k, scan=not small)
+            else:
+                if ef > PG_EF_SEARCH:
+                    conn.execute(select(func.set_config("hnsw.ef_search", str(ef), True)))
+                ann = select(t.c.id, dist.label("d")).order_by(dist).limit(top_k)
+                if allow is not None:
+                    test = _restrict(t.c.id, allow, permit, per_row=True)
+                    ann = ann if test is None else ann.where(test)
+                rows = list(conn.execute(ann).all())
+                if len(rows) < top_k:  # the ANN scan gave up: be exact
+                    rows = self._exact(conn, dist, where, top_k, scan=True)
         hits = [(int(i), -float(d)) for i, d in rows]
         hits.sort(key=lambda h: (-h[1], h[0]))  # iterative scans return in relaxed order
         return hits
 
-    def _run(self, stmt: Select[Any], top_k: int, *, exact: bool) -> list[Any]:
-        with self.engine.begin() as conn:
-            if exact:
-                conn.exec_driver_sql("SET LOCAL enable_indexscan = off")
-            else:
-                ef = min(1000, max(100, 2 * top_k))
-                conn.exec_driver_sql(f"SET LOCAL hnsw.ef_search = {ef}")
-                conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
-                conn.exec_driver_sql("SET LOCAL ivfflat.iterative_scan = relaxed_order")
-                conn.exec_driver_sql("SET LOCAL ivfflat.probes = 10")
+    def _exact(
+        self, conn: Connection, dist: Any, where: Any, top_k: int, *, scan: bool
+    ) -> list[Any]:
+        """The exact ``top_k`` (ties by id): every permitted row's distance, computed over
+        the permitted rows found by their ids (``scan=False``: a small permitted set) or by a
+        scan of the table (the index would order by distance alone)."""
+        t = self.table
+        rows = select(t.c.id, dist.label("d"))
+        scored = (rows if where is None else rows.where(where)).cte("scored")
+        scored = scored.prefix_with("MATERIALIZED")  # distances first, then the order
+        stmt = select(scored.c.id, scored.c.d).order_by(scored.c.d, scored.c.id).limit(top_k)
+        if not scan:
             return list(conn.execute(stmt).all())
+        with self.engine.begin() as own:  # the graph index would order by distance alone
+            own.execute(select(func.set_config("enable_indexscan", "off", True)))
+            return list(own.execute(stmt).all())
 
     @classmethod
     def load(
@@ -346,6 +479,21 @@ class PgVectorIndex:
             )
 
 
+_VIEWS = 256  # permitted sets whose statistics a BM25 index keeps
+_VIEW_TERMS = 100_000  # terms whose frequency one view keeps
+
+
+@dataclass
+class _ViewStats:
+    """A permitted set's BM25 statistics: its rows, their mean length, whether it is every
+    row of the index, and the document frequencies among them of the terms asked so far."""
+
+    n: int
+    avgdl: float
+    everything: bool
+    df: dict[str, int] = field(default_factory=dict)
+
+
 class PgBm25Index:
     """``LexicalIndex`` over the ``rs_bm25_*_<collection id>`` tables."""
 
@@ -372,6 +520,8 @@ class PgBm25Index:
             Column("tf", Integer, nullable=False),
             Column("len", Integer, nullable=False),
             Index(f"{post}_id", "id"),  # removals find a document's postings
+            # a query term's postings as an index-only scan (no heap page per posting)
+            Index(f"{post}_cover", "term", "id", postgresql_include=["tf", "len"]),
         )
         self.docs = _table(
             docs,
@@ -383,7 +533,9 @@ class PgBm25Index:
             Column("term", Text, primary_key=True),
             Column("df", BigInteger, nullable=False),
         )
-        self._stats_cache: dict[tuple[object, ...], tuple[int, float]] = {}
+        self._views: OrderedDict[tuple[object, ...], _ViewStats] = OrderedDict()  # SqlAllow's
+        self._views_lock = threading.Lock()
+        self._permits = _Permits()
         self.stats = _table(
             stats,
             Column("one", Integer, primary_key=True, autoincrement=False),
@@ -394,6 +546,8 @@ class PgBm25Index:
     def create(self, conn: Connection) -> None:
         for table in (self.post, self.docs, self.term_df, self.stats):
             table.create(conn, checkfirst=True)
+        for index in self.post.indexes:  # tables made before an index was added gain it
+            index.create(conn, checkfirst=True)
         first = pg_insert(self.stats).values(one=1, docs=0, total=0)
         conn.execute(first.on_conflict_do_nothing())
 
@@ -452,9 +606,17 @@ class PgBm25Index:
             up = pg_insert(self.term_df).values(rows[start : start + 5000])
             grown = {"df": self.term_df.c.df + up.excluded.df}
             conn.execute(up.on_conflict_do_update(index_elements=["term"], set_=grown))
-        self._count(conn, len(id_list), total)
+        self._count_rows(conn, len(id_list), total)
+        self._forget()
 
-    def _count(self, conn: Connection, docs: int, total: int) -> None:
+    def _forget(self) -> None:
+        """Drop the statistics kept per permitted set (this object wrote: another process's
+        writes are seen through the caller's new ``IdFilter`` or ``SqlAllow.key``)."""
+        self._permits.clear()
+        with self._views_lock:
+            self._views.clear()
+
+    def _count_rows(self, conn: Connection, docs: int, total: int) -> None:
         st = self.stats.c
         conn.execute(update(self.stats).values(docs=st.docs + docs, total=st.total + total))
 
@@ -486,7 +648,8 @@ class PgBm25Index:
                 .values(df=self.term_df.c.df - v.c.n)
             )
             conn.execute(delete(self.term_df).where(self.term_df.c.df <= 0))
-        self._count(conn, -len(lengths), -sum(lengths))
+        self._count_rows(conn, -len(lengths), -sum(lengths))
+        self._forget()
         return len(lengths)
 
     def save(self, path: Path | None = None) -> None:
@@ -504,71 +667,226 @@ class PgBm25Index:
             self.remove_in(conn, ids)
             self.add_in(conn, ids, texts)
 
-    def _stats(self, conn: Connection, allow: Allow | None) -> tuple[int, float]:
-        """``(documents, mean length)`` of the permitted rows (every row without ``allow``),
-        cached per permitted set when it names itself (``SqlAllow.key``)."""
+    def _view(
+        self, conn: Connection, allow: Allow | None, permit: _Permit | None, terms: Sequence[str]
+    ) -> _ViewStats:
+        """The statistics of the permitted rows (every row without ``allow``): their number,
+        mean length, and the document frequency among them of each of ``terms``. Kept per
+        permitted set (an ``IdFilter`` object, or an ``SqlAllow`` naming itself with ``key``:
+        both hold the collection's generation, so a committed change starts afresh), as the
+        embedded engine keeps its views: a common term's frequency is counted once, not on
+        every request."""
         key = allow.key if isinstance(allow, SqlAllow) else None
-        if key is not None and key in self._stats_cache:
-            return self._stats_cache[key]
-        if allow is None:
-            row = conn.execute(select(self.stats.c.docs, self.stats.c.total)).first()
+        if permit is not None:
+            view = permit.view
+            if view is None:
+                view = permit.view = self._count(conn, allow, permit)
         else:
-            d = self.docs
-            row = conn.execute(
-                select(func.count(), func.coalesce(func.sum(d.c.len), 0)).where(
-                    _permitted(d.c.id, allow)
-                )
-            ).first()
-        n = int(row[0]) if row is not None else 0
-        found = (n, max(float(row[1]) / n, 1e-9) if row is not None and n else 1.0)
-        if key is not None:
-            if len(self._stats_cache) >= 256:
-                self._stats_cache.clear()
-            self._stats_cache[key] = found
-        return found
+            with self._views_lock:
+                view = self._views.get(key) if key is not None else None
+                if view is not None and key is not None:
+                    self._views.move_to_end(key)
+            if view is None:
+                view = self._count(conn, allow, None)
+                if key is not None:
+                    with self._views_lock:
+                        self._views[key] = view
+                        while len(self._views) > _VIEWS:
+                            self._views.popitem(last=False)
+        missing = [t for t in terms if t not in view.df]
+        if missing and view.n:
+            wanted = bindparam("terms", missing, type_=ARRAY(Text))
+            if view.everything:  # every row is permitted: the collection's own frequencies
+                tdf = self.term_df
+                found = conn.execute(
+                    select(tdf.c.term, tdf.c.df).where(tdf.c.term == any_(wanted))
+                ).all()
+            else:
+                p = self.post
+                where = _restrict(p.c.id, _required(allow), permit)
+                with self.engine.begin() as own:
+                    # the postings of the terms against the hashed list: probing each listed
+                    # id (the plan PostgreSQL picks, guessing 200 ids) reads every posting of
+                    # each
+                    own.execute(select(func.set_config("enable_nestloop", "off", True)))
+                    counting = select(p.c.term, func.count()).where(p.c.term == any_(wanted))
+                    if where is not None:
+                        counting = counting.where(where)
+                    found = own.execute(counting.group_by(p.c.term)).all()
+            counted = {str(t): int(n) for t, n in found}
+            if len(view.df) > _VIEW_TERMS:
+                view.df.clear()
+            view.df.update({t: counted.get(t, 0) for t in missing})
+        return view
+
+    def _count(self, conn: Connection, allow: Allow | None, permit: _Permit | None) -> _ViewStats:
+        """A fresh view: the permitted rows' number and mean length."""
+        if permit is not None:
+            n, length, everything = permit.n, permit.length, permit.every
+        else:
+            docs, total = conn.execute(select(self.stats.c.docs, self.stats.c.total)).one()
+            n, length, everything = int(docs), int(total), True
+            if allow is not None:
+                d = self.docs
+                row = conn.execute(
+                    select(func.count(), func.coalesce(func.sum(d.c.len), 0)).where(
+                        _permitted(d.c.id, allow)
+                    )
+                ).one()
+                everything = int(row[0]) == n
+                n, length = int(row[0]), int(row[1])
+        return _ViewStats(n, max(length / n, 1e-9) if n else 1.0, everything)
 
     def search(self, query: str, top_k: int, allow: Allow | None = None) -> LexicalHits:
         """The ``top_k`` best permitted chunks, scored with the statistics of the permitted
         chunks alone (their number, mean length and each term's document frequency among
-        them, as the embedded engine does), in one statement; ties to the lower id."""
+        them, as the embedded engine does); ties to the lower id.
+
+        Each term's idf comes from the view's statistics, so the scoring statement is one
+        pass over the query terms' postings (an index-only scan), in double precision, with
+        the permitted set materialised once -- or not at all when it is every row."""
         empty = LexicalHits(np.empty(0, np.float32), np.empty(0, np.int64))
         counts = Counter(self.analyzer(query))
         if not counts:
             return empty
-        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as conn:
-            n_docs, avgdl = self._stats(conn, allow)
-            if not n_docs:
+        terms = sorted(counts)
+        with _autocommit(self.engine) as conn:
+            permit = (
+                self._permits.get(conn, self.docs, allow) if isinstance(allow, IdFilter) else None
+            )
+            view = self._view(conn, allow, permit, terms)
+            if not view.n:
                 return empty
-            p, k1, b = self.post, self.k1, self.b
-            q = values(column("term", Text), column("qtf", Float), name="q").data(
-                [(term, float(n)) for term, n in sorted(counts.items())]
+            k1, b = self.k1, self.b
+            n = float(view.n)
+            # a term's weight for a row is w * tf / (tf + c + d * len)
+            weights = []
+            for term in terms:
+                df = view.df.get(term, 0)
+                if df:
+                    idf = math.log(1.0 + (n - df + 0.5) / (df + 0.5))
+                    weights.append((term, idf * counts[term] * (k1 + 1.0)))
+            if not weights:
+                return empty
+            where = (
+                None
+                if allow is None or view.everything
+                else _restrict(self.post.c.id, allow, permit)
             )
-            rows = select(p.c.id, p.c.term, p.c.tf, p.c.len, q.c.qtf).join(q, p.c.term == q.c.term)
-            if allow is not None:
-                rows = rows.where(_permitted(p.c.id, allow))
-            post = rows.cte("p")
-            df = select(post.c.term, func.count().label("df")).group_by(post.c.term).cte("df")
-            total: Any = literal_column(str(float(n_docs)))
-            idf = func.ln(1.0 + (total - df.c.df + 0.5) / (df.c.df + 0.5))
-            norm: Any = (
-                literal_column(str(k1 * (1 - b))) + literal_column(str(k1 * b / avgdl)) * post.c.len
-            )
-            score = func.sum(idf * post.c.qtf * post.c.tf * (k1 + 1) / (post.c.tf + norm))
-            # a sum's last bits follow the order PostgreSQL adds in: equal scores are ranked
-            # by id at 1e-9 (as the embedded engine ranks its float32 scores)
-            rank = func.round(cast(score, Numeric), 9)
-            stmt = (
-                select(post.c.id, score.label("score"))
-                .select_from(post.join(df, post.c.term == df.c.term))
-                .group_by(post.c.id)
-                .order_by(rank.desc(), post.c.id)
-                .limit(top_k)
-            )
-            found = conn.execute(stmt).all()
+            scoring = _Scoring(self.post, k1 * (1.0 - b), k1 * b / view.avgdl, where, top_k)
+            found = scoring.pruned(conn, weights) if len(weights) > 1 else None
+            if found is None:
+                found = scoring.full(conn, weights)
         return LexicalHits(
             np.array([r.score for r in found], dtype=np.float32),
             np.array([r.id for r in found], dtype=np.int64),
         )
+
+
+def _query_terms(weights: Sequence[tuple[str, float]], name: str) -> Any:
+    """The query terms and their weights as a relation ``name(term, w)``: two bound arrays,
+    so the statement's text is the same whatever the query (SQLAlchemy compiles it once)."""
+    terms = bindparam(f"{name}_terms", [t for t, _ in weights], type_=ARRAY(Text))
+    ws = bindparam(f"{name}_w", [float(w) for _, w in weights], type_=ARRAY(Float))
+    return func.unnest(terms, ws).table_valued("term", "w").render_derived(name=name)
+
+
+_PRUNE_SHARE = 0.05  # terms whose weights together stay below this share of the largest
+_SLACK_REL, _SLACK_ABS = 1e-6, 2e-9  # margins on pruning bounds (ranks compare at 1e-9)
+
+
+@dataclass
+class _Scoring:
+    """One BM25 query's scoring statements. A term's weight for a row is
+    ``w * tf / (tf + c + d * len)`` (``w``: its idf, query count and ``k1 + 1``), below ``w``
+    whatever the row; a row's score is the sum over the query terms it holds."""
+
+    post: Table
+    c: float
+    d: float
+    where: Any  # the permitted rows (None: every row)
+    top_k: int
+
+    def _rows(self, weights: Sequence[tuple[str, float]], name: str) -> Any:
+        p = self.post
+        q = _query_terms(weights, name)
+        part = q.c.w * p.c.tf / (p.c.tf + bindparam("c", self.c, type_=Float)
+                                 + bindparam("d", self.d, type_=Float) * p.c.len)  # fmt: skip
+        rows = select(p.c.id, part.label("s")).join(q, p.c.term == q.c.term)
+        return (rows if self.where is None else rows.where(self.where)).subquery(name + "_p")
+
+    def _ranked(self, ident: Any, score: Any, *extra: Any) -> Select[Any]:
+        # a sum's last bits follow the order PostgreSQL adds in: equal scores are ranked by
+        # id at 1e-9 (as the embedded engine ranks its float32 scores)
+        return (
+            select(ident.label("id"), score.label("score"), *extra)
+            .order_by(func.round(score * 1e9).desc(), ident)
+            .limit(self.top_k)
+        )
+
+    def full(self, conn: Connection, weights: Sequence[tuple[str, float]]) -> list[Any]:
+        """Every permitted posting of every query term, summed per row."""
+        post = self._rows(weights, "q")
+        stmt = self._ranked(post.c.id, func.sum(post.c.s)).group_by(post.c.id)
+        return list(conn.execute(stmt).all())
+
+    def pruned(self, conn: Connection, weights: Sequence[tuple[str, float]]) -> list[Any] | None:
+        """The same top ``k`` without reading the postings of the query's commonest terms
+        (MaxScore, as ``indexes.bm25_topk``; ``None`` when it cannot be sure, then ``full``).
+
+        The terms whose largest weights ``w`` sum to under ``_PRUNE_SHARE`` of the largest
+        (a stopword-like term in nearly every row: idf near 0) are *non-essential*: their
+        sum ``R`` bounds what they add to any row. The other terms' postings give partial
+        scores; ``theta``, the ``k``-th best partial, is at most the ``k``-th best full
+        score. A row without an essential term scores at most ``R``, and a row whose
+        partial plus ``R`` stays under ``theta`` cannot reach the top ``k``: when ``R`` is
+        under ``theta`` (margins above), only the rest are candidates, and each gets its
+        non-essential terms' weights by index lookups of (term, its id)."""
+        ordered = sorted(weights, key=lambda tw: -tw[1])
+        cut, rest = len(ordered), 0.0
+        while cut > 1 and rest + ordered[cut - 1][1] <= _PRUNE_SHARE * ordered[0][1]:
+            cut -= 1
+            rest += ordered[cut][1]
+        if cut == len(ordered):
+            return None
+        essential, other = ordered[:cut], ordered[cut:]
+        post = self._rows(essential, "qe")
+        ess = select(post.c.id, func.sum(post.c.s).label("part")).group_by(post.c.id)
+        ess_cte = ess.cte("ess").prefix_with("MATERIALIZED")
+        theta = (
+            select(ess_cte.c.part)
+            .order_by(ess_cte.c.part.desc())
+            .offset(self.top_k - 1)
+            .limit(1)
+            .scalar_subquery()
+        )
+        floor = func.coalesce(theta, -1.0) * (1.0 - _SLACK_REL) - _SLACK_ABS
+        cand = (
+            select(ess_cte.c.id, ess_cte.c.part)
+            .where(ess_cte.c.part + rest >= floor)
+            .cte("cand")
+            .prefix_with("MATERIALIZED")
+        )
+        p2 = self.post.alias("p2")
+        qn = _query_terms(other, "qn")
+        c, d = bindparam("c", self.c, type_=Float), bindparam("d", self.d, type_=Float)
+        extra = (
+            select(func.sum(qn.c.w * p2.c.tf / (p2.c.tf + c + d * p2.c.len)))
+            .select_from(p2.join(qn, p2.c.term == qn.c.term))
+            .where(p2.c.id == cand.c.id)
+            .scalar_subquery()
+        )
+        score = cand.c.part + func.coalesce(extra, 0.0)
+        found = list(conn.execute(self._ranked(cand.c.id, score, theta.label("theta"))).all())
+        top = found[0].theta if found else None
+        if top is None or rest >= float(top) * (1.0 - _SLACK_REL) - _SLACK_ABS:
+            return None  # rows without an essential term might rank: score them all
+        return found
+
+
+def _required(allow: Allow | None) -> Allow:
+    assert allow is not None  # a view that is not every row has a permitted set
+    return allow
 
 
 def create_collection_tables(engine: Engine, dense: PgVectorIndex, lexical: PgBm25Index) -> None:

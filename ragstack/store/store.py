@@ -73,6 +73,9 @@ def database_url(url: str) -> str:
     return url
 
 
+PG_EF_SEARCH = 100  # pgvector's candidate list per graph search (the embedded: max(64, k))
+
+
 def make_engine(url: str) -> Engine:
     url = database_url(url)
     if url.startswith("postgresql"):
@@ -89,7 +92,22 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+    @event.listens_for(engine, "connect")
+    def _pgvector_session(dbapi_conn: Any, _record: Any) -> None:
+        # the database indexes' (``store.pgindex``) search settings, once per session rather
+        # than a statement per search: filtered HNSW/IVFFlat scans continue until they have
+        # found their LIMIT of permitted rows; graph candidate lists of PG_EF_SEARCH (a search
+        # for more rows sets its own for its transaction)
+        with dbapi_conn.cursor() as cur:
+            cur.execute(
+                f"SET hnsw.ef_search = {PG_EF_SEARCH}; SET hnsw.iterative_scan = relaxed_order;"
+                " SET ivfflat.iterative_scan = relaxed_order; SET ivfflat.probes = 10"
+            )
+        dbapi_conn.commit()
+
+    return engine
 
 
 def _collection_info(row: Any) -> CollectionInfo:
@@ -122,6 +140,15 @@ class Store:
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
+
+    def read(self) -> Connection:
+        """A connection for one read statement on the request path: on PostgreSQL without a
+        transaction of its own (its BEGIN and ROLLBACK were two of the five round trips of
+        reading a collection's row, and a search reads several such rows)."""
+        conn = self.engine.connect()
+        if self.dialect == "postgresql":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        return conn
 
     def create_schema(self) -> None:
         """Create or migrate the schema to the newest revision (Alembic)."""
@@ -198,7 +225,7 @@ class Store:
     def get_collection(self, name: str) -> CollectionInfo:
         """On every search and answer (the generation must be fresh), so Core, not the ORM."""
         table = CollectionRow.__table__  # type: ignore[attr-defined]
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             row = conn.execute(select(table).where(table.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no collection named {name!r}")
@@ -268,7 +295,7 @@ class Store:
 
     def get_setting(self, collection_id: int, key: str) -> str | None:
         table = CollectionSettingRow.__table__  # type: ignore[attr-defined]
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             value = conn.execute(
                 select(table.c.value).where(
                     table.c.collection_id == collection_id, table.c.key == key

@@ -160,3 +160,45 @@ def test_ivf_collections_build_their_lists_once_trained(
         assert {i for i, _ in got.hits(row)} <= set(allow.ids.tolist())
         exact = {i for i, _ in want.hits(row)}
         assert len(exact & {i for i, _ in got.hits(row)}) >= 7
+
+
+def test_bm25_pruning_keeps_the_exact_top_k_of_a_restricted_set(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queries with a term in nearly every row take the MaxScore path (the common term's
+    postings are not read, only looked up for candidates): the hits and scores are still
+    the embedded engine's, with the permitted set's own statistics, at small and large k."""
+    from ragstack.store import pgindex
+
+    rng = np.random.default_rng(3)
+    words = [f"w{i}" for i in range(40)]
+    texts = []
+    for i in range(400):
+        body = list(rng.choice(words, size=int(rng.integers(3, 12)), p=None))
+        if i % 50:  # "common" in all rows but every 50th
+            body += ["common"] * int(rng.integers(1, 4))
+        texts.append(" ".join(body))
+    ids = np.arange(1000, 1400)
+    _, pg = both(engine, 4)
+    ref = Bm25Index()
+    pg.add(ids, texts)
+    ref.add(ids, texts)
+    pruned: list[bool] = []
+    real = pgindex._Scoring.pruned
+
+    def spy(self: Any, conn: Any, weights: Any) -> Any:
+        found = real(self, conn, weights)
+        pruned.append(found is not None)
+        return found
+
+    monkeypatch.setattr(pgindex._Scoring, "pruned", spy)
+    for allow in (None, IdFilter(ids[rng.random(400) < 0.3]), IdFilter(ids[::9])):
+        for query in ("common w3", "w7 common common", "common w1 w2", "w5 w6", "common"):
+            for k in (3, 10, 60):
+                got, want = pg.search(query, k, allow), ref.search(query, k, allow)
+                assert got.ids.tolist() == want.ids.tolist(), (query, k)
+                np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+                if allow is not None:
+                    assert set(got.ids.tolist()) <= set(allow.ids.tolist())
+    assert any(pruned), "no query took the pruned path"
+    assert not all(pruned), "no query fell back to scoring every posting"
