@@ -218,6 +218,15 @@ class _Prepared:
     ocr_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Vectors:
+    """A batch's vectors by chunk text hash, filled on the model thread until ``done``."""
+
+    done: Future[None]
+    vectors: dict[str, F32]
+    hashes: frozenset[str]  # what ``vectors`` holds once done
+
+
 # Nothing wrong with these files: they hold nothing to index (yet: OCR may be installed later).
 _SKIP_KINDS = ("unsupported", "empty", "no_text", "ocr_unavailable", "ocr_language_missing")
 _PARSE_REASONS = (
@@ -550,15 +559,18 @@ class Ingestor:
         last_save = time.monotonic()
         scan_failed: BaseException | None = None
         # the batch being embedded on the model thread, committed once the next one is started
-        ahead: tuple[list[_Prepared], Future[None]] | None = None
+        ahead: tuple[list[_Prepared], _Vectors] | None = None
         with ThreadPoolExecutor(1, thread_name_prefix="ragstack-embed") as model:
 
             def commit(batch: list[_Prepared] | None) -> None:
                 """Start embedding ``batch``, then commit the batch embedded before it."""
                 nonlocal ahead
-                started = (batch, self._embed_start(batch, summary, model)) if batch else None
+                started = None
+                if batch:
+                    before = ahead[1] if ahead is not None else None
+                    started = (batch, self._embed_start(batch, summary, model, before))
                 if ahead is not None:
-                    ahead[1].result()
+                    ahead[1].done.result()
                     self._commit(ahead[0], summary, progress)
                 ahead = started
 
@@ -631,11 +643,16 @@ class Ingestor:
             summary.failed += 1
 
     def _embed_start(
-        self, batch: list[_Prepared], summary: IngestSummary, model: ThreadPoolExecutor
-    ) -> Future[None]:
-        """Reuse the vectors SQL has for the batch's chunk texts (on this thread: the store
-        is not shared), and embed the rest on the ``model`` thread; the future is done when
-        every chunk of the batch has its vectors."""
+        self,
+        batch: list[_Prepared],
+        summary: IngestSummary,
+        model: ThreadPoolExecutor,
+        before: _Vectors | None,
+    ) -> _Vectors:
+        """Reuse the vectors SQL has for the batch's chunk texts (looked up on this thread:
+        the store is not shared) or that ``before`` (the previous batch's, not committed yet)
+        gets, and embed the rest on the ``model`` thread, which runs one batch after another:
+        what is done when every chunk of the batch has its vector."""
         done = [p for p in batch if len(p.vectors) == len(p.hashes)]  # embedded by a worker
         summary.chunks_embedded += sum(len(p.hashes) for p in done)
         batch = [p for p in batch if len(p.vectors) != len(p.hashes)]
@@ -651,16 +668,21 @@ class Ingestor:
                 for h, t in zip(p.hashes, p.embed_texts, strict=True):
                     if h not in known:
                         todo.setdefault(h, t)
-            summary.chunks_embedded += len(todo)
-            summary.chunks_reused += sum(len(p.hashes) for p in batch) - len(todo)
+            fresh = sum(1 for h in todo if before is None or h not in before.hashes)
+            summary.chunks_embedded += fresh
+            summary.chunks_reused += sum(len(p.hashes) for p in batch) - fresh
 
-        def run() -> None:
-            if todo:
-                known.update(zip(todo, self.embedder.embed(list(todo.values())), strict=True))
+        def run() -> None:  # after ``before``'s: its vectors are all there
+            new = {h: t for h, t in todo.items() if before is None or h not in before.vectors}
+            if before is not None:
+                known.update((h, before.vectors[h]) for h in todo if h in before.vectors)
+            if new:
+                known.update(zip(new, self.embedder.embed(list(new.values())), strict=True))
             for p in batch:
                 p.vectors = [known[h] for h in p.hashes]
 
-        return model.submit(run)
+        holds = frozenset(known) | frozenset(todo)  # before ``run`` starts to add to ``known``
+        return _Vectors(model.submit(run), known, holds)
 
     def _shadow_vectors(self, batch: list[_Prepared]) -> tuple[str, list[F32]] | None:
         """The batch's chunks under the re-embed's model (reused by text hash), in order."""

@@ -280,7 +280,7 @@ def test_batches_embedded_ahead_keep_each_chunk_its_vector(
     svc = make_service()
     docs = tmp_path / "docs"
     for i in range(40):
-        body = " ".join(f"Document {i} sentence {j} about topic {i * j}." for j in range(40))
+        body = " ".join(f"Document {i} sentence {j} about topic {i * j}." for j in range(100))
         write(docs, f"d{i:02d}.md", f"# Doc {i}\n\n{body}\n\nThe same closing line.")
     counts = ingest(svc, docs)
     assert counts["ingested"] == 40 and counts["chunks"] > 2 * 256  # several commit batches
