@@ -280,6 +280,8 @@ def quality_guards(
         Settings(data_dir=args.reference_dir, principal=PRINCIPAL).model_copy(update=REFERENCE)
     )
     out: dict[str, dict[str, Any]] = {}
+    settings_new = effective(svc, "scifact")
+    settings_ref: dict[str, Any] = {}
     for name, folder in datasets.items():
         for label, service in (("new", svc), ("reference", reference)):
             summary = service.ingest(
@@ -287,6 +289,7 @@ def quality_guards(
             )
             if summary.ingested + summary.updated:
                 rep.say(f"{label}: ingested {name} ({summary.chunks:,} chunks)")
+        settings_ref = settings_ref or effective(reference, name)
         queries, qrels = load_judgements(folder, "test")
         for mode in MODES:
             scores = {
@@ -297,7 +300,32 @@ def quality_guards(
                 **scores,
                 "held": scores["new"] >= scores["reference"] - GUARD_SLACK,
             }
+    rep.table(
+        "What a collection embeds, chunks and fuses with: these settings vs the reference",
+        ["setting", "reference", "now", ""],
+        [
+            [k, str(settings_ref[k]), str(v), "" if v == settings_ref[k] else "differs"]
+            for k, v in settings_new.items()
+        ],
+    )
     return out
+
+
+def effective(svc: Ragstack, collection: str) -> dict[str, Any]:
+    """What a collection of ``svc`` embeds, chunks and fuses with, as ingest and search use it."""
+    model = svc._model(svc.store.get_collection(collection))
+    embedder: Any = model.embedder
+    return {
+        "model_id": embedder.model_id,
+        "engine": type(embedder).__name__,
+        "input_window_tokens": model.max_tokens,
+        "tokenizer": Path(str(getattr(embedder, "tokenizer_file", ""))).name,
+        "chunk_max_tokens": model.chunker.max_tokens,
+        "chunk_overlap_tokens": model.chunker.overlap,
+        "model_batch": getattr(embedder, "batch_size", None),
+        "commit_batch_chunks": svc.commit_batch_chunks(),
+        "fusion": str(svc.fusion(collection)),
+    }
 
 
 def ndcg(

@@ -1,11 +1,12 @@
 """The write path: source items -> parsed, redacted, chunked, embedded -> SQL + indexes.
 
-Two stages overlap: a producer thread reads, parses, redacts and chunks documents while the
-calling thread embeds batches of chunks (torch releases the GIL while it computes) and
-commits them. Each commit is one SQL transaction per batch of documents, mirrored into
-the indexes right after; the indexes are saved every ``index_save_interval_s`` and at the
-end. A kill at any point loses at most the uncommitted batch: SQL stays consistent, and
-the next open of the collection brings the indexes back in step with it.
+Three stages overlap: a producer thread reads, parses, redacts and chunks documents; a model
+thread embeds a batch of chunks (onnxruntime and torch release the GIL while they compute);
+the calling thread commits the batch before it (SQL, then the indexes) meanwhile, in order.
+Each commit is one SQL transaction per batch of documents, mirrored into the indexes right
+after; the indexes are saved every ``index_save_interval_s`` and at the end. A kill at any
+point loses at most the uncommitted batches: SQL stays consistent, and the next open of the
+collection brings the indexes back in step with it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -216,6 +218,15 @@ class _Prepared:
     ocr_seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Vectors:
+    """A batch's vectors by chunk text hash, filled on the model thread until ``done``."""
+
+    done: Future[None]
+    vectors: dict[str, F32]
+    hashes: frozenset[str]  # what ``vectors`` holds once done
+
+
 # Nothing wrong with these files: they hold nothing to index (yet: OCR may be installed later).
 _SKIP_KINDS = ("unsupported", "empty", "no_text", "ocr_unavailable", "ocr_language_missing")
 _PARSE_REASONS = (
@@ -405,7 +416,6 @@ def run_here(
         yield from (preparer.prepare_safely(item, is_update) for item, is_update in todo)
         return
     from collections import deque
-    from concurrent.futures import Future, ThreadPoolExecutor
 
     with ThreadPoolExecutor(workers, thread_name_prefix="ragstack-prepare") as pool:
         flight: deque[Future[_Prepared | ItemError]] = deque()
@@ -548,31 +558,47 @@ class Ingestor:
         acl_changes: list[_AclChange] = []
         last_save = time.monotonic()
         scan_failed: BaseException | None = None
-        while (msg := q.get()) is not _DONE:
-            if isinstance(msg, BaseException):
-                scan_failed = msg
-            elif isinstance(msg, _AclChange):
-                acl_changes.append(msg)
-            elif isinstance(msg, _Prepared):
-                pending.append(msg)
-            else:
-                self._settled(msg, summary, progress)
-            idle = q.empty()
-            if acl_changes and (idle or len(acl_changes) >= 500):
+        # the batch being embedded on the model thread, committed once the next one is started
+        ahead: tuple[list[_Prepared], _Vectors] | None = None
+        with ThreadPoolExecutor(1, thread_name_prefix="ragstack-embed") as model:
+
+            def commit(batch: list[_Prepared] | None) -> None:
+                """Start embedding ``batch``, then commit the batch embedded before it."""
+                nonlocal ahead
+                started = None
+                if batch:
+                    before = ahead[1] if ahead is not None else None
+                    started = (batch, self._embed_start(batch, summary, model, before))
+                if ahead is not None:
+                    ahead[1].done.result()
+                    self._commit(ahead[0], summary, progress)
+                ahead = started
+
+            while (msg := q.get()) is not _DONE:
+                if isinstance(msg, BaseException):
+                    scan_failed = msg
+                elif isinstance(msg, _AclChange):
+                    acl_changes.append(msg)
+                elif isinstance(msg, _Prepared):
+                    pending.append(msg)
+                else:
+                    self._settled(msg, summary, progress)
+                idle = q.empty()
+                if acl_changes and (idle or len(acl_changes) >= 500):
+                    self._change_acls(acl_changes, summary, progress)
+                    acl_changes = []
+                if pending and (
+                    idle or sum(len(p.chunks) for p in pending) >= self.options.batch_chunks
+                ):
+                    commit(pending)
+                    pending = []
+                if time.monotonic() - last_save >= self.options.save_interval_s:
+                    self.indexes.save()
+                    last_save = time.monotonic()
+            if acl_changes:
                 self._change_acls(acl_changes, summary, progress)
-                acl_changes = []
-            if pending and (
-                idle or sum(len(p.chunks) for p in pending) >= self.options.batch_chunks
-            ):
-                self._commit(pending, summary, progress)
-                pending = []
-            if time.monotonic() - last_save >= self.options.save_interval_s:
-                self.indexes.save()
-                last_save = time.monotonic()
-        if acl_changes:
-            self._change_acls(acl_changes, summary, progress)
-        if pending:
-            self._commit(pending, summary, progress)
+            commit(pending or None)
+            commit(None)
         return scan_failed
 
     def _settled(self, msg: object, summary: IngestSummary, progress: Progress) -> None:
@@ -616,29 +642,47 @@ class Ingestor:
         else:
             summary.failed += 1
 
-    def _embed(self, batch: list[_Prepared], summary: IngestSummary) -> None:
+    def _embed_start(
+        self,
+        batch: list[_Prepared],
+        summary: IngestSummary,
+        model: ThreadPoolExecutor,
+        before: _Vectors | None,
+    ) -> _Vectors:
+        """Reuse the vectors SQL has for the batch's chunk texts (looked up on this thread:
+        the store is not shared) or that ``before`` (the previous batch's, not committed yet)
+        gets, and embed the rest on the ``model`` thread, which runs one batch after another:
+        what is done when every chunk of the batch has its vector."""
         done = [p for p in batch if len(p.vectors) == len(p.hashes)]  # embedded by a worker
         summary.chunks_embedded += sum(len(p.hashes) for p in done)
         batch = [p for p in batch if len(p.vectors) != len(p.hashes)]
-        if not batch:
-            return
-        hashes = {h for p in batch for h in p.hashes}
-        stored = self.store.vectors_for_hashes(
-            self.info.id, hashes, model_id=self.embedder.model_id
-        )
-        known: dict[str, F32] = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
+        known: dict[str, F32] = {}
         todo: dict[str, str] = {}
-        for p in batch:
-            for h, t in zip(p.hashes, p.embed_texts, strict=True):
-                if h not in known:
-                    todo.setdefault(h, t)
-        if todo:
-            vectors = self.embedder.embed(list(todo.values()))
-            known.update(zip(todo.keys(), vectors, strict=True))
-        summary.chunks_embedded += len(todo)
-        summary.chunks_reused += sum(len(p.hashes) for p in batch) - len(todo)
-        for p in batch:
-            p.vectors = [known[h] for h in p.hashes]
+        if batch:
+            hashes = {h for p in batch for h in p.hashes}
+            stored = self.store.vectors_for_hashes(
+                self.info.id, hashes, model_id=self.embedder.model_id
+            )
+            known = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
+            for p in batch:
+                for h, t in zip(p.hashes, p.embed_texts, strict=True):
+                    if h not in known:
+                        todo.setdefault(h, t)
+            fresh = sum(1 for h in todo if before is None or h not in before.hashes)
+            summary.chunks_embedded += fresh
+            summary.chunks_reused += sum(len(p.hashes) for p in batch) - fresh
+
+        def run() -> None:  # after ``before``'s: its vectors are all there
+            new = {h: t for h, t in todo.items() if before is None or h not in before.vectors}
+            if before is not None:
+                known.update((h, before.vectors[h]) for h in todo if h in before.vectors)
+            if new:
+                known.update(zip(new, self.embedder.embed(list(new.values())), strict=True))
+            for p in batch:
+                p.vectors = [known[h] for h in p.hashes]
+
+        holds = frozenset(known) | frozenset(todo)  # before ``run`` starts to add to ``known``
+        return _Vectors(model.submit(run), known, holds)
 
     def _shadow_vectors(self, batch: list[_Prepared]) -> tuple[str, list[F32]] | None:
         """The batch's chunks under the re-embed's model (reused by text hash), in order."""
@@ -660,7 +704,7 @@ class Ingestor:
         return model_id, [known[h] for h in hashes]
 
     def _commit(self, batch: list[_Prepared], summary: IngestSummary, progress: Progress) -> None:
-        self._embed(batch, summary)
+        """Write an embedded batch: one SQL transaction, then the indexes."""
         drafts = []
         for p in batch:
             chunks = [

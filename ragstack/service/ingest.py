@@ -82,7 +82,7 @@ class IngestMixin(CollectionsMixin):
                 principals=principals,
                 tenant=request.tenant or info.tenant or None,
                 max_file_bytes=self.settings.max_file_bytes,
-                batch_chunks=max(self.settings.embed_batch_size * 4, 64),
+                batch_chunks=self.commit_batch_chunks(),
                 save_interval_s=self.settings.index_save_interval_s,
                 delete_missing=request.delete_missing,
                 namespace=request.namespace,
@@ -133,6 +133,12 @@ class IngestMixin(CollectionsMixin):
             )
             self.store.finish_run(run_id, "completed", summary.counts())
         return summary
+
+    def commit_batch_chunks(self) -> int:
+        """Chunks an ingest embeds and commits at a time. The model sees them sorted by
+        length, in batches of ``embed_batch_size``: 256 chunks leave ~3% of padding in
+        batches of 16 where 64 left ~11% (SciFact's chunks)."""
+        return max(self.settings.embed_batch_size * 16, 256)
 
     def _shadow_embedder(self, info: CollectionInfo) -> Embedder | None:
         """The model a live re-embed is moving the collection to, if one is under way: an

@@ -267,6 +267,33 @@ def test_chunks_know_their_place(make_service: Factory, tmp_path: Path) -> None:
     assert hits.ids[0] == chunks[-1].id
 
 
+def test_batches_embedded_ahead_keep_each_chunk_its_vector(
+    make_service: Factory, tmp_path: Path
+) -> None:
+    """Batches are embedded on a model thread while the batch before is written: over many
+    batches (and a text repeated across them), every chunk stores its own text's vector."""
+    from sqlalchemy import text
+
+    from ragstack.embedding import HashingEmbedder
+    from ragstack.store import index_text
+
+    svc = make_service()
+    docs = tmp_path / "docs"
+    for i in range(40):
+        body = " ".join(f"Document {i} sentence {j} about topic {i * j}." for j in range(100))
+        write(docs, f"d{i:02d}.md", f"# Doc {i}\n\n{body}\n\nThe same closing line.")
+    counts = ingest(svc, docs)
+    assert counts["ingested"] == 40 and counts["chunks"] > 2 * 256  # several commit batches
+    with svc.store.engine.connect() as con:
+        rows = con.execute(text("SELECT section, text, embedding FROM chunks ORDER BY id")).all()
+    assert len(rows) == counts["chunks"]
+    expected = HashingEmbedder(64).embed([index_text(sec, t) for sec, t, _ in rows])
+    stored = np.vstack([np.frombuffer(e, dtype=np.float32) for _, _, e in rows])
+    np.testing.assert_array_equal(stored, expected)
+    assert svc.check_index("docs").ok
+    assert ingest(svc, docs)["unchanged"] == 40
+
+
 @pytest.mark.slow
 def test_real_model_handbook(make_service: Factory, tmp_path: Path) -> None:
     svc = make_service(
