@@ -197,6 +197,26 @@ class Settings(BaseSettings):
         description="After a live re-embed switches a collection, wait this long before dropping "
         "the old dense index (requests that read the collection just before still finish).",
     )
+    adapt_adopt: bool = Field(
+        False,
+        description="`ragstack adapt` adopts the model it trained (by live re-embed) when its "
+        "gate passes; off by default: on SciFact and PubMedQA the label-free adaptation did not "
+        "meet its targets (see the README), so it only writes the model unless asked.",
+    )
+    adapt_margin: float = Field(
+        0.005,
+        ge=0,
+        le=1,
+        description="`ragstack adapt`'s gate: the rise in MRR@10 (queries of a pair kind it "
+        "did not train on, from documents it never saw) needed to adopt the adapted model.",
+    )
+    adapt_max_pairs: int = Field(
+        2000,
+        ge=32,
+        le=1_000_000,
+        description="`ragstack adapt` trains on a sample of at most this many pairs (one "
+        "epoch: about 8 minutes on 2 cores for 2,000).",
+    )
     api_rate_per_s: float = Field(
         20.0, gt=0, le=100_000, description="API requests per second per key (token bucket)."
     )
