@@ -36,6 +36,9 @@ def adapt(
     max_pairs: Annotated[
         int | None, typer.Option(help="Pairs sampled (default RAGSTACK_ADAPT_MAX_PAIRS).")
     ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Pairs per step (in-batch negatives).")
+    ] = AdaptConfig.batch_size,
     lr: Annotated[float, typer.Option(help="Learning rate.")] = AdaptConfig.lr,
     epochs: Annotated[int, typer.Option(help="Passes over the pairs.")] = AdaptConfig.epochs,
     adopt: Annotated[
@@ -70,6 +73,7 @@ def adapt(
         cfg = AdaptConfig(
             pairs=kinds,
             max_pairs=max_pairs or svc.settings.adapt_max_pairs,
+            batch_size=batch_size,
             lr=lr,
             epochs=epochs,
             margin=svc.settings.adapt_margin,
