@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ragstack.adaptation import PAIR_KINDS, AdaptConfig
-from ragstack.cli.common import app, console, emit, service
+from ragstack.cli.common import app, bar_columns, console, emit, service
 from ragstack.errors import InputError
 
 _STAGES = {
@@ -103,23 +103,9 @@ def _bars(
     if not enabled:
         yield (lambda _s, _d, _t: None), (lambda _d, _t: None)
         return
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-    ) as bar:
+    with Progress(*bar_columns(), console=console) as bar:
         tasks: dict[str, Any] = {}
 
         def stage(name: str, done: int, total: int) -> None:

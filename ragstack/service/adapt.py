@@ -117,6 +117,10 @@ class AdaptMixin(ReembedMixin):
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         name = f"{re.sub(r'[^A-Za-z0-9._-]+', '-', collection).strip('.-') or 'c'}-{stamp}"
         out = settings.data_dir / ADAPTED_DIR / name
+        n = 1
+        while out.exists():  # two runs in one second
+            n += 1
+            out = settings.data_dir / ADAPTED_DIR / f"{name}-{n}"
         backend = _BACKENDS.get(_suffix(info.embedder_id), "sentence-transformers")
         result: Adapted = adaptation.adapt(
             passages,
