@@ -27,7 +27,7 @@ from ragstack.adaptation import (
 )
 from ragstack.app import build, make_embedder
 from ragstack.config import Settings
-from ragstack.errors import InputError
+from ragstack.errors import ConfigError, InputError
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 from tests.ragstack.conftest import Factory
 
@@ -150,6 +150,21 @@ def test_training_reads_only_documents_everyone_may_read(
     assert public[0][2] == "Vacation policy 0" and public[0][3] == "Vacation policy 0"
     with pytest.raises(InputError, match="hashing embedder"):
         svc.adapt("kb")
+
+
+def test_without_torch_adapt_names_the_extra(
+    make_service: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    svc = make_service(embedder="int8")
+    corpus = write_corpus(tmp_path / "pub", 3)
+    svc.ingest(IngestRequest("kb", [SourceSpec(str(corpus))], public=True), principal="user:a")
+    for module in ("sentence_transformers", "torch"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"pip install 'ragstack\[torch\]'"):
+        svc.adapt("kb")
+    assert not (svc.settings.data_dir / "models" / "adapted").exists()
 
 
 # -- a real run ------------------------------------------------------------------------------
