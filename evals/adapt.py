@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> None:
             "gate_after": round(result.gate_after, 4),
             "gate_delta": round(result.gate_delta, 4),
             "gate_passed": result.gate_passed,
+            "gate_independent": result.gate_independent,
             "dense_delta": round(dense_delta, 4),
             "hybrid_delta": round(hybrid_delta, 4),
             "gate_agrees": agrees,

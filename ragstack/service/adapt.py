@@ -41,6 +41,7 @@ class AdaptResult:
     gate_before: float
     gate_after: float
     gate_passed: bool
+    gate_independent: bool  # of a pair kind training did not read
     adopted: bool
     reason: str
     train_s: float
@@ -63,6 +64,7 @@ class AdaptResult:
                 "after": round(self.gate_after, 4),
                 "delta": round(self.gate_delta, 4),
                 "passed": self.gate_passed,
+                "independent": self.gate_independent,
             },
             "adopted": self.adopted,
             "reason": self.reason,
@@ -140,6 +142,14 @@ class AdaptMixin(ReembedMixin):
             go, reason = False, "adoption is off (RAGSTACK_ADAPT_ADOPT, --adopt)"
         elif gate.passed:
             go, reason = True, f"the gate rose by {gate.delta:+.4f} (>= {gate.margin})"
+        elif not gate.independent:
+            go, reason = (
+                False,
+                (
+                    f"no independent check: the documents carry no pair kind it did not train on "
+                    f"(its own task on unseen documents moved {gate.delta:+.4f}): kept"
+                ),
+            )
         else:
             go, reason = False, f"the gate moved {gate.delta:+.4f} (< {gate.margin}): kept"
         run = None
@@ -160,6 +170,7 @@ class AdaptMixin(ReembedMixin):
             gate_before=gate.before,
             gate_after=gate.after,
             gate_passed=gate.passed,
+            gate_independent=gate.independent,
             adopted=go,
             reason=reason,
             train_s=result.train_s,

@@ -16,11 +16,13 @@ from typer.testing import CliRunner
 
 from ragstack.adaptation import (
     AdaptConfig,
+    Gate,
     Passage,
     adapted_model_dir,
     auto_kinds,
     batches,
     gate_kind,
+    independent_of,
     make_pairs,
     mine,
     split_documents,
@@ -97,6 +99,11 @@ def test_pairs_come_from_titles_headings_and_sentences() -> None:
     assert gate_kind(("title", "heading"), ps) == "ict"
     assert gate_kind(("ict",), ps) == "title"
     assert gate_kind(("ict",), untitled) == "ict"
+    # ... and a check of the training task itself (sentences of unseen documents) adopts nothing
+    assert independent_of("ict", ("title", "heading")) and independent_of("title", ("ict",))
+    assert not independent_of("ict", ("ict",)) and not independent_of("first", ("ict",))
+    gate = Gate("ict", 10, 100, 0.4, 0.5, 0.005, independent=False)
+    assert gate.delta > gate.margin and not gate.passed
     with pytest.raises(InputError, match="unknown pair kinds"):
         AdaptConfig(pairs=("query",))
 
@@ -272,6 +279,7 @@ def test_cli_adapt_json_force_and_help(kb: Ragstack, tmp_path: Path) -> None:
     assert forced.exit_code == 0, forced.output
     result = json.loads(forced.stdout)
     assert result["adopted"] is True and result["gate"]["passed"] is False
+    assert set(result["gate"]) == {"kind", "before", "after", "delta", "passed", "independent"}
     assert result["reembed"]["status"] == "completed"
     svc = build(Settings(data_dir=data, embedder="int8"))
     assert svc.collection("kb").embedder_id == result["model_id"] != pinned
