@@ -55,27 +55,35 @@ def corpus_folder(data: Path, docs: int | None, into: Path) -> Path:
     return into
 
 
-def settings_for(data_dir: Path, **extra: Any) -> Settings:
-    return Settings(data_dir=data_dir, principal=PRINCIPAL, embedder=SOURCE, **extra)
+def settings_for(data_dir: Path, embedder: str = SOURCE, **extra: Any) -> Settings:
+    return Settings(data_dir=data_dir, principal=PRINCIPAL, embedder=embedder, **extra)
 
 
-def template(data: Path, docs: int | None) -> Path:
-    """The torch-embedded collection's data dir, ingested once."""
-    where = REPO_ROOT / ".cache" / "evals" / f"reembed-{docs or 'all'}"
+def template(
+    data: Path,
+    docs: int | None,
+    *,
+    embedder: str = SOURCE,
+    name: str = "scifact",
+    prefix: str = "reembed",
+) -> Path:
+    """A data dir holding collection ``name`` of ``data`` (or its first ``docs`` documents)
+    ingested with ``embedder``, once (``.cache/evals/<prefix>-<docs>``; runs work on copies)."""
+    where = REPO_ROOT / ".cache" / "evals" / f"{prefix}-{docs or 'all'}"
     marker = where / "ready.json"
     if marker.is_file():
         return where
     shutil.rmtree(where, ignore_errors=True)
     folder = corpus_folder(data, docs, where / "corpus")
-    svc = build(settings_for(where / "data"))
+    svc = build(settings_for(where / "data", embedder))
     t0 = time.perf_counter()
     summary = svc.ingest(
-        IngestRequest("scifact", [SourceSpec(str(folder))], public=True), principal=PRINCIPAL
+        IngestRequest(name, [SourceSpec(str(folder))], public=True), principal=PRINCIPAL
     )
     svc.store.close()
     seconds = time.perf_counter() - t0
-    print(f"ingested {summary.ingested:,} documents ({summary.chunks:,} chunks) with the torch "
-          f"MiniLM in {seconds:.0f} s", file=sys.stderr)  # fmt: skip
+    print(f"ingested {summary.ingested:,} documents ({summary.chunks:,} chunks) of {name} with "
+          f"{embedder} in {seconds:.0f} s", file=sys.stderr)  # fmt: skip
     marker.write_text(json.dumps({"documents": summary.ingested, "chunks": summary.chunks}))
     return where
 

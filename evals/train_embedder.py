@@ -36,6 +36,8 @@ from evals.train_reranker import (
     split_queries,
     write_record,
 )
+from ragstack import adaptation
+from ragstack.adaptation import LoopConfig, Triple, batches
 from ragstack.embedding import packaged_minilm_path
 
 DEFAULT_OUT = REPO_ROOT / ".cache" / "embedder" / "scifact-minilm"
@@ -54,13 +56,6 @@ class EmbedTrainConfig:
     scale: float = 20.0  # cosine -> logit, as sentence-transformers' MNRL
     dev_queries: int = 0
     threads: int = 2
-
-
-@dataclass(frozen=True)
-class Triple:
-    query: str
-    positive: str
-    negative: str
 
 
 def make_triples(
@@ -83,62 +78,21 @@ def make_triples(
     return out
 
 
-def batches(triples: list[Triple], size: int) -> list[list[Triple]]:
-    """Batches without two triples of one claim (its other positive would count as negative)."""
-    out: list[list[Triple]] = []
-    pending = list(triples)
-    while pending:
-        batch: list[Triple] = []
-        seen: set[str] = set()
-        rest = []
-        for t in pending:
-            if len(batch) < size and t.query not in seen:
-                batch.append(t)
-                seen.add(t.query)
-            else:
-                rest.append(t)
-        out.append(batch)
-        pending = rest
-    return out
-
-
 def train(model: Any, epochs: list[list[list[Triple]]], cfg: EmbedTrainConfig) -> dict[str, float]:
-    import torch
-    import torch.nn.functional as F  # noqa: N812 - the torch convention
+    """``ragstack.adaptation``'s multiple-negatives loop, logging every 5 steps."""
+    started = time.perf_counter()
 
-    def encode(texts: list[str]) -> Any:
-        features = model.tokenize(texts)
-        return F.normalize(model(features)["sentence_embedding"], dim=-1)
+    def logged(step: int, total: int, loss: float) -> None:
+        if step % 5 == 0 or step == total:
+            elapsed = time.perf_counter() - started
+            log(
+                f"step {step}/{total} loss {loss:.4f} {elapsed:.0f}s "
+                f"(eta {elapsed / step * (total - step):.0f}s)"
+            )
 
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    total = sum(len(e) for e in epochs)
-    warmup = max(1, int(cfg.warmup * total))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser,
-        lambda s: (s + 1) / warmup if s < warmup else max(0.0, (total - s) / (total - warmup)),
+    return adaptation.train(
+        model, epochs, LoopConfig(lr=cfg.lr, warmup=cfg.warmup, scale=cfg.scale), logged
     )
-    model.train()
-    step, started = 0, time.perf_counter()
-    for epoch, steps in enumerate(epochs):
-        for batch in steps:
-            q = encode([t.query for t in batch])
-            d = encode([t.positive for t in batch] + [t.negative for t in batch])
-            logits = cfg.scale * q @ d.T
-            loss: Any = F.cross_entropy(logits, torch.arange(len(batch)))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimiser.step()
-            scheduler.step()
-            optimiser.zero_grad(set_to_none=True)
-            step += 1
-            if step % 5 == 0 or step == total:
-                elapsed = time.perf_counter() - started
-                log(
-                    f"epoch {epoch + 1} step {step}/{total} loss {float(loss.detach()):.4f} "
-                    f"{elapsed:.0f}s (eta {elapsed / step * (total - step):.0f}s)"
-                )
-    model.eval()
-    return {"steps": float(step), "train_seconds": time.perf_counter() - started}
 
 
 def dense_ndcg(model: Any, ds: BeirDataset, queries: Sequence[tuple[str, str]]) -> float:

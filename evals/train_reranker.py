@@ -431,7 +431,9 @@ def run(
 
 def write_record(out: Path, record: dict[str, Any]) -> dict[str, Any]:
     """``training.json`` beside the model: configuration, provenance, timings, dev figures."""
-    (out / "training.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    from ragstack.adaptation import write_record as write
+
+    write(out, record)
     log(f"wrote {out} in {record['seconds']['total']:.0f}s")
     return record
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ragstack import tracing
+from ragstack.adaptation import adapted_model_dir
 from ragstack.answering import MemoEmbed
 from ragstack.config import Settings
 from ragstack.domain import CollectionInfo
@@ -63,16 +64,20 @@ def make_embedder(
 ) -> tuple[Embedder, TokenCounter, int]:
     """``(embedder, its token counter, its input window in tokens)`` for ``model_id`` (default:
     the model new collections pin), or a ``ConfigError`` saying what it needs. A local model
-    is the one at ``model_path``, else at ``RAGSTACK_EMBEDDER_MODEL_PATH``."""
+    is the one at ``model_path``, else at ``RAGSTACK_EMBEDDER_MODEL_PATH``, else one that
+    ``ragstack adapt`` wrote under the data dir (``models/adapted/<name>``)."""
     model_id = model_id or default_model_id(settings)
     if model_id.startswith("hashing-") and model_id[8:].isdigit():
         return HashingEmbedder(int(model_id[8:])), WordCounter(), 10_000
     source, suffix = _split_model_id(model_id)
     local = model_path or settings.embedder_model_path
+    adapted = adapted_model_dir(settings.data_dir, source.removeprefix("local:"))
     if source == DEFAULT_MODEL_ID:
         path = None
     elif local is not None and source == f"local:{local.name}":
         path = local
+    elif source.startswith("local:") and adapted is not None:
+        path = adapted  # a model `ragstack adapt` wrote under the data dir
     else:
         raise ConfigError(
             f"no model {model_id!r} here: a collection pinned to a local model needs "

@@ -9,6 +9,7 @@ from typing import NoReturn
 from rich.markup import escape
 
 from ragstack.cli import (
+    adapt,
     admin,
     agents,
     collections,
@@ -24,7 +25,7 @@ from ragstack.errors import RagstackError
 
 __all__ = ["app", "main"]
 # registered on import
-_COMMANDS = (admin, agents, collections, demo, documents, ingest, query, reembed, tune)
+_COMMANDS = (adapt, admin, agents, collections, demo, documents, ingest, query, reembed, tune)
 
 
 def _fail(code: str, message: str) -> NoReturn:

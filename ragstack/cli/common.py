@@ -115,6 +115,21 @@ def emit(as_json: bool, payload: object) -> None:
         print(json.dumps(payload, indent=2, default=str))
 
 
+def bar_columns(label: str = "{task.description}", unit: str = "") -> list[Any]:
+    """A progress bar's columns: the label, bar, done / total (``unit``), elapsed, remaining."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    unit_column = [TextColumn(unit)] if unit else []
+    return [TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(), *unit_column,
+            TimeElapsedColumn(), TimeRemainingColumn()]  # fmt: skip
+
+
 @contextmanager
 def bar(label: str, *, enabled: bool) -> Iterator[Callable[[int, int], None]]:
     """A progress bar fed with ``(done, total)``; a no-op off a terminal."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ragstack.cli.common import app, console, emit, service
+from ragstack.cli.common import app, bar_columns, console, emit, service
 
 
 @app.command("reembed")
@@ -44,27 +44,12 @@ def reembed(
         return
     if embedder is None:
         raise typer.BadParameter("give --embedder (or --status, --cancel)")
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
+    from rich.progress import Progress
 
     if as_json or not console.is_terminal:
         run = svc.reembed(collection, embedder, model_path=model_path)
     else:
-        with Progress(
-            TextColumn("[bold]reembed"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("chunks"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=console,
-        ) as bar:
+        with Progress(*bar_columns("reembed", "chunks"), console=console) as bar:
             task = bar.add_task("reembed", total=None)
             run = svc.reembed(
                 collection,

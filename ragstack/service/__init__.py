@@ -12,15 +12,16 @@ settings, the store, the components and the per-generation caches)::
     answers      retrieve, compress, generate, verify, cache
     tuning       fusion and rerank weights from judged queries
     reembed      move a collection to another embedding model, live
+    adapt        fine-tune a collection's embedder on its own documents, adopt it live
 """
 
 from __future__ import annotations
 
+from ragstack.service.adapt import AdaptMixin, AdaptResult
 from ragstack.service.answers import AnswersMixin
 from ragstack.service.documents import DocumentsMixin
 from ragstack.service.ingest import IngestMixin
 from ragstack.service.querying import SearchMixin, rerank_hits, rerank_passages
-from ragstack.service.reembed import ReembedMixin
 from ragstack.service.tuning import TuningMixin
 from ragstack.service.types import (
     Components,
@@ -33,11 +34,12 @@ from ragstack.service.types import (
 )
 
 
-class Ragstack(IngestMixin, DocumentsMixin, AnswersMixin, TuningMixin, ReembedMixin):
+class Ragstack(IngestMixin, DocumentsMixin, AnswersMixin, TuningMixin, AdaptMixin):
     """Every capability of the service over one store (see the module docstring)."""
 
 
 __all__ = [
+    "AdaptResult",
     "Components",
     "IngestRequest",
     "Ragstack",

@@ -781,6 +781,39 @@ class Store:
                 out[int(cid)] = str(value)
         return out
 
+    def training_chunks(
+        self, collection_id: int, *, public_only: bool = True
+    ) -> list[tuple[int, int, str, str, str]]:
+        """``(chunk id, document id, document title, section, text)`` of the collection's
+        chunks in id order (what ``ragstack adapt`` trains on); ``public_only``: only those of
+        documents every caller may read (``public``, no tenant), so that a model shared by
+        every reader of the collection learns from nothing an ACL hides."""
+        q = (
+            select(
+                col(ChunkRow.id),
+                col(ChunkRow.document_id),
+                col(DocumentRow.title),
+                col(ChunkRow.section),
+                col(ChunkRow.text),
+            )
+            .join(DocumentRow, col(DocumentRow.id) == col(ChunkRow.document_id))
+            .where(col(ChunkRow.collection_id) == collection_id)
+            .order_by(col(ChunkRow.id))
+        )
+        if public_only:
+            q = q.where(
+                col(DocumentRow.tenant).is_(None),
+                select(col(AclRow.document_id))
+                .where(
+                    col(AclRow.document_id) == col(DocumentRow.id),
+                    col(AclRow.principal) == PUBLIC,
+                )
+                .exists(),
+            )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        return [(int(c or 0), int(d), str(t or ""), str(s or ""), str(x)) for c, d, t, s, x in rows]
+
     def live_chunk_ids(self, collection_id: int) -> I64:
         with self.session() as s:
             ids = (

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from evals.beir import load_beir
-from evals.train_embedder import EmbedTrainConfig, Triple, batches, make_triples, train
+from evals.train_embedder import EmbedTrainConfig, make_triples, train
+from ragstack.adaptation import Triple, batches
 from ragstack.embedding import packaged_minilm_path
 
 pytestmark = pytest.mark.slow
