@@ -48,6 +48,7 @@ from indexes.types import (
     SearchResult,
     check_ids,
     pad_result,
+    scores_of_rows,
     top_k_by_score_then_id,
 )
 
@@ -303,7 +304,7 @@ class HnswIndex:
             rows = self._sorted_rows
         if rows.size == 0:
             return np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64)
-        sims = self._vectors()[rows] @ q
+        sims = scores_of_rows(self._vectors(), rows, q[None, :])[0]
         ids = self._labels[rows]
         best = top_k_by_score_then_id(sims, ids, top_k)
         return sims[best].astype(np.float32, copy=False), ids[best]

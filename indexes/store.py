@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from indexes.errors import DuplicateIdError
-from indexes.types import FloatArray, IdArray, IdFilter, top_k_by_score_then_id
+from indexes.types import FloatArray, IdArray, IdFilter, scores_of_rows, top_k_by_score_then_id
 
 
 class VectorStore:
@@ -118,14 +118,14 @@ class VectorStore:
         self, queries: FloatArray, top_k: int, rows: npt.NDArray[np.intp] | None = None
     ) -> list[tuple[FloatArray, IdArray]]:
         """Exact inner-product top-k over all rows, or over ``rows`` only."""
-        if rows is None:
-            mat, ids = self.vectors, self.ids
-        else:
-            mat, ids = self._vecs[rows], self._ids[rows]
+        ids = self.ids if rows is None else self._ids[rows]
         if ids.size == 0:
             empty = (np.empty(0, dtype=np.float32), np.empty(0, dtype=np.int64))
             return [empty for _ in range(queries.shape[0])]
-        sims = queries @ mat.T
+        if rows is None:
+            sims = queries @ self.vectors.T
+        else:
+            sims = scores_of_rows(self._vecs, rows, queries)
         out = []
         for row in sims:
             best = top_k_by_score_then_id(row, ids, top_k)
