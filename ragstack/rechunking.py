@@ -3,9 +3,10 @@
 A document whose chunks the new model would see less of than the old one did is chunked again
 from the text SQL keeps (``documents.text``: the parsed text, already redacted) with a chunker
 bounded in the new model's tokens and window, and written as an ordinary update of that
-document under the collection's current model: its new chunks embedded by the current model
-(reusing stored vectors of the same text), SQL and every index in one write, the generation
-moved. The document keeps its row, version and ACL. Smaller chunks fit the old model's larger
+document's chunks under the collection's current model: its new chunks embedded by the current
+model (reusing stored vectors of the same text), SQL and every index in one write, the
+generation moved. The document keeps its row, text, version, tenant and ACL (which the write
+does not touch: an ACL change meanwhile stands). Smaller chunks fit the old model's larger
 window too, so searches go on with the old model, and each document is wholly old-chunked or
 wholly new-chunked at any instant.
 
@@ -13,8 +14,8 @@ The chunker is ingest's own (``Chunker.chunk``) run over the document's blocks r
 what SQL has: the text split at the block separator (so the blocks assemble to exactly the
 stored text and every span points into it), each piece taking the section, page and OCR flag
 of the first chunk over it; a piece no chunk covers was a heading (section context, not a
-body), and a piece that reads as a Markdown table is a table. Re-chunking a document is
-idempotent: what it would write again is what it has, and that is not written.
+body), and a piece that reads as a Markdown table and was chunked as one (pieces carrying its
+header, or one chunk that is all of it) is a table. Re-chunking a document is idempotent: what it would write again is what it has, and that is not written.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import Connection, select, update
 
-from ragstack.domain import ChunkDraft, CollectionInfo, DocumentDraft
+from ragstack.domain import ChunkDraft, CollectionInfo
 from ragstack.embedding import Embedder
 from ragstack.indexing import CollectionIndexes
 from ragstack.ingest.chunking import BLOCK_SEPARATOR, Block, Chunk, Chunker
@@ -35,14 +36,13 @@ from ragstack.ingest.pipeline import text_hash
 from ragstack.ingest.safety import looks_like_instructions
 from ragstack.parsing.tables import is_markdown_table
 from ragstack.store import Store, index_text
-from ragstack.store.models import AclRow, ChunkRow, DocumentRow, ReembedRow, utcnow
+from ragstack.store.models import ChunkRow, DocumentRow, ReembedRow, utcnow
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
 CHUNK_SETTING = "chunk_max_tokens"  # collection_settings key: the collection's chunk bound
 _D = DocumentRow.__table__  # type: ignore[attr-defined]
 _C = ChunkRow.__table__  # type: ignore[attr-defined]
-_A = AclRow.__table__  # type: ignore[attr-defined]
 _R = ReembedRow.__table__  # type: ignore[attr-defined]
 
 
@@ -150,13 +150,13 @@ class Rechunker:
     def rechunk(self, document_ids: Sequence[int], indexes: CollectionIndexes) -> RechunkStats:
         """Re-chunk documents (the caller holds the collection's writer lock), in one
         transaction with the run's counts; a document gone, or already chunked so, is left."""
-        found = [d for d in map(self._draft, sorted(set(document_ids))) if d is not None]
+        found = [d for d in map(self._chunks, sorted(set(document_ids))) if d is not None]
         stats = RechunkStats(
-            len(found), sum(n for _, n in found), sum(len(d.chunks) for d, _ in found)
+            len(found), sum(n for _, _, n in found), sum(len(c) for _, c, _ in found)
         )
         if not found:
             return stats
-        drafts = self._embedded([d for d, _ in found])
+        todo = self._embedded([(doc_id, chunks) for doc_id, chunks, _ in found])
         sql_writer = indexes.sql_writer
 
         def write(
@@ -166,66 +166,61 @@ class Rechunker:
                 sql_writer(conn, removed, added, vectors, texts)
             add_to_report(conn, self.run_id, stats)
 
-        results = self.store.write_documents(self.info.id, drafts, index=write)
-        chunks = [c for d in drafts for c in d.chunks]
-        indexes.apply(
-            np.concatenate([r.removed for r in results]),
-            np.concatenate([r.added for r in results]),
-            np.stack([c.embedding for c in chunks]),
-            [index_text(c.section, c.text) for c in chunks],
-        )
+        results = self.store.replace_chunks(self.info.id, todo, index=write)
+        done = {r.document_id for r in results}
+        chunks = [c for doc_id, new in todo if doc_id in done for c in new]
+        if chunks:
+            indexes.apply(
+                np.concatenate([r.removed for r in results]),
+                np.concatenate([r.added for r in results]),
+                np.stack([c.embedding for c in chunks]),
+                [index_text(c.section, c.text) for c in chunks],
+            )
         return stats
 
-    def _draft(self, doc_id: int) -> tuple[DocumentDraft, int] | None:
-        """The document re-chunked (its chunks not embedded yet), with its chunk count now;
-        ``None`` if it is gone or would not change."""
+    def _chunks(self, doc_id: int) -> tuple[int, list[ChunkDraft], int] | None:
+        """The document's new chunks (not embedded yet) and its chunk count now; ``None`` if
+        it is gone or they would be the ones it has."""
         with self.store.engine.connect() as conn:
-            doc = conn.execute(
-                select(_D).where(_D.c.id == doc_id, _D.c.collection_id == self.info.id)
-            ).first()
-            if doc is None:
-                return None
+            text = conn.execute(
+                select(_D.c.text).where(_D.c.id == doc_id, _D.c.collection_id == self.info.id)
+            ).scalar()
             rows = conn.execute(
                 select(_C.c.section, _C.c.page, _C.c.char_start, _C.c.char_end, _C.c.ocr)
                 .where(_C.c.document_id == doc_id)
                 .order_by(_C.c.ordinal)
             ).all()
-            principals = frozenset(
-                conn.execute(select(_A.c.principal).where(_A.c.document_id == doc_id)).scalars()
-            )
+        if text is None:
+            return None
         old = [StoredChunk(str(s), p, int(a), int(b), bool(o)) for s, p, a, b, o in rows]
-        text, chunks = self.chunker.chunk(stored_blocks(doc.text, old))
-        if text != doc.text:  # the blocks assemble to the stored text, always
+        assembled, chunks = self.chunker.chunk(stored_blocks(text, old))
+        if assembled != text:  # the blocks assemble to the stored text, always
             raise AssertionError(f"document {doc_id}: re-chunking moved its text")
         now = [StoredChunk(c.section, c.page, c.char_start, c.char_end, c.ocr) for c in chunks]
         if not chunks or now == old:
             return None
-        draft = DocumentDraft(
-            source=doc.source, uri=doc.uri, version=doc.version, title=doc.title, mime=doc.mime,
-            meta=json.loads(doc.meta or "{}"), tenant=doc.tenant, principals=principals,
-            text=doc.text, size_bytes=doc.size_bytes, pii_counts=json.loads(doc.pii_counts or "{}"),
-            chunks=[_chunk_draft(c) for c in chunks], namespace=doc.namespace,
-        )  # fmt: skip
-        return draft, len(old)
+        return doc_id, [_chunk_draft(c) for c in chunks], len(old)
 
-    def _embedded(self, drafts: list[DocumentDraft]) -> list[DocumentDraft]:
-        """The drafts with their chunks' vectors under the current model: stored ones of the
-        same text, else new."""
-        chunks = [c for d in drafts for c in d.chunks]
+    def _embedded(
+        self, todo: list[tuple[int, list[ChunkDraft]]]
+    ) -> list[tuple[int, list[ChunkDraft]]]:
+        """The chunks with their vectors under the current model: stored ones of the same
+        text, else new."""
+        chunks = [c for _, new in todo for c in new]
         stored = self.store.vectors_for_hashes(
             self.info.id, {c.text_hash for c in chunks}, model_id=self.info.embedder_id
         )
         known: dict[str, F32] = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
-        todo: dict[str, str] = {}
+        fresh: dict[str, str] = {}
         for c in chunks:
             if c.text_hash not in known:
-                todo.setdefault(c.text_hash, index_text(c.section, c.text))
-        if todo:
-            fresh = self.embedder().embed(list(todo.values()))
-            known.update(zip(todo, fresh, strict=True))
+                fresh.setdefault(c.text_hash, index_text(c.section, c.text))
+        if fresh:
+            vectors = self.embedder().embed(list(fresh.values()))
+            known.update(zip(fresh, vectors, strict=True))
         return [
-            replace(d, chunks=[replace(c, embedding=known[c.text_hash]) for c in d.chunks])
-            for d in drafts
+            (doc_id, [replace(c, embedding=known[c.text_hash]) for c in new])
+            for doc_id, new in todo
         ]
 
 
