@@ -15,7 +15,8 @@ what SQL has: the text split at the block separator (so the blocks assemble to e
 stored text and every span points into it), each piece taking the section, page and OCR flag
 of the first chunk over it; a piece no chunk covers was a heading (section context, not a
 body), and a piece that reads as a Markdown table and was chunked as one (pieces carrying its
-header, or one chunk that is all of it) is a table. Re-chunking a document is idempotent: what it would write again is what it has, and that is not written.
+header, or one chunk that is all of it) is a table. Re-chunking a document is idempotent: what
+it would write again is what it has, and that is not written.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ text (with its section context) fits the new model's window in that model's toke
 new model would see no smaller share of it than the old one saw within its own window. Every
 MiniLM variant ragstack ships (torch, fp32 and int8 ONNX, the adapted ones) shares one
 tokenizer and a 256-token window, so among them every chunk is reused. For another model,
-``rechunk`` first finds the documents with a chunk that does not fit and has them re-chunked
-for the new model (``ragstack.rechunking``: an ordinary update of each document under the
+``rechunk`` first finds the documents with a chunk that does not fit (before the pass, and
+again, for what was ingested meanwhile, under the writer lock before the switch) and has them
+re-chunked for the new model (``ragstack.rechunking``: an ordinary update of each document under the
 current model, through the caller's ``write``); the pass over the chunks leaves any chunk that
 does not fit to that step.
 """
@@ -36,7 +37,7 @@ from ragstack.embedders import Model
 from ragstack.errors import ConflictError
 from ragstack.indexing import in_database, new_vector_index
 from ragstack.store import Store, index_text
-from ragstack.store.shadow import Missing, ReembedRun, ShadowIndexWriter, ShadowStore
+from ragstack.store.shadow import ChunkText, ReembedRun, ShadowIndexWriter, ShadowStore
 
 log = logging.getLogger(__name__)
 I64 = npt.NDArray[np.int64]
@@ -82,6 +83,7 @@ class Reembedder:
         self.old_window = old_window  # the current model's, in its tokens (0: unknown)
         # chunks that do not fit and that re-chunking left as they were (nothing to gain)
         self.settled: set[int] = set()
+        self.rechunked_to = 0  # the last chunk id ``rechunk`` has looked at
         self.shadow_info = replace(
             info, embedder_id=run.model_id, dim=run.dim, dense_name=run.dense_name
         )
@@ -162,7 +164,7 @@ class Reembedder:
         self.save()
         return self.stats
 
-    def _embed(self, rows: list[Missing]) -> int:
+    def _embed(self, rows: list[ChunkText]) -> int:
         over = {r.id for r, o in zip(rows, self._over(rows), strict=True) if o}
         self.stats.over_window += len(over & self.settled)
         rows = [r for r in rows if r.id not in over or r.id in self.settled]
@@ -199,7 +201,7 @@ class Reembedder:
         self.stats.batches += 1
         return int(written.size)
 
-    def _over(self, rows: Sequence[Missing]) -> list[bool]:
+    def _over(self, rows: Sequence[ChunkText]) -> list[bool]:
         """Which chunks the new model would see less of than the old one did: longer than
         its window in its tokens (special tokens included), and a smaller share of them in
         it than of the old model's tokens in the old window."""
@@ -217,16 +219,15 @@ class Reembedder:
     # -- re-chunking --------------------------------------------------------------------------
 
     def rechunk(self, write: RechunkWriter) -> None:
-        """One pass over the chunks without a shadow vector: the documents of those that do
-        not fit the new model are handed to ``write`` to be re-chunked, a batch at a time
-        (their new chunks come at the end of the pass, and fit). Idempotent: a rerun finds
-        nothing to do for the documents already done."""
+        """One pass over the chunks past the last pass (all of them, the first time): the
+        documents of those that do not fit the new model are handed to ``write`` to be
+        re-chunked, a batch at a time (their new chunks come at the end of the pass, and
+        fit). Chunks an ingest wrote meanwhile count, shadow vector or not: the pass under
+        the writer lock sees them all. Idempotent: a rerun finds nothing to do for the
+        documents already done."""
         tried: set[int] = set()
-        after = 0
-        while rows := self.shadow.missing(
-            self.info.id, self.run.model_id, after=after, limit=self.batch
-        ):
-            after = rows[-1].id
+        while rows := self.shadow.chunks(self.info.id, after=self.rechunked_to, limit=self.batch):
+            self.rechunked_to = rows[-1].id
             over = [r for r, o in zip(rows, self._over(rows), strict=True) if o]
             over = [r for r in over if r.id not in self.settled]
             docs = sorted({r.document_id for r in over if r.document_id not in tried})

@@ -75,8 +75,8 @@ class ReembedRun:
         return out
 
 
-class Missing(NamedTuple):
-    """A chunk without a shadow vector yet."""
+class ChunkText(NamedTuple):
+    """A chunk as a re-embed reads it."""
 
     id: int
     text_hash: str
@@ -200,20 +200,29 @@ class ShadowStore:
 
     def missing(
         self, collection_id: int, model_id: str, *, after: int, limit: int
-    ) -> list[Missing]:
+    ) -> list[ChunkText]:
         """Up to ``limit`` chunks past id ``after`` without a shadow vector under
         ``model_id``, in id order."""
         has = select(_V.c.chunk_id).where(_V.c.chunk_id == _C.c.id, _V.c.model_id == model_id)
+        return self._chunks(collection_id, ~has.exists(), after=after, limit=limit)
+
+    def chunks(self, collection_id: int, *, after: int, limit: int) -> list[ChunkText]:
+        """Up to ``limit`` chunks past id ``after``, in id order."""
+        return self._chunks(collection_id, None, after=after, limit=limit)
+
+    def _chunks(self, collection_id: int, where: Any, *, after: int, limit: int) -> list[ChunkText]:
         q = (
             select(_C.c.id, _C.c.text_hash, _C.c.section, _C.c.text, _C.c.token_count,
                    _C.c.document_id)
-            .where(_C.c.collection_id == collection_id, _C.c.id > after, ~has.exists())
+            .where(_C.c.collection_id == collection_id, _C.c.id > after)
             .order_by(_C.c.id)
             .limit(limit)
         )  # fmt: skip
+        if where is not None:
+            q = q.where(where)
         with self.engine.connect() as conn:
             return [
-                Missing(int(a), str(b), str(c), str(d), int(e), int(f))
+                ChunkText(int(a), str(b), str(c), str(d), int(e), int(f))
                 for a, b, c, d, e, f in conn.execute(q)
             ]
 

@@ -394,6 +394,44 @@ def test_reembed_rechunks_documents_the_new_window_would_cut(
                     assert all(h.uri != uri for h in seen)
 
 
+def test_chunks_too_long_that_an_ingest_writes_during_the_move_are_rechunked_first(
+    make_service: Factory, tmp_path: Path
+) -> None:
+    """An ingest that chunks without the bound (one that began before the re-embed set it;
+    here: the bound taken away) writes chunks the new window would cut while the shadow pass
+    runs: they wait for the re-chunk under the writer lock, before the switch, and the bound
+    is back."""
+    from ragstack.ingest.chunking import WordCounter
+    from ragstack.rechunking import CHUNK_SETTING
+
+    svc = make_service(reembed_grace_s=0.0, reembed_batch=8)
+    small_window(svc)
+    ingest(svc, long_docs(tmp_path / "docs"))
+    late = tmp_path / "late"
+    late.mkdir()
+    (late / "late.md").write_text("# Late\n\n" + " ".join(f"Nova{s} orbit{s}." for s in range(40)))
+    cid = svc.collection("kb").id
+    wrote: list[int] = []
+
+    def meanwhile(done: int, total: int) -> None:
+        if done and not wrote:
+            svc.store.set_setting(cid, CHUNK_SETTING, "")  # an ingest with a stale bound
+            svc.ingest(IngestRequest("kb", [SourceSpec(str(late))]), principal="user:alice")
+            doc = next(d for d in svc.documents("kb") if d.uri.endswith("late.md"))
+            wrote.append(max(c.token_count for c in svc.store.list_chunks(doc.id)))
+
+    run = svc.reembed("kb", "hashing-512", progress=meanwhile)
+    assert wrote and wrote[0] > WINDOW
+    assert run.status == "completed" and run.report["ok"], run.report
+    assert run.report["over_window"] == 0
+    assert run.report["rechunk"]["documents"] == 6 + 2 + 1  # long docs, table, secret, late
+    assert svc.store.get_setting(cid, CHUNK_SETTING) == str(WINDOW)
+    for chunks in chunk_rows(svc, "kb").values():
+        for _, section, _, _, _, body, _ in chunks:
+            assert WordCounter().count([index_text(str(section), str(body))])[0] <= WINDOW
+    assert svc.check_index("kb", repair=False).ok
+
+
 class KilledError(Exception):
     """What stops a re-embed midway here (as a kill would: between two commits)."""
 
