@@ -14,9 +14,9 @@ MiniLM variant ragstack ships (torch, fp32 and int8 ONNX, the adapted ones) shar
 tokenizer and a 256-token window, so among them every chunk is reused. For another model,
 ``rechunk`` first finds the documents with a chunk that does not fit (before the pass, and
 again, for what was ingested meanwhile, under the writer lock before the switch) and has them
-re-chunked for the new model (``ragstack.rechunking``: an ordinary update of each document under the
-current model, through the caller's ``write``); the pass over the chunks leaves any chunk that
-does not fit to that step.
+re-chunked for the new model (``ragstack.rechunking``: an update of each document's chunks
+under the current model, through the caller's ``write``); the pass over the chunks leaves any
+chunk that does not fit to that step.
 """
 
 from __future__ import annotations

@@ -1,13 +1,16 @@
 """Live embedder migration: move a collection to another embedding model while it serves.
 
-``reembed`` builds the shadow vectors and shadow dense index (``ragstack.reembedding``) with
-no lock writers wait on, so searches, answers and ingests go on; an ingest meanwhile embeds
-its new chunks with both models (``IngestMixin``). Then, holding the writer lock, it embeds
-what was ingested during the pass, checks the shadow (index check and sampled recall), and
-switches the collection in one transaction (``ShadowStore.switch``): embedder, dimension,
-dense index, generations and answer cache together. A search reads the collection once and
-uses that snapshot's model and index throughout, so each response is wholly old or wholly
-new. After a grace period the old dense index and the copied shadow rows go.
+``reembed`` first re-chunks the documents whose chunks the new model's window would cut
+(``ragstack.rechunking``; holding the writer lock in turns, and recording the collection's chunk
+bound so that ingests chunk within it). Then it builds the shadow vectors and shadow dense index
+(``ragstack.reembedding``) with no lock writers wait on, so searches, answers and ingests go on;
+an ingest meanwhile embeds its new chunks with both models (``IngestMixin``). Then, holding the
+writer lock, it re-chunks (if it must) and embeds what was ingested during the pass, checks the
+shadow (index check and sampled recall), and switches the collection in one transaction
+(``ShadowStore.switch``): embedder, dimension, dense index, generations and answer cache
+together. A search reads the collection once and uses that snapshot's model and index
+throughout, so each response is wholly old or wholly new. After a grace period the old dense
+index and the copied shadow rows go.
 
 One re-embed per collection at a time (its own lock: a file lock, or a PostgreSQL advisory
 lock, released if the process dies); a killed one resumes where SQL says it stopped when
