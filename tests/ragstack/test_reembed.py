@@ -432,6 +432,31 @@ def test_chunks_too_long_that_an_ingest_writes_during_the_move_are_rechunked_fir
     assert svc.check_index("kb", repair=False).ok
 
 
+def test_reembed_to_the_int8_minilm_rechunks_in_its_own_tokens(
+    make_service: Factory, tmp_path: Path
+) -> None:
+    """From word chunks of up to 1000 to the real int8 MiniLM (256 word pieces, special
+    tokens included): every chunk is re-chunked to fit, counted by its tokenizer."""
+    from ragstack.embedding import BertOnnxEmbedder
+
+    svc = make_service(reembed_grace_s=0.0, chunk_max_tokens=1000, chunk_overlap_tokens=16)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(3):
+        body = " ".join(f"Rule {i}-{s} covers the reimbursement of travelling expenditures."
+                        for s in range(60))  # fmt: skip
+        (docs / f"d{i}.md").write_text(f"# Doc {i}\n\n## Travel\n{body}")
+    ingest(svc, docs)
+    run = svc.reembed("kb", "int8")
+    assert run.status == "completed" and run.report["ok"], run.report
+    assert run.report["rechunk"]["documents"] == 3 and run.report["over_window"] == 0
+    model = svc.c.models.get(svc.collection("kb").embedder_id)
+    texts, vectors = stored_vectors(svc)
+    assert max(model.chunker.counter.count(texts)) + 2 <= model.max_tokens == 256
+    assert np.allclose(vectors, BertOnnxEmbedder().embed(texts), atol=1e-4)
+    assert svc.check_index("kb", repair=False).ok
+
+
 class KilledError(Exception):
     """What stops a re-embed midway here (as a kill would: between two commits)."""
 
