@@ -7,19 +7,23 @@ that transaction in PostgreSQL; as files saved every few seconds and reconciled 
 rows on every open otherwise). So a kill at any point costs one batch: the next run reads from
 SQL what is done. Nothing here touches what searches use; the switch is ``ShadowStore.switch``.
 
-The chunks are reused as they are when they fit the new model's window: a chunk whose text
-(with its section context) is longer in the new model's tokens than the window, and longer
-than it was in the old model's, would lose text the old model saw. Every MiniLM variant
-ragstack ships (torch, fp32 and int8 ONNX, the adapted ones) shares one tokenizer and a
-256-token window, so among them the check always passes; for another model it refuses with
-the chunks that do not fit (re-chunking them is a re-ingest).
+A chunk is reused as it is when the new model sees as much of it as the old one did: when its
+text (with its section context) fits the new model's window in that model's tokens, or the
+new model would see no smaller share of it than the old one saw within its own window. Every
+MiniLM variant ragstack ships (torch, fp32 and int8 ONNX, the adapted ones) shares one
+tokenizer and a 256-token window, so among them every chunk is reused. For another model,
+``rechunk`` first finds the documents with a chunk that does not fit (before the pass, and
+again, for what was ingested meanwhile, under the writer lock before the switch) and has them
+re-chunked for the new model (``ragstack.rechunking``: an update of each document's chunks
+under the current model, through the caller's ``write``); the pass over the chunks leaves any
+chunk that does not fit to that step.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -33,12 +37,13 @@ from ragstack.embedders import Model
 from ragstack.errors import ConflictError
 from ragstack.indexing import in_database, new_vector_index
 from ragstack.store import Store, index_text
-from ragstack.store.shadow import ReembedRun, ShadowIndexWriter, ShadowStore
+from ragstack.store.shadow import ChunkText, ReembedRun, ShadowIndexWriter, ShadowStore
 
 log = logging.getLogger(__name__)
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
 Progress = Callable[[int, int], None]  # (chunks with a shadow vector, chunks)
+RechunkWriter = Callable[[Sequence[int]], None]  # re-chunks these documents for the new model
 MIN_RECALL = 0.9  # of the shadow ANN index against exact search over the shadow vectors
 
 
@@ -48,6 +53,7 @@ class BuildStats:
     reused: int = 0
     written: int = 0
     batches: int = 0
+    over_window: int = 0  # chunks embedded though the new model sees less of them (see rechunk)
 
 
 class Reembedder:
@@ -62,6 +68,7 @@ class Reembedder:
         batch: int = 256,
         save_interval_s: float = 30.0,
         progress: Progress | None = None,
+        old_window: int = 0,
     ) -> None:
         self.store = store
         self.info = info
@@ -73,6 +80,10 @@ class Reembedder:
         self.progress = progress or (lambda _done, _total: None)
         self.shadow = ShadowStore(store)
         self.stats = BuildStats()
+        self.old_window = old_window  # the current model's, in its tokens (0: unknown)
+        # chunks that do not fit and that re-chunking left as they were (nothing to gain)
+        self.settled: set[int] = set()
+        self.rechunked_to = 0  # the last chunk id ``rechunk`` has looked at
         self.shadow_info = replace(
             info, embedder_id=run.model_id, dim=run.dim, dense_name=run.dense_name
         )
@@ -153,11 +164,15 @@ class Reembedder:
         self.save()
         return self.stats
 
-    def _embed(self, rows: list[tuple[int, str, str, str, int]]) -> int:
-        ids = np.array([r[0] for r in rows], dtype=np.int64)
-        hashes = [r[1] for r in rows]
-        texts = [index_text(r[2], r[3]) for r in rows]
-        self._check_window(rows, texts)
+    def _embed(self, rows: list[ChunkText]) -> int:
+        over = {r.id for r, o in zip(rows, self._over(rows), strict=True) if o}
+        self.stats.over_window += len(over & self.settled)
+        rows = [r for r in rows if r.id not in over or r.id in self.settled]
+        if not rows:
+            return 0  # left for ``rechunk``
+        ids = np.array([r.id for r in rows], dtype=np.int64)
+        hashes = [r.text_hash for r in rows]
+        texts = [index_text(r.section, r.text) for r in rows]
         known = {
             h: np.frombuffer(v, dtype=np.float32)
             for h, v in self.shadow.reusable(self.info.id, self.run.model_id, hashes).items()
@@ -186,22 +201,43 @@ class Reembedder:
         self.stats.batches += 1
         return int(written.size)
 
-    def _check_window(self, rows: list[tuple[int, str, str, str, int]], texts: list[str]) -> None:
-        """Refuse chunks the new model would see less of than the old one did (see the
-        module docstring)."""
+    def _over(self, rows: Sequence[ChunkText]) -> list[bool]:
+        """Which chunks the new model would see less of than the old one did: longer than
+        its window in its tokens (special tokens included), and a smaller share of them in
+        it than of the old model's tokens in the old window."""
         counter = self.model.chunker.counter
         special = int(getattr(counter, "special_tokens", 0))
         window = self.model.max_tokens
-        over = [
-            r[0]
-            for r, n in zip(rows, counter.count(texts), strict=True)
-            if n + special > window and n + special > r[4]
-        ]
-        if over:
-            raise ConflictError(
-                f"{len(over)} chunks (ids {over[:5]}...) do not fit {self.run.model_id}'s "
-                f"window of {window} tokens; re-chunking them for it is a re-ingest"
-            )
+        counts = counter.count([index_text(r.section, r.text) for r in rows])
+        out = []
+        for r, n in zip(rows, counts, strict=True):
+            new, old = n + special, r.token_count
+            seen_before = min(old, self.old_window or old)  # of ``old`` tokens
+            out.append(new > window and window * old < new * seen_before)
+        return out
+
+    # -- re-chunking --------------------------------------------------------------------------
+
+    def rechunk(self, write: RechunkWriter) -> None:
+        """One pass over the chunks past the last pass (all of them, the first time): the
+        documents of those that do not fit the new model are handed to ``write`` to be
+        re-chunked, a batch at a time (their new chunks come at the end of the pass, and
+        fit). Chunks an ingest wrote meanwhile count, shadow vector or not: the pass under
+        the writer lock sees them all. Idempotent: a rerun finds nothing to do for the
+        documents already done."""
+        tried: set[int] = set()
+        while rows := self.shadow.chunks(self.info.id, after=self.rechunked_to, limit=self.batch):
+            self.rechunked_to = rows[-1].id
+            over = [r for r, o in zip(rows, self._over(rows), strict=True) if o]
+            over = [r for r in over if r.id not in self.settled]
+            docs = sorted({r.document_id for r in over if r.document_id not in tried})
+            if docs:
+                write(docs)
+                tried.update(docs)
+                total, done = self.shadow.counts(self.info.id, self.run.model_id)
+                self.progress(done, total)
+            # still there: re-chunking could not make them fit (or made them so)
+            self.settled.update(r.id for r in over)
 
     # -- the check ----------------------------------------------------------------------------
 

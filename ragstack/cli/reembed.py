@@ -77,9 +77,20 @@ def _show(run: dict[str, Any] | None, as_json: bool) -> None:
         ("to", f"{run['model_id']} (dim {run['dim']})"),
         ("chunks", f"{run['done']} / {run['total']}"),
         ("embedded / reused", f"{run['embedded']} / {run['reused']}"),
+        ("re-chunked", _rechunked(report.get("rechunk"))),
         ("check", "ok" if report.get("ok") else ("-" if not report else "[red]FAILED[/]")),
         ("recall@10", report.get("recall_at_10", "-")),
         ("message", run["message"] or "-"),
     ):
         table.add_row(key, str(value))
     console.print(table)
+
+
+def _rechunked(counts: dict[str, int] | None) -> str:
+    """Documents re-chunked for the new model's window, and their chunks before -> after."""
+    if not counts or not counts.get("documents"):
+        return "-"
+    return (
+        f"{counts['documents']} documents: {counts['chunks_before']} -> "
+        f"{counts['chunks_after']} chunks"
+    )

@@ -361,9 +361,7 @@ class Preparer:
                 for c in chunks
             ],
             embed_texts=embed_texts,
-            hashes=[
-                hashlib.sha256(t.encode("utf-8", "surrogatepass")).hexdigest() for t in embed_texts
-            ],
+            hashes=[text_hash(t) for t in embed_texts],
             is_update=is_update,
             ocr_pages=parsed.ocr_pages,
             ocr_seconds=parsed.ocr_seconds,
@@ -375,6 +373,11 @@ class Preparer:
             return self.prepare(item, is_update)
         except Exception as exc:  # one file's failure must not stop the run
             return problem(item.uri, exc)
+
+
+def text_hash(embedded: str) -> str:
+    """What a chunk's vector is reused by: a hash of the text it is embedded as."""
+    return hashlib.sha256(embedded.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def read_within(item: ItemLike, limit: int) -> bytes:

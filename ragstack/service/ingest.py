@@ -6,9 +6,10 @@ from collections.abc import Iterable
 
 from connectors import FetchRefusedError
 from ragstack.domain import CollectionInfo, check_principal
-from ragstack.embedding import Embedder
+from ragstack.embedders import Model
 from ragstack.errors import InputError, NotFoundError
 from ragstack.indexing import collection_lock
+from ragstack.ingest.chunking import Chunker
 from ragstack.ingest.pipeline import (
     IngestOptions,
     Ingestor,
@@ -20,6 +21,7 @@ from ragstack.ingest.pipeline import (
     default_principals,
 )
 from ragstack.parsing.ocr import OCR_MODES, OcrMode
+from ragstack.rechunking import CHUNK_SETTING, bounded
 from ragstack.service.collections import CollectionsMixin
 from ragstack.service.types import IngestRequest
 
@@ -90,24 +92,29 @@ class IngestMixin(CollectionsMixin):
                 ocr_mode=ocr,
                 prepare_workers=self.settings.ocr_workers if ocr != "off" else 1,
             )
+            shadow = self._shadow_model(info)
+            chunker = self.chunker_for(info, model, shadow)  # under the lock: see chunker_for
             executor = None
             if request.executor == "ray":
                 from ragstack.ingest.ray_executor import RayExecutor
 
-                executor = RayExecutor(
-                    self.settings, info, salt, options, address=request.ray_address
-                )
+                bound = max(chunker.max_tokens, 32)
+                settings = self.settings.model_copy(
+                    update={"chunk_max_tokens": bound,
+                            "chunk_overlap_tokens": min(chunker.overlap, bound // 2)}
+                )  # fmt: skip
+                executor = RayExecutor(settings, info, salt, options, address=request.ray_address)
             ingestor = Ingestor(
                 self.store,
                 info,
                 indexes,
                 model.embedder,
-                model.chunker,
+                chunker,
                 self.c.parser.with_ocr_mode(ocr),
                 self.c.redactor_for(info, salt),
                 options,
                 executor,
-                shadow=self._shadow_embedder(info),
+                shadow=shadow.embedder if shadow is not None else None,
             )
             total = (
                 sum(r.total for r in resolved if r.total is not None)
@@ -140,7 +147,7 @@ class IngestMixin(CollectionsMixin):
         batches of 16 where 64 left ~11% (SciFact's chunks)."""
         return max(self.settings.embed_batch_size * 16, 256)
 
-    def _shadow_embedder(self, info: CollectionInfo) -> Embedder | None:
+    def _shadow_model(self, info: CollectionInfo) -> Model | None:
         """The model a live re-embed is moving the collection to, if one is under way: an
         ingest writes both models' vectors (a run killed midway counts: it resumes)."""
         from pathlib import Path
@@ -151,7 +158,19 @@ class IngestMixin(CollectionsMixin):
         if run is None or run.status != "running":
             return None
         path = Path(run.model_path) if run.model_path else None
-        return self.c.models.get(run.model_id, path).embedder
+        return self.c.models.get(run.model_id, path)
+
+    def chunker_for(self, info: CollectionInfo, model: Model, shadow: Model | None) -> Chunker:
+        """What an ingest chunks the collection's documents with: its model's chunker,
+        bounded by the collection's own chunk size when a live re-embed re-chunked it for a
+        model with a smaller window (``ragstack.rechunking``); while that re-embed runs, in
+        the new model's tokens, so new chunks fit both models. Read under the writer lock:
+        the re-embed sets the bound holding it, so an ingest never chunks with a stale one."""
+        stored = self.store.get_setting(info.id, CHUNK_SETTING)
+        if stored is None or not stored.isdigit():
+            return model.chunker
+        base = shadow if shadow is not None else model
+        return bounded(base.chunker, int(stored))
 
     def ocr_mode(self, info: CollectionInfo, requested: str | None = None) -> OcrMode:
         """The collection's OCR mode: ``requested`` (then kept for its next ingests), else

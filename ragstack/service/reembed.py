@@ -1,13 +1,16 @@
 """Live embedder migration: move a collection to another embedding model while it serves.
 
-``reembed`` builds the shadow vectors and shadow dense index (``ragstack.reembedding``) with
-no lock writers wait on, so searches, answers and ingests go on; an ingest meanwhile embeds
-its new chunks with both models (``IngestMixin``). Then, holding the writer lock, it embeds
-what was ingested during the pass, checks the shadow (index check and sampled recall), and
-switches the collection in one transaction (``ShadowStore.switch``): embedder, dimension,
-dense index, generations and answer cache together. A search reads the collection once and
-uses that snapshot's model and index throughout, so each response is wholly old or wholly
-new. After a grace period the old dense index and the copied shadow rows go.
+``reembed`` first re-chunks the documents whose chunks the new model's window would cut
+(``ragstack.rechunking``; holding the writer lock in turns, and recording the collection's chunk
+bound so that ingests chunk within it). Then it builds the shadow vectors and shadow dense index
+(``ragstack.reembedding``) with no lock writers wait on, so searches, answers and ingests go on;
+an ingest meanwhile embeds its new chunks with both models (``IngestMixin``). Then, holding the
+writer lock, it re-chunks (if it must) and embeds what was ingested during the pass, checks the
+shadow (index check and sampled recall), and switches the collection in one transaction
+(``ShadowStore.switch``): embedder, dimension, dense index, generations and answer cache
+together. A search reads the collection once and uses that snapshot's model and index
+throughout, so each response is wholly old or wholly new. After a grace period the old dense
+index and the copied shadow rows go.
 
 One re-embed per collection at a time (its own lock: a file lock, or a PostgreSQL advisory
 lock, released if the process dies); a killed one resumes where SQL says it stopped when
@@ -20,14 +23,17 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack, suppress
 from pathlib import Path
 from typing import TypeVar
 
 from ragstack.domain import CollectionInfo
-from ragstack.errors import InputError, NotFoundError, UnavailableError
-from ragstack.indexing import collection_lock, drop_dense
+from ragstack.embedders import Model
+from ragstack.errors import ConfigError, InputError, NotFoundError, UnavailableError
+from ragstack.indexing import CollectionIndexes, collection_lock, drop_dense
+from ragstack.ingest.chunking import Chunker
+from ragstack.rechunking import CHUNK_SETTING, Rechunker, RechunkStats, bounded
 from ragstack.reembedding import Progress, Reembedder
 from ragstack.service.collections import CollectionsMixin
 from ragstack.store.shadow import ReembedRun, ShadowStore
@@ -69,6 +75,10 @@ class ReembedMixin(CollectionsMixin):
             if info.embedder_id == target:
                 raise InputError(f"collection {collection!r} already uses {target}")
             model = self.c.models.get(target, model_path)  # a ConfigError if it cannot run
+            try:
+                old_window = self._model(info).max_tokens
+            except ConfigError:  # not needed unless documents must be re-chunked
+                old_window = 0
             run = shadow.begin(
                 collection_id=info.id, from_model=info.embedder_id, from_dense=info.dense_name,
                 model_id=target, model_path=str(model_path) if model_path else None,
@@ -88,16 +98,32 @@ class ReembedMixin(CollectionsMixin):
                         batch=settings.reembed_batch,
                         save_interval_s=settings.index_save_interval_s,
                         progress=progress,
+                        old_window=old_window,
                     )
                 )
+                rechunker = Rechunker(
+                    self.store,
+                    info,
+                    lambda: self._model(info).embedder,
+                    self._rechunk_chunker(info, model),
+                    run.id,
+                )
                 self._niced(builder.reconcile)
+                with _RechunkWrites(self, info, root, rechunker, wait_s=writer_wait_s) as write:
+                    self._niced(lambda: builder.rechunk(write))
                 self._niced(builder.build)
-                with self._writer(info, root, writer_wait_s, builder):
-                    builder.build()  # what was ingested during the pass
+                with self._writer(info, root, writer_wait_s, builder.build):
+                    # what was ingested during the pass: re-chunked if it must be, embedded
+                    with _RechunkWrites(self, info, root, rechunker, held=True) as write:
+                        builder.rechunk(write)
+                    builder.build()
                     builder.reconcile()  # and what was deleted
                     builder.save()
+                    rechunked = shadow.get(run.id).report.get("rechunk")
                     report = {**builder.check(), "embedded": builder.stats.embedded,
-                              "reused": builder.stats.reused}  # fmt: skip
+                              "reused": builder.stats.reused,
+                              "over_window": builder.stats.over_window,
+                              "rechunk": rechunked or RechunkStats().to_dict()}  # fmt: skip
                     if not report["ok"]:
                         shadow.progress(run.id, report=report)
                         self._abandon(run, "failed", "the shadow index failed its check")
@@ -173,10 +199,10 @@ class ReembedMixin(CollectionsMixin):
         shadow.finish(run.id, "completed")
 
     def _writer(
-        self, info: CollectionInfo, root: Path, wait_s: float, builder: Reembedder
+        self, info: CollectionInfo, root: Path, wait_s: float, meanwhile: Callable[[], object]
     ) -> ExitStack:
-        """The collection's writer lock, waited for (an ingest holding it ends; the shadow
-        keeps up with it meanwhile)."""
+        """The collection's writer lock, waited for (an ingest holding it ends; ``meanwhile``
+        runs between tries: the shadow keeps up with it)."""
         deadline = time.monotonic() + wait_s
         while True:
             stack = ExitStack()
@@ -186,8 +212,16 @@ class ReembedMixin(CollectionsMixin):
             except UnavailableError:
                 if time.monotonic() > deadline:
                     raise
-                self._niced(builder.build)
+                self._niced(meanwhile)
                 time.sleep(0.5)
+
+    def _rechunk_chunker(self, info: CollectionInfo, target: Model) -> Chunker:
+        """What documents are re-chunked with for ``target``: its chunker (bounded by its
+        window), within the collection's own chunk size if it has one."""
+        stored = self.store.get_setting(info.id, CHUNK_SETTING)
+        if stored is None or not stored.isdigit():
+            return target.chunker
+        return bounded(target.chunker, int(stored))
 
     def _niced(self, fn: Callable[[], T]) -> T:
         """``fn`` on a thread of its own at ``reembed_nice`` (threads it starts, such as a
@@ -212,6 +246,63 @@ class ReembedMixin(CollectionsMixin):
         if failed:
             raise failed[0]
         return out[0]
+
+
+class _RechunkWrites:
+    """A re-embed's re-chunk writes (``Rechunker.rechunk``), under the collection's writer
+    lock: taken when there is a first document to write (``held``: the caller has it), and
+    let go with the indexes saved every ``index_save_interval_s`` so that ingests waiting get
+    their turn. Taking it first records the collection's chunk bound (``chunker_for``), so an
+    ingest after it chunks within the bound."""
+
+    def __init__(
+        self,
+        svc: ReembedMixin,
+        info: CollectionInfo,
+        root: Path,
+        rechunker: Rechunker,
+        *,
+        held: bool = False,
+        wait_s: float = 600.0,
+    ) -> None:
+        self.svc, self.info, self.root, self.rechunker = svc, info, root, rechunker
+        self.held = held
+        self.wait_s = wait_s
+        self.lock: ExitStack | None = None
+        self.indexes: CollectionIndexes | None = None
+        self.since = 0.0
+
+    def __enter__(self) -> _RechunkWrites:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def __call__(self, document_ids: Sequence[int]) -> None:
+        if self.indexes is None:
+            if not self.held:
+                self.lock = self.svc._writer(self.info, self.root, self.wait_s, lambda: None)
+            bound = str(self.rechunker.chunker.max_tokens)
+            if self.svc.store.get_setting(self.info.id, CHUNK_SETTING) != bound:
+                self.svc.store.set_setting(self.info.id, CHUNK_SETTING, bound)
+            self.indexes, _ = self.svc.open_indexes(self.info)
+            self.since = time.monotonic()
+        self.rechunker.rechunk(document_ids, self.indexes)
+        if (
+            not self.held
+            and time.monotonic() - self.since >= self.svc.settings.index_save_interval_s
+        ):
+            self.close()
+
+    def close(self) -> None:
+        try:
+            if self.indexes is not None:
+                self.indexes.save()
+        finally:
+            self.indexes = None
+            if self.lock is not None:
+                self.lock.close()
+                self.lock = None
 
 
 def _owner() -> str:

@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -73,6 +73,17 @@ class ReembedRun:
         for key in ("heartbeat_at", "started_at", "finished_at"):
             out[key] = out[key].isoformat() if out[key] is not None else None
         return out
+
+
+class ChunkText(NamedTuple):
+    """A chunk as a re-embed reads it."""
+
+    id: int
+    text_hash: str
+    section: str
+    text: str
+    token_count: int  # as it was counted when it was chunked (the old model's, special included)
+    document_id: int
 
 
 def _run(row: Any) -> ReembedRun:
@@ -189,18 +200,31 @@ class ShadowStore:
 
     def missing(
         self, collection_id: int, model_id: str, *, after: int, limit: int
-    ) -> list[tuple[int, str, str, str, int]]:
-        """``(chunk id, text hash, section, text, token count)`` of up to ``limit`` chunks
-        past id ``after`` without a shadow vector under ``model_id``, in id order."""
+    ) -> list[ChunkText]:
+        """Up to ``limit`` chunks past id ``after`` without a shadow vector under
+        ``model_id``, in id order."""
         has = select(_V.c.chunk_id).where(_V.c.chunk_id == _C.c.id, _V.c.model_id == model_id)
+        return self._chunks(collection_id, ~has.exists(), after=after, limit=limit)
+
+    def chunks(self, collection_id: int, *, after: int, limit: int) -> list[ChunkText]:
+        """Up to ``limit`` chunks past id ``after``, in id order."""
+        return self._chunks(collection_id, None, after=after, limit=limit)
+
+    def _chunks(self, collection_id: int, where: Any, *, after: int, limit: int) -> list[ChunkText]:
         q = (
-            select(_C.c.id, _C.c.text_hash, _C.c.section, _C.c.text, _C.c.token_count)
-            .where(_C.c.collection_id == collection_id, _C.c.id > after, ~has.exists())
+            select(_C.c.id, _C.c.text_hash, _C.c.section, _C.c.text, _C.c.token_count,
+                   _C.c.document_id)
+            .where(_C.c.collection_id == collection_id, _C.c.id > after)
             .order_by(_C.c.id)
             .limit(limit)
-        )
+        )  # fmt: skip
+        if where is not None:
+            q = q.where(where)
         with self.engine.connect() as conn:
-            return [(int(a), str(b), str(c), str(d), int(e)) for a, b, c, d, e in conn.execute(q)]
+            return [
+                ChunkText(int(a), str(b), str(c), str(d), int(e), int(f))
+                for a, b, c, d, e, f in conn.execute(q)
+            ]
 
     def counts(self, collection_id: int, model_id: str) -> tuple[int, int]:
         """``(chunks, chunks with a shadow vector under model_id)``."""

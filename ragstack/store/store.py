@@ -34,6 +34,7 @@ from sqlmodel import Session, col
 
 from ragstack.domain import (
     PUBLIC,
+    ChunkDraft,
     ChunkInfo,
     CollectionInfo,
     DocumentDraft,
@@ -543,39 +544,65 @@ class Store:
         ]
         if acl:
             conn.execute(insert(a_t), acl)
-        chunk_rows = [
-            {
-                "collection_id": collection_id,
-                "document_id": doc_id,
-                "ordinal": c.ordinal,
-                "text": c.text,
-                "text_hash": c.text_hash,
-                "section": c.section,
-                "page": c.page,
-                "char_start": c.char_start,
-                "char_end": c.char_end,
-                "token_count": c.token_count,
-                "instruction_like": c.instruction_like,
-                "ocr": c.ocr,
-                "embedding": np.ascontiguousarray(c.embedding, dtype=np.float32).tobytes(),
-            }
-            for doc_id, d in zip(doc_ids, drafts, strict=True)
-            for c in d.chunks
-        ]
-        chunk_ids = (
-            conn.execute(insert(c_t).returning(c_t.c.id, sort_by_parameter_order=True), chunk_rows)
-            .scalars()
-            .all()
-            if chunk_rows
-            else []
+        added = _insert_chunks(
+            conn, collection_id, [(i, d.chunks) for i, d in zip(doc_ids, drafts, strict=True)]
         )
-        results, pos = [], 0
-        for doc_id, d in zip(doc_ids, drafts, strict=True):
-            added = np.array(chunk_ids[pos : pos + len(d.chunks)], dtype=np.int64)
-            pos += len(d.chunks)
-            results.append(
-                WriteResult(doc_id, added, np.array(removed.get(doc_id, []), dtype=np.int64))
+        return [
+            WriteResult(doc_id, ids, np.array(removed.get(doc_id, []), dtype=np.int64))
+            for doc_id, ids in zip(doc_ids, added, strict=True)
+        ]
+
+    def replace_chunks(
+        self,
+        collection_id: int,
+        chunks: Sequence[tuple[int, Sequence[ChunkDraft]]],
+        *,
+        index: IndexWriter | None = None,
+    ) -> list[WriteResult]:
+        """Give documents new chunks, ``(document id, its chunks)`` each, in one transaction
+        (with ``index``'s writes): text, metadata, tenant and ACL rows stay as they are (a
+        change of them meanwhile is not undone). A document gone is left out."""
+        d_t = DocumentRow.__table__  # type: ignore[attr-defined]
+        c_t = ChunkRow.__table__  # type: ignore[attr-defined]
+        with self.session() as s:
+            conn = s.connection()
+            ids = [doc_id for doc_id, _ in chunks]
+            live = set(
+                conn.execute(
+                    select(d_t.c.id).where(d_t.c.collection_id == collection_id, d_t.c.id.in_(ids))
+                ).scalars()
             )
+            todo = [(doc_id, new) for doc_id, new in chunks if doc_id in live]
+            if not todo:
+                return []
+            removed: dict[int, list[int]] = {doc_id: [] for doc_id, _ in todo}
+            for cid, doc_id in conn.execute(
+                select(c_t.c.id, c_t.c.document_id).where(c_t.c.document_id.in_(list(removed)))
+            ):
+                removed[int(doc_id)].append(int(cid))
+            conn.execute(delete(c_t).where(c_t.c.document_id.in_(list(removed))))
+            conn.execute(
+                update(d_t).where(d_t.c.id == bindparam("doc_id")),
+                [{"doc_id": doc_id, "chunk_count": len(new), "updated_at": utcnow(),
+                  "flagged_chunks": sum(c.instruction_like for c in new)}
+                 for doc_id, new in todo],
+            )  # fmt: skip
+            added = _insert_chunks(conn, collection_id, todo)
+            results = [
+                WriteResult(doc_id, ids, np.array(removed[doc_id], dtype=np.int64))
+                for (doc_id, _), ids in zip(todo, added, strict=True)
+            ]
+            s.execute(_next_generation(collection_id, indexes=True))
+            if index is not None:
+                every = [c for _, new in todo for c in new]
+                index(
+                    conn,
+                    np.concatenate([r.removed for r in results]),
+                    np.concatenate([r.added for r in results]),
+                    np.stack([c.embedding for c in every]).astype(np.float32, copy=False),
+                    [index_text(c.section, c.text) for c in every],
+                )
+            s.commit()
         return results
 
     def delete_documents(
@@ -917,6 +944,45 @@ class Store:
                 ],
             )
             s.commit()
+
+
+def _insert_chunks(
+    conn: Connection, collection_id: int, chunks: Sequence[tuple[int, Sequence[ChunkDraft]]]
+) -> list[I64]:
+    """Chunk rows of documents, ``(document id, its chunks)`` each, in one statement;
+    returns each document's new chunk ids."""
+    c_t = ChunkRow.__table__  # type: ignore[attr-defined]
+    rows = [
+        {
+            "collection_id": collection_id,
+            "document_id": doc_id,
+            "ordinal": c.ordinal,
+            "text": c.text,
+            "text_hash": c.text_hash,
+            "section": c.section,
+            "page": c.page,
+            "char_start": c.char_start,
+            "char_end": c.char_end,
+            "token_count": c.token_count,
+            "instruction_like": c.instruction_like,
+            "ocr": c.ocr,
+            "embedding": np.ascontiguousarray(c.embedding, dtype=np.float32).tobytes(),
+        }
+        for doc_id, new in chunks
+        for c in new
+    ]
+    ids = (
+        conn.execute(insert(c_t).returning(c_t.c.id, sort_by_parameter_order=True), rows)
+        .scalars()
+        .all()
+        if rows
+        else []
+    )
+    out, pos = [], 0
+    for _, new in chunks:
+        out.append(np.array(ids[pos : pos + len(new)], dtype=np.int64))
+        pos += len(new)
+    return out
 
 
 def _next_generation(collection_id: int, *, indexes: bool) -> Any:
