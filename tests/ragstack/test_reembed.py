@@ -338,7 +338,7 @@ def test_reembed_rechunks_documents_the_new_window_would_cut(
     small_window(svc)
     ingest(svc, long_docs(tmp_path / "docs"))
     before_docs, before = doc_texts(svc, "kb"), chunk_rows(svc, "kb")
-    assert max(WordCounter().count([index_text(c[1], c[5]) for cs in before.values()
+    assert max(WordCounter().count([index_text(str(c[1]), str(c[5])) for cs in before.values()
                                     for c in cs])) > WINDOW  # fmt: skip
     late = tmp_path / "late"
     late.mkdir()
@@ -368,6 +368,7 @@ def test_reembed_rechunks_documents_the_new_window_would_cut(
         text = after_docs[uri][2]
         assert [c[0] for c in chunks] == list(range(len(chunks)))
         for _, section, _, start, end, body, _ in chunks:
+            assert isinstance(start, int) and isinstance(end, int)
             assert text[start:end] == body
             assert WordCounter().count([index_text(str(section), str(body))])[0] <= WINDOW
     table = next(cs for u, cs in after.items() if u.endswith("table.html"))
@@ -386,11 +387,11 @@ def test_reembed_rechunks_documents_the_new_window_would_cut(
         reader = ["group:hr"] if "group:hr" in acl else ALICE
         for phrase in (" ".join(middle[len(middle) // 2 :][:3]), " ".join(end[-3:])):
             for mode in ("bm25", "dense"):
-                hits = svc.search("kb", phrase, principals=reader, mode=mode, top_k=3).hits  # type: ignore[arg-type]
+                hits = svc.search("kb", phrase, principals=reader, mode=mode, top_k=3).hits
                 assert hits and hits[0].uri == uri, (uri, phrase, mode)
                 assert phrase in hits[0].text, (uri, phrase, mode)
                 if reader != ALICE:
-                    seen = svc.search("kb", phrase, principals=ALICE, mode=mode, top_k=50).hits  # type: ignore[arg-type]
+                    seen = svc.search("kb", phrase, principals=ALICE, mode=mode, top_k=50).hits
                     assert all(h.uri != uri for h in seen)
 
 
