@@ -89,11 +89,12 @@ def demo(
     console.print(f"\n[bold]Q:[/] {DEMO_QUESTION}")
     print_answer(result.answer, streamed=False)
     if serve:
-        _serve_demo(svc, s.collection, port)
+        _serve_demo(svc, s.collection, port, principal)
 
 
-def _serve_demo(svc: Any, collection: str, port: int) -> None:
-    """Demo keys (an admin, a reader in group:hr), the URLs, a sample curl; then the API."""
+def _serve_demo(svc: Any, collection: str, port: int, principal: str) -> None:
+    """Demo keys (an admin; a reader acting as ``principal``, who ingested the handbook, and
+    in group:hr), the URLs, a sample curl; then the API."""
     import uvicorn
 
     from ragstack.access import Keys
@@ -104,14 +105,14 @@ def _serve_demo(svc: Any, collection: str, port: int) -> None:
         if old.name in ("demo admin", "demo reader") and old.revoked_at is None:
             keys.revoke(old.key_id)
     _, admin = keys.create("user:demo-admin", role="admin", name="demo admin")
-    _, reader = keys.create("user:demo", groups=["group:hr"], name="demo reader")
+    _, reader = keys.create(principal, groups=["group:hr"], name="demo reader")
     url = f"http://127.0.0.1:{port}"
     body = json.dumps({"collection": collection, "query": "vacation carry over"})
     print(  # plain print: a terminal-width wrap would break the keys and the command
         f"\nAPI {url} (OpenAPI {url}/docs)\n"
         f"admin page {url}/admin (log in with the demo admin key)\n"
         f"  demo admin key:  {admin}\n"
-        f"  demo reader key: {reader}  (user:demo, group:hr)\n"
+        f"  demo reader key: {reader}  ({principal}, group:hr)\n"
         f"try:\n  curl -s {url}/v1/search -H 'Authorization: Bearer {reader}' "
         f"-H 'Content-Type: application/json' -d '{body}'\n"
         "Ctrl-C stops the server.",

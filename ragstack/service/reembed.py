@@ -74,7 +74,10 @@ class ReembedMixin(CollectionsMixin):
                 info = self.store.get_collection(collection)
             if info.embedder_id == target:
                 raise InputError(f"collection {collection!r} already uses {target}")
-            model = self.c.models.get(target, model_path)  # a ConfigError if it cannot run
+            try:
+                model = self.c.models.get(target, model_path)
+            except ConfigError as exc:  # the model the caller named cannot run here
+                raise InputError(f"cannot move {collection!r} to {target}: {exc}") from exc
             try:
                 old_window = self._model(info).max_tokens
             except ConfigError:  # not needed unless documents must be re-chunked
