@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from indexes import IdFilter
 from ragstack.cache import SemanticCache
@@ -21,6 +22,8 @@ from ragstack.search import Filters, permitted_chunks
 from ragstack.service.types import Components
 from ragstack.store import Store
 from ragstack.store.pgindex import SqlAllow
+
+T = TypeVar("T")
 
 
 class ServiceCore:
@@ -114,31 +117,35 @@ class ServiceCore:
 
     def _groups(self, info: CollectionInfo, key: str) -> dict[int, str]:
         """Chunk id -> its document's ``key`` metadata value, cached per generation."""
-        cache_key = (info.id, info.generation, key)
-        with self._lock:
-            found = self._group_maps.get(cache_key)
-        if found is None:
-            found = self.store.chunk_groups(info.id, key)
-            with self._lock:
-                self._group_maps = {k: v for k, v in self._group_maps.items() if k[0] != info.id}
-                self._group_maps[cache_key] = found
-        return found
+        return self._per_generation(
+            self._group_maps, info, key, lambda: self.store.chunk_groups(info.id, key)
+        )
 
     def _setting(self, info: CollectionInfo, key: str) -> str | None:
         """A collection setting as of ``info``'s generation (setting one bumps it), read from
         SQL once per generation instead of on every search."""
+        return self._per_generation(
+            self._settings, info, key, lambda: self.store.get_setting(info.id, key)
+        )
+
+    def _per_generation(
+        self,
+        cache: dict[tuple[int, int, str], T],
+        info: CollectionInfo,
+        key: str,
+        load: Callable[[], T],
+    ) -> T:
+        """``load()``'s value for ``key`` of the collection at ``info``'s generation, loaded
+        once per generation; what older generations of the collection cached is dropped."""
         cache_key = (info.id, info.generation, key)
         with self._lock:
-            if cache_key in self._settings:
-                return self._settings[cache_key]
-        value = self.store.get_setting(info.id, key)
+            if cache_key in cache:
+                return cache[cache_key]
+        value = load()
         with self._lock:
-            self._settings = {
-                k: v
-                for k, v in self._settings.items()
-                if k[0] != info.id or k[1] >= info.generation
-            }
-            self._settings[cache_key] = value
+            for stale in [k for k in cache if k[0] == info.id and k[1] < info.generation]:
+                del cache[stale]
+            cache[cache_key] = value
         return value
 
     def _permitted(

@@ -444,19 +444,7 @@ class Store:
             if drafts:
                 s.execute(_next_generation(collection_id, indexes=True))
             if index is not None and results:
-                chunks = [c for d in drafts for c in d.chunks]
-                vectors = (
-                    np.stack([c.embedding for c in chunks]).astype(np.float32, copy=False)
-                    if chunks
-                    else np.empty((0, 0), dtype=np.float32)
-                )
-                index(
-                    s.connection(),
-                    np.concatenate([r.removed for r in results]),
-                    np.concatenate([r.added for r in results]),
-                    vectors,
-                    [index_text(c.section, c.text) for c in chunks],
-                )
+                _write_index(index, s.connection(), results, [c for d in drafts for c in d.chunks])
             s.commit()
         return results
 
@@ -594,14 +582,7 @@ class Store:
             ]
             s.execute(_next_generation(collection_id, indexes=True))
             if index is not None:
-                every = [c for _, new in todo for c in new]
-                index(
-                    conn,
-                    np.concatenate([r.removed for r in results]),
-                    np.concatenate([r.added for r in results]),
-                    np.stack([c.embedding for c in every]).astype(np.float32, copy=False),
-                    [index_text(c.section, c.text) for c in every],
-                )
+                _write_index(index, conn, results, [c for _, new in todo for c in new])
             s.commit()
         return results
 
@@ -944,6 +925,25 @@ class Store:
                 ],
             )
             s.commit()
+
+
+def _write_index(
+    index: IndexWriter, conn: Connection, results: Sequence[WriteResult], chunks: list[ChunkDraft]
+) -> None:
+    """Hand a write's removed and added chunk ids (with the added chunks' vectors and index
+    text, in the same order) to ``index``, inside the write's transaction."""
+    vectors = (
+        np.stack([c.embedding for c in chunks]).astype(np.float32, copy=False)
+        if chunks
+        else np.empty((0, 0), dtype=np.float32)
+    )
+    index(
+        conn,
+        np.concatenate([r.removed for r in results]),
+        np.concatenate([r.added for r in results]),
+        vectors,
+        [index_text(c.section, c.text) for c in chunks],
+    )
 
 
 def _insert_chunks(
