@@ -67,6 +67,19 @@ def bounded(chunker: Chunker, max_tokens: int) -> Chunker:
     )
 
 
+def chunk_bound(store: Store, collection_id: int) -> int | None:
+    """The collection's own chunk bound (``CHUNK_SETTING``), recorded when a live re-embed
+    re-chunked it for a model with a smaller window; None if it has none."""
+    stored = store.get_setting(collection_id, CHUNK_SETTING)
+    return int(stored) if stored is not None and stored.isdigit() else None
+
+
+def collection_chunker(store: Store, collection_id: int, chunker: Chunker) -> Chunker:
+    """``chunker`` within the collection's own chunk bound, if it has one."""
+    bound = chunk_bound(store, collection_id)
+    return chunker if bound is None else bounded(chunker, bound)
+
+
 def stored_blocks(text: str, chunks: Sequence[StoredChunk]) -> list[Block]:
     """A document's blocks as far as SQL knows them (see the module docstring); they
     assemble to exactly ``text``."""

@@ -21,7 +21,7 @@ from ragstack.ingest.pipeline import (
     default_principals,
 )
 from ragstack.parsing.ocr import OCR_MODES, OcrMode
-from ragstack.rechunking import CHUNK_SETTING, bounded
+from ragstack.rechunking import bounded, chunk_bound
 from ragstack.service.collections import CollectionsMixin
 from ragstack.service.types import IngestRequest
 
@@ -166,11 +166,10 @@ class IngestMixin(CollectionsMixin):
         model with a smaller window (``ragstack.rechunking``); while that re-embed runs, in
         the new model's tokens, so new chunks fit both models. Read under the writer lock:
         the re-embed sets the bound holding it, so an ingest never chunks with a stale one."""
-        stored = self.store.get_setting(info.id, CHUNK_SETTING)
-        if stored is None or not stored.isdigit():
+        bound = chunk_bound(self.store, info.id)
+        if bound is None:
             return model.chunker
-        base = shadow if shadow is not None else model
-        return bounded(base.chunker, int(stored))
+        return bounded((shadow if shadow is not None else model).chunker, bound)
 
     def ocr_mode(self, info: CollectionInfo, requested: str | None = None) -> OcrMode:
         """The collection's OCR mode: ``requested`` (then kept for its next ingests), else

@@ -29,11 +29,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from ragstack.domain import CollectionInfo
-from ragstack.embedders import Model
 from ragstack.errors import ConfigError, InputError, NotFoundError, UnavailableError
 from ragstack.indexing import CollectionIndexes, collection_lock, drop_dense
-from ragstack.ingest.chunking import Chunker
-from ragstack.rechunking import CHUNK_SETTING, Rechunker, RechunkStats, bounded
+from ragstack.rechunking import CHUNK_SETTING, Rechunker, RechunkStats, collection_chunker
 from ragstack.reembedding import Progress, Reembedder
 from ragstack.service.collections import CollectionsMixin
 from ragstack.store.shadow import ReembedRun, ShadowStore
@@ -108,7 +106,7 @@ class ReembedMixin(CollectionsMixin):
                     self.store,
                     info,
                     lambda: self._model(info).embedder,
-                    self._rechunk_chunker(info, model),
+                    collection_chunker(self.store, info.id, model.chunker),
                     run.id,
                 )
                 self._niced(builder.reconcile)
@@ -217,14 +215,6 @@ class ReembedMixin(CollectionsMixin):
                     raise
                 self._niced(meanwhile)
                 time.sleep(0.5)
-
-    def _rechunk_chunker(self, info: CollectionInfo, target: Model) -> Chunker:
-        """What documents are re-chunked with for ``target``: its chunker (bounded by its
-        window), within the collection's own chunk size if it has one."""
-        stored = self.store.get_setting(info.id, CHUNK_SETTING)
-        if stored is None or not stored.isdigit():
-            return target.chunker
-        return bounded(target.chunker, int(stored))
 
     def _niced(self, fn: Callable[[], T]) -> T:
         """``fn`` on a thread of its own at ``reembed_nice`` (threads it starts, such as a
