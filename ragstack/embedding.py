@@ -25,7 +25,7 @@ import re
 import tempfile
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -50,6 +50,24 @@ class Embedder(Protocol):
     def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str]) -> FloatMatrix: ...
+
+
+def reuse_or_embed(
+    embed: Callable[[list[str]], FloatMatrix],
+    stored: Mapping[str, bytes],
+    texts: Iterable[tuple[str, str]],
+) -> tuple[dict[str, npt.NDArray[np.float32]], int]:
+    """Vectors by text hash for ``texts``, ``(hash, text)`` pairs: the ``stored`` ones
+    (float32 bytes by hash) reused, each missing text embedded once, in one ``embed`` call
+    (none when nothing is missing). Returns them with how many texts were embedded."""
+    known = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
+    todo: dict[str, str] = {}
+    for h, t in texts:
+        if h not in known:
+            todo.setdefault(h, t)
+    if todo:
+        known.update(zip(todo, embed(list(todo.values())), strict=True))
+    return known, len(todo)
 
 
 def packaged_minilm_path() -> Path:

@@ -30,7 +30,7 @@ import numpy.typing as npt
 from sqlalchemy import Connection, select, update
 
 from ragstack.domain import ChunkDraft, CollectionInfo
-from ragstack.embedding import Embedder
+from ragstack.embedding import Embedder, reuse_or_embed
 from ragstack.indexing import CollectionIndexes
 from ragstack.ingest.chunking import BLOCK_SEPARATOR, Block, Chunk, Chunker
 from ragstack.ingest.pipeline import text_hash
@@ -224,14 +224,11 @@ class Rechunker:
         stored = self.store.vectors_for_hashes(
             self.info.id, {c.text_hash for c in chunks}, model_id=self.info.embedder_id
         )
-        known: dict[str, F32] = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
-        fresh: dict[str, str] = {}
-        for c in chunks:
-            if c.text_hash not in known:
-                fresh.setdefault(c.text_hash, index_text(c.section, c.text))
-        if fresh:
-            vectors = self.embedder().embed(list(fresh.values()))
-            known.update(zip(fresh, vectors, strict=True))
+        known, _ = reuse_or_embed(
+            lambda texts: self.embedder().embed(texts),  # the model, only if it must embed
+            stored,
+            [(c.text_hash, index_text(c.section, c.text)) for c in chunks],
+        )
         return [
             (doc_id, [replace(c, embedding=known[c.text_hash]) for c in new])
             for doc_id, new in todo

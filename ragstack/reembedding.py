@@ -34,6 +34,7 @@ import numpy.typing as npt
 from indexes import CorruptIndexError, IdFilter, VectorIndex, open_vector_index
 from ragstack.domain import CollectionInfo
 from ragstack.embedders import Model
+from ragstack.embedding import reuse_or_embed
 from ragstack.errors import ConflictError
 from ragstack.indexing import in_database, new_vector_index
 from ragstack.store import Store, index_text
@@ -173,17 +174,11 @@ class Reembedder:
         ids = np.array([r.id for r in rows], dtype=np.int64)
         hashes = [r.text_hash for r in rows]
         texts = [index_text(r.section, r.text) for r in rows]
-        known = {
-            h: np.frombuffer(v, dtype=np.float32)
-            for h, v in self.shadow.reusable(self.info.id, self.run.model_id, hashes).items()
-        }
-        todo: dict[str, str] = {}
-        for h, t in zip(hashes, texts, strict=True):
-            if h not in known:
-                todo.setdefault(h, t)
-        if todo:
-            fresh = self.model.embedder.embed(list(todo.values()))
-            known.update(zip(todo.keys(), fresh, strict=True))
+        known, embedded = reuse_or_embed(
+            self.model.embedder.embed,
+            self.shadow.reusable(self.info.id, self.run.model_id, hashes),
+            zip(hashes, texts, strict=True),
+        )
         vectors = np.stack([known[h] for h in hashes]).astype(np.float32, copy=False)
         if vectors.shape[1] != self.run.dim:
             raise ConflictError(
@@ -191,12 +186,12 @@ class Reembedder:
             )
         written = self.shadow.write(
             self.run.id, self.info.id, self.run.model_id, ids, hashes, vectors,
-            embedded=len(todo), reused=len(rows) - len(todo), index=self._index_writer(),
+            embedded=embedded, reused=len(rows) - embedded, index=self._index_writer(),
         )  # fmt: skip
         if not self.transactional and written.size:
             self.dense.add(written, vectors[np.isin(ids, written)])
-        self.stats.embedded += len(todo)
-        self.stats.reused += len(rows) - len(todo)
+        self.stats.embedded += embedded
+        self.stats.reused += len(rows) - embedded
         self.stats.written += int(written.size)
         self.stats.batches += 1
         return int(written.size)

@@ -32,7 +32,7 @@ from ragstack.domain import (
     DocumentState,
     MetaValue,
 )
-from ragstack.embedding import Embedder
+from ragstack.embedding import Embedder, reuse_or_embed
 from ragstack.errors import (
     DocumentTooLargeError,
     InputError,
@@ -695,15 +695,11 @@ class Ingestor:
 
         model_id = self.shadow.model_id
         hashes = [h for p in batch for h in p.hashes]
-        stored = ShadowStore(self.store).reusable(self.info.id, model_id, hashes)
-        known: dict[str, F32] = {h: np.frombuffer(v, dtype=np.float32) for h, v in stored.items()}
-        todo: dict[str, str] = {}
-        for p in batch:
-            for h, t in zip(p.hashes, p.embed_texts, strict=True):
-                if h not in known:
-                    todo.setdefault(h, t)
-        if todo:
-            known.update(zip(todo.keys(), self.shadow.embed(list(todo.values())), strict=True))
+        known, _ = reuse_or_embed(
+            self.shadow.embed,
+            ShadowStore(self.store).reusable(self.info.id, model_id, hashes),
+            [(h, t) for p in batch for h, t in zip(p.hashes, p.embed_texts, strict=True)],
+        )
         return model_id, [known[h] for h in hashes]
 
     def _commit(self, batch: list[_Prepared], summary: IngestSummary, progress: Progress) -> None:
