@@ -373,11 +373,12 @@ def test_upload_limits(tmp_path: Path) -> None:
 
 
 def test_request_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    api = make_api(tmp_path, api_timeout_s=0.2)
+    # The timeout leaves room for the next request on a loaded two-core CI machine (0.2 s did not)
+    api = make_api(tmp_path, api_timeout_s=1.0)
     real = api.svc.search
 
     def slow(*args: object, **kwargs: object) -> object:
-        time.sleep(1.0)  # a stuck dependency, faked: the real search takes milliseconds
+        time.sleep(3.0)  # a stuck dependency, faked: the real search takes milliseconds
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(api.svc, "search", slow)
