@@ -59,6 +59,7 @@ from indexes.types import (
     check_ids,
     check_top_k,
     top_k_by_score_then_id,
+    unique_sorted,
 )
 
 I64 = npt.NDArray[np.int64]
@@ -513,7 +514,7 @@ class Bm25Index:
             scores, ids = exact_top_k(occurrences, offsets[-1], ext, top_k)
             return LexicalHits(scores, ids)
         scores_all = scatter_scores(occurrences, offsets[-1])
-        cand = np.unique(np.concatenate([np.empty(0, np.intp), *(t.rows for t in occurrences)]))
+        cand = unique_sorted(np.concatenate([np.empty(0, np.intp), *(t.rows for t in occurrences)]))
         best = top_k_by_score_then_id(scores_all[cand], ext[cand], top_k)
         return LexicalHits(scores_all[cand][best], ext[cand[best]])
 

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from indexes.types import IdArray, top_k_by_score_then_id
+from indexes.types import IdArray, top_k_by_score_then_id, unique_sorted
 
 F32 = npt.NDArray[np.float32]
 Rows = npt.NDArray[np.intp] | npt.NDArray[np.int32]
@@ -105,7 +105,7 @@ def _candidates(occurrences: Sequence[TermWeights], top_k: int) -> npt.NDArray[n
     if not distinct:
         return np.empty(0, dtype=np.intp)
     count = {id(t): sum(o is t for o in occurrences) for t in distinct}
-    seed = np.unique(np.concatenate([t.best(top_k) for t in distinct]).astype(np.intp))
+    seed = unique_sorted(np.concatenate([t.best(top_k) for t in distinct]).astype(np.intp))
     if seed.size < top_k:
         return None
     seed_scores = score_rows(seed, occurrences)
@@ -128,7 +128,7 @@ def _candidates(occurrences: Sequence[TermWeights], top_k: int) -> npt.NDArray[n
         others = total - bound[id(t)]
         keep = t.w.astype(np.float64) * count[id(t)] * (1 + _MARGIN) >= theta - others - slack
         parts.append(t.rows[keep])
-    return np.unique(np.concatenate(parts).astype(np.intp)) if parts else seed
+    return unique_sorted(np.concatenate(parts).astype(np.intp)) if parts else seed
 
 
 def exact_top_k(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,19 @@ class LexicalHits(NamedTuple):
     ids: IdArray
 
 
+def unique_sorted(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``np.unique(values)`` (sorted, distinct) by sorting and comparing neighbours. numpy
+    2.4's ``np.unique`` hashes instead, which measured 40-140x slower on integer arrays of
+    90k-1M values (1M int64: 938 ms against 6.8 ms), and search paths call it per query."""
+    out = np.sort(values)
+    if out.size < 2:
+        return out
+    keep = np.empty(out.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(out[1:], out[:-1], out=keep[1:])
+    return out[keep]
+
+
 class IdFilter:
     """The set of ids a search may return (how ACLs reach the index layer).
 
@@ -62,7 +75,7 @@ class IdFilter:
         if arr.ndim != 1:
             raise InvalidInputError("IdFilter takes a one-dimensional collection of ids")
         ordered = arr.size < 2 or bool((arr[1:] > arr[:-1]).all())  # ids from SQL often are
-        self._ids: IdArray = arr.copy() if ordered else np.unique(arr)
+        self._ids: IdArray = arr.copy() if ordered else unique_sorted(arr)
         self._set: frozenset[int] | None = None
 
     @property
@@ -105,7 +118,7 @@ def check_ids(ids: npt.ArrayLike) -> IdArray:
     out = arr.astype(np.int64, copy=False)
     if out.size and int(out.min()) < 0:
         raise InvalidInputError("ids must be non-negative integers")
-    if np.unique(out).size != out.size:
+    if unique_sorted(out).size != out.size:
         values, counts = np.unique(out, return_counts=True)
         dup = values[counts > 1][:5].tolist()
         raise DuplicateIdError(f"ids given more than once in one call: {dup}")

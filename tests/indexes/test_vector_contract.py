@@ -558,6 +558,49 @@ def test_filtered_search_after_removals(index: VectorIndex, data: Data) -> None:
             assert real.size == min(K, permitted_live.size)
 
 
+def test_hnsw_scanned_sets_keep_their_gathered_vectors_within_the_budget(
+    oracle: ExactIndex, data: Data
+) -> None:
+    """A permitted set scanned again is scored from its contiguous copy: the same answer as the
+    exact oracle every time, copies evicted least recently used first when over the budget, and
+    none of them outliving a write."""
+    rng = np.random.default_rng(12)
+    sets = [IdFilter(rng.choice(data.ids, size=50, replace=False)) for _ in range(3)]
+    per_set = 50 * DIM * 4
+    index = HnswIndex(DIM, exact_limit=EXACT_LIMIT, scan_cache_bytes=2 * per_set)
+    index.add(data.ids, data.vecs)
+    queries = clustered(6, 41)
+
+    def check(allow: IdFilter) -> None:
+        for q in queries:
+            got, want = index.search(q[None, :], K, allow), oracle.search(q[None, :], K, allow)
+            assert np.array_equal(got.ids, want.ids)
+            assert np.allclose(got.scores, want.scores, atol=1e-6)
+
+    def kept() -> list[bool]:
+        return [index._permitted(a).gathered is not None for a in sets]
+
+    check(sets[0])
+    check(sets[0])
+    check(sets[1])
+    assert kept()[:2] == [True, True]
+    check(sets[2])  # over the budget: the least recently used copy (sets[0]'s) goes
+    assert [index._filters[id(a)][1].gathered is not None for a in sets] == [False, True, True]
+    check(sets[0])
+    gone = sets[0].ids[:25]
+    index.remove(gone)  # a write: no copy survives it, and removed ids are never hits
+    assert all(entry.gathered is None for _ref, entry in index._filters.values())
+    for q in queries:
+        hits = index.search(q[None, :], K, sets[0]).ids[0]
+        assert not np.isin(hits, gone).any()
+    too_big = HnswIndex(DIM, exact_limit=EXACT_LIMIT, scan_cache_bytes=per_set - 1)
+    too_big.add(data.ids, data.vecs)
+    for q in queries:  # a set larger than the whole budget is scanned in place, as exactly
+        assert np.array_equal(too_big.search(q[None, :], K, sets[1]).ids,
+                              oracle.search(q[None, :], K, sets[1]).ids)  # fmt: skip
+    assert too_big._permitted(sets[1]).gathered is None
+
+
 # -- persistence ------------------------------------------------------------------------------
 
 
