@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import or_, select
+from sqlalchemy import Connection, func, literal, or_, select
 from sqlmodel import col
 
 from indexes import IdFilter
@@ -136,16 +136,42 @@ class Hit:
     ocr: bool = False  # the chunk's text was read by OCR (an image or a scanned page)
 
 
+def _from_acl(conn: Connection, collection_id: int, who: Sequence[str]) -> bool:
+    """Whether to read the permitted documents starting from the principals' ACL rows rather
+    than from the collection's documents, on SQLite (PostgreSQL's planner has statistics).
+    Without them SQLite always starts from the collection, probing every document's ACL: at
+    1M chunks with 1% permitted that took 389 ms, starting from the ACL rows 51 ms. The
+    counts cost no more than the smaller side: the ACL rows are counted only up to the
+    collection's document count."""
+    if conn.dialect.name != "sqlite":
+        return False
+    d = DocumentRow.__table__  # type: ignore[attr-defined]
+    a = AclRow.__table__  # type: ignore[attr-defined]
+    documents = conn.execute(
+        select(func.count()).select_from(d).where(d.c.collection_id == collection_id)
+    ).scalar_one()
+    acl = select(literal(1)).where(a.c.principal.in_(who)).limit(documents + 1).subquery()
+    return bool(conn.execute(select(func.count()).select_from(acl)).scalar_one() < documents)
+
+
 def _permitted_documents(
-    collection_id: int, principals: Sequence[str], tenant: str | None, filters: Filters
+    collection_id: int,
+    who: Sequence[str],
+    tenant: str | None,
+    filters: Filters,
+    *,
+    from_acl: bool = False,
 ) -> Any:
-    """``SELECT document id`` of the documents ``principals`` (or ``public``) may read that
-    pass every filter but the metadata one."""
-    who = sorted(set(principals) | {PUBLIC})
+    """``SELECT document id`` of the documents any of ``who`` may read that pass every filter
+    but the metadata one (``from_acl``: planned from the ACL rows, the collection's index left
+    unused, see ``_from_acl``)."""
+    in_collection: Any = col(DocumentRow.collection_id)
+    if from_acl:
+        in_collection = in_collection + 0  # an expression: SQLite cannot plan from its index
     docs = (
         select(col(AclRow.document_id))
         .join(DocumentRow, col(DocumentRow.id) == col(AclRow.document_id))
-        .where(col(DocumentRow.collection_id) == collection_id, col(AclRow.principal).in_(who))
+        .where(in_collection == collection_id, col(AclRow.principal).in_(who))
     )
     if tenant is not None:
         docs = docs.where(or_(col(DocumentRow.tenant).is_(None), col(DocumentRow.tenant) == tenant))
@@ -179,11 +205,15 @@ def permitted_chunks(
 ) -> IdFilter:
     """Ids of the chunks readable by any of ``principals`` (``public`` always counts) that
     pass ``filters``; with a ``tenant``, only documents of that tenant or of none."""
-    docs = _permitted_documents(collection_id, principals, tenant, filters)
     parts: list[npt.NDArray[np.int64]] = []
     # Core, not the ORM, and the documents as a subquery, not a bound list: a million ids in
     # about a second, and no limit on how many documents a caller may read
     with store.engine.connect() as conn:
+        who = sorted(set(principals) | {PUBLIC})
+        docs = _permitted_documents(
+            collection_id, who, tenant, filters,
+            from_acl=_from_acl(conn, collection_id, who),
+        )  # fmt: skip
         if filters.meta:
             rows = conn.execute(docs.add_columns(col(DocumentRow.meta))).all()
             wanted = dict(filters.meta)
@@ -194,7 +224,7 @@ def permitted_chunks(
                 chunks = _chunks_of(doc_ids[i : i + 10_000], filters)
                 parts.append(np.fromiter(conn.execute(chunks).scalars(), dtype=np.int64))
         else:
-            chunks = _chunks_of(docs, filters).order_by(col(ChunkRow.id))
+            chunks = _chunks_of(docs, filters)  # IdFilter sorts them (faster than SQL)
             parts.append(np.fromiter(conn.execute(chunks).scalars(), dtype=np.int64))
     return IdFilter(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
 

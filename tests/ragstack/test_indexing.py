@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import text
 
 from indexes import Bm25Index, IdFilter
@@ -103,3 +104,53 @@ def test_permitted_sets_are_cached_within_a_byte_budget(
     assert svc._permitted(info, ["user:p5"], None, filters) is sets[-1], "the newest stays"
     svc.clear_permitted()
     assert not svc._allowed and svc._allowed_bytes == 0
+
+
+def test_permitted_sets_are_the_same_whichever_side_sql_starts_from(
+    make_service: Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite a caller whose ACL rows are fewer than the collection's documents is planned
+    from the ACL rows (search._from_acl): the same ids as planning from the collection, and
+    never a document of another collection that the same principal may read."""
+    import ragstack.search as search
+
+    svc = kb(make_service, tmp_path)  # 12 public documents in another collection
+    docs = tmp_path / "other"
+    docs.mkdir()
+    for i in range(30):
+        (docs / f"private{i}.md").write_text(f"# Private {i}\n\nsecret plan {i}\n", "utf-8")
+    svc.ingest(IngestRequest("other", [SourceSpec(str(docs))], allow=["group:other"]),
+               principal="user:a")  # fmt: skip
+    open_docs = tmp_path / "open"
+    open_docs.mkdir()
+    for i in range(2):
+        (open_docs / f"open{i}.md").write_text(f"# Open {i}\n\nopen plan {i}\n", "utf-8")
+    svc.ingest(IngestRequest("other", [SourceSpec(str(open_docs))], public=True,
+                             delete_missing=False), principal="user:a")  # fmt: skip
+    info = svc.collection("other")
+    sqlite = svc.store.dialect == "sqlite"
+    chosen = search._from_acl
+
+    def both(principal: str) -> tuple[bool, np.ndarray, np.ndarray]:
+        with svc.store.engine.connect() as conn:
+            from_acl = chosen(conn, info.id, sorted({principal, "public"}))
+        picked = search.permitted_chunks(svc.store, info.id, [principal]).ids
+        monkeypatch.setattr(search, "_from_acl", lambda *_a: not from_acl)
+        other = search.permitted_chunks(svc.store, info.id, [principal]).ids
+        monkeypatch.setattr(search, "_from_acl", chosen)
+        return from_acl, picked, other
+
+    from_acl, picked, other = both("user:nobody")  # 14 public ACL rows, 32 documents here
+    assert from_acl is sqlite
+    assert np.array_equal(picked, other)
+    hits = svc.search("other", "open plan", principals=["user:nobody"], top_k=50).hits
+    assert {h.uri.rsplit("/", 1)[-1] for h in hits} == {"open0.md", "open1.md"}
+    with svc.store.engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT c.id, d.uri FROM chunks c JOIN documents d ON d.id = c.document_id"
+            " WHERE d.collection_id = :c"), {"c": info.id}).all()  # fmt: skip
+    opened = sorted(int(cid) for cid, uri in rows if "/open/" in uri)
+    assert picked.tolist() == opened
+    from_acl, picked, other = both("group:other")  # 44 ACL rows: planned from the collection
+    assert not from_acl
+    assert np.array_equal(picked, other) and picked.size > 2
