@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PiiMode = Literal["mask", "pseudonym", "off"]
 VectorBackend = Literal["hnsw", "ivfpq", "exact"]
-EmbedderBackend = Literal["int8", "sentence-transformers", "onnx-int8", "hashing"]
+EmbedderBackend = Literal["int8", "int8-mixed", "sentence-transformers", "onnx-int8", "hashing"]
 RerankerBackend = Literal["torch", "onnx-int8"]
 GeneratorName = Literal["extractive", "local", "remote"]
 OcrModeName = Literal["auto", "always", "off"]
