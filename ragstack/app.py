@@ -15,6 +15,7 @@ from ragstack.domain import CollectionInfo
 from ragstack.embedders import Model, Models
 from ragstack.embedding import (
     DEFAULT_MODEL_ID,
+    INT8_MIXED_SUFFIX,
     INT8_SUFFIX,
     ONNX_SUFFIX,
     BertOnnxEmbedder,
@@ -37,13 +38,17 @@ if TYPE_CHECKING:
     from ragstack.parsing import DocumentParser
 
 
+# RAGSTACK_EMBEDDER's backends that name a suffix of the source's model id
+BACKEND_SUFFIXES = {"int8": INT8_SUFFIX, "int8-mixed": INT8_MIXED_SUFFIX, "onnx-int8": ONNX_SUFFIX}
+
+
 def default_model_id(settings: Settings) -> str:
     """The model id new collections pin under these settings."""
     if settings.embedder == "hashing":
         return HashingEmbedder(64).model_id
     path = settings.embedder_model_path
     source = DEFAULT_MODEL_ID if path is None else f"local:{path.name}"
-    suffix = {"int8": INT8_SUFFIX, "onnx-int8": ONNX_SUFFIX}.get(settings.embedder, "")
+    suffix = BACKEND_SUFFIXES.get(settings.embedder, "")
     return source + suffix
 
 
@@ -51,7 +56,7 @@ def model_id_for(settings: Settings, embedder: str, path: Path | None = None) ->
     """The model id an operator means by ``embedder``: a backend name (``int8``,
     ``sentence-transformers``, ``onnx-int8``, ``hashing``: the packaged MiniLM or the model at
     ``path``, as ``RAGSTACK_EMBEDDER`` means it), else a model id as it is."""
-    if embedder in ("int8", "sentence-transformers", "onnx-int8", "hashing"):
+    if embedder in (*BACKEND_SUFFIXES, "sentence-transformers", "hashing"):
         path = path or settings.embedder_model_path
         return default_model_id(
             settings.model_copy(update={"embedder": embedder, "embedder_model_path": path})
@@ -84,8 +89,9 @@ def make_embedder(
             "RAGSTACK_EMBEDDER_MODEL_PATH set to that model's directory"
         )
     model: SentenceTransformerEmbedder | OnnxEmbedder | BertOnnxEmbedder
-    if suffix == INT8_SUFFIX:
-        model = BertOnnxEmbedder(path, batch_size=settings.embed_batch_size,
+    if suffix in (INT8_SUFFIX, INT8_MIXED_SUFFIX):
+        model = BertOnnxEmbedder(path, mixed=suffix == INT8_MIXED_SUFFIX,
+                                 batch_size=settings.embed_batch_size,
                                  threads=settings.onnx_threads)  # fmt: skip
     elif suffix == ONNX_SUFFIX:
         model = OnnxEmbedder(
@@ -108,7 +114,7 @@ def make_embedder(
 
 
 def _split_model_id(model_id: str) -> tuple[str, str]:
-    for suffix in (INT8_SUFFIX, ONNX_SUFFIX):
+    for suffix in (INT8_SUFFIX, INT8_MIXED_SUFFIX, ONNX_SUFFIX):
         if model_id.endswith(suffix):
             return model_id[: -len(suffix)], suffix
     return model_id, ""

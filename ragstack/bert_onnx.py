@@ -38,6 +38,11 @@ OPSET = 17
 MS_DOMAIN = "com.microsoft"
 # What the int8 graph is: part of a model id's meaning, so any change here is a new model.
 INT8_RECIPE = "w8-sym-per-channel+emb8-per-row+a8-sym-per-token"
+# INT8_RECIPE with the MIXED_OUTLIERS hidden channels of the largest LayerNorm gain or bias
+# taken out of the int8 product of every LayerNorm-fed linear layer and multiplied in float by
+# their dequantised weight rows (LLM.int8()'s mixed decomposition, the channels fixed).
+MIXED_OUTLIERS = 8
+INT8_MIXED_RECIPE = INT8_RECIPE + f"+f32-top{MIXED_OUTLIERS}-ln-channels"
 
 
 @dataclass(frozen=True)
@@ -355,31 +360,64 @@ class _Graph:
         return out
 
 
-def _linear(g: _Graph, x: str, lin: Linear, *, with_bias: bool = True) -> str:
-    """``x @ W (+ b)``: a float MatMul, or int8 with a per-token input scale."""
+def outlier_channels(weights: BertWeights, count: int) -> npt.NDArray[np.int64]:
+    """The ``count`` hidden channels every LayerNorm-fed linear layer keeps in float: those
+    with the largest ``max(|gamma|, |beta|)`` over all the model's LayerNorms (ties to the
+    lower index), ascending. In MiniLM-L6 they are the residual stream's outliers (99, 223,
+    157, 267, 127, ...: |activation| up to ~30 where most channels stay under ~3). A function of
+    the weights alone, so no text's vector depends on another's."""
+    norms = [weights.norm] + [n for x in weights.layers for n in (x.attn_norm, x.ffn_norm)]
+    score = np.max([np.maximum(np.abs(gamma), np.abs(beta)) for gamma, beta in norms], axis=0)
+    order = np.lexsort((np.arange(len(score)), -score))
+    return np.sort(order[:count]).astype(np.int64)
+
+
+def _linear(
+    g: _Graph,
+    x: str,
+    lin: Linear,
+    *,
+    with_bias: bool = True,
+    outliers: npt.NDArray[np.int64] | None = None,
+) -> str:
+    """``x @ W (+ b)``: a float MatMul, or int8 with a per-token input scale; ``outliers``:
+    input channels left out of the int8 product (and of its scale) and multiplied in float by
+    their rows of ``W`` (LLM.int8()'s mixed decomposition)."""
     if lin.q is None:
         assert lin.weight is not None
         y = g.op("MatMul", x, g.const(lin.weight, "w"))
-    else:
-        assert lin.scale is not None
-        amax = g.op("ReduceMax", g.op("Abs", x), axes=[-1], keepdims=1)
-        scale = g.op("Mul", g.op("Max", amax, g.const(1e-8, dtype=np.float32)),
-                     g.const(1 / 127, dtype=np.float32))  # fmt: skip
-        xq = g.op(
-            "QuantizeLinear",
-            g.op("Div", x, scale),
-            g.const(1.0, dtype=np.float32),
-            g.const(128, dtype=np.uint8),
-        )
-        acc = g.op("MatMulInteger", xq, g.const(lin.q, "wq"), g.const(128, dtype=np.uint8))
-        y = g.op("Mul", g.op("Cast", acc, to=1), g.op("Mul", scale, g.const(lin.scale, "ws")))
+        return g.op("Add", y, g.const(lin.bias, "b")) if with_bias else y
+    assert lin.scale is not None
+    inlier = x
+    if outliers is not None and len(outliers):
+        keep = np.ones(lin.q.shape[0], dtype=np.float32)
+        keep[outliers] = 0.0
+        inlier = g.op("Mul", x, g.const(keep, "keep"))
+    amax = g.op("ReduceMax", g.op("Abs", inlier), axes=[-1], keepdims=1)
+    scale = g.op("Mul", g.op("Max", amax, g.const(1e-8, dtype=np.float32)),
+                 g.const(1 / 127, dtype=np.float32))  # fmt: skip
+    xq = g.op(
+        "QuantizeLinear",
+        g.op("Div", inlier, scale),
+        g.const(1.0, dtype=np.float32),
+        g.const(128, dtype=np.uint8),
+    )
+    acc = g.op("MatMulInteger", xq, g.const(lin.q, "wq"), g.const(128, dtype=np.uint8))
+    y = g.op("Mul", g.op("Cast", acc, to=1), g.op("Mul", scale, g.const(lin.scale, "ws")))
+    if outliers is not None and len(outliers):
+        rows = lin.q[outliers].astype(np.float32) * lin.scale[None, :]
+        picked = g.op("Gather", x, g.const(outliers, "outliers"), axis=-1)
+        y = g.op("Add", y, g.op("MatMul", picked, g.const(rows, "wf")))
     return g.op("Add", y, g.const(lin.bias, "b")) if with_bias else y
 
 
-def build_model(weights: BertWeights) -> bytes:
+def build_model(weights: BertWeights, *, outliers: int = 0) -> bytes:
     """The serialised ONNX model: inputs ``input_ids`` and ``attention_mask`` (int64,
     ``(batch, tokens)``), output ``embedding`` (float, ``(batch, hidden)``, L2-normalised mean
-    of the unmasked tokens' last hidden states)."""
+    of the unmasked tokens' last hidden states). ``outliers`` (int8 weights only): how many
+    input channels of each LayerNorm-fed linear layer (query/key/value, intermediate) stay
+    float (``outlier_channels``); 0 is ``INT8_RECIPE``, ``MIXED_OUTLIERS`` is
+    ``INT8_MIXED_RECIPE``."""
     from onnx import TensorProto, helper
 
     c = weights.config
@@ -412,8 +450,9 @@ def build_model(weights: BertWeights) -> bytes:
     )
     key_mask = g.op("Cast", mask, to=TensorProto.INT32)
     h = c.hidden
+    floats = outlier_channels(weights, outliers) if outliers else None
     for layer in weights.layers:
-        qkv = _linear(g, x, layer.qkv, with_bias=False)
+        qkv = _linear(g, x, layer.qkv, with_bias=False, outliers=floats)
         q = g.op("Slice", qkv, g.const([0], dtype=np.int64), g.const([h], dtype=np.int64),
                  g.const([2], dtype=np.int64))  # fmt: skip
         k = g.op("Slice", qkv, g.const([h], dtype=np.int64), g.const([2 * h], dtype=np.int64),
@@ -443,7 +482,7 @@ def build_model(weights: BertWeights) -> bytes:
         )
         inner = g.op(
             "BiasGelu",
-            _linear(g, x, layer.ffn_in, with_bias=False),
+            _linear(g, x, layer.ffn_in, with_bias=False, outliers=floats),
             g.const(layer.ffn_in.bias),
             domain=MS_DOMAIN,
         )

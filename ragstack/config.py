@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PiiMode = Literal["mask", "pseudonym", "off"]
 VectorBackend = Literal["hnsw", "ivfpq", "exact"]
-EmbedderBackend = Literal["int8", "sentence-transformers", "onnx-int8", "hashing"]
+EmbedderBackend = Literal["int8", "int8-mixed", "sentence-transformers", "onnx-int8", "hashing"]
 RerankerBackend = Literal["torch", "onnx-int8"]
 GeneratorName = Literal["extractive", "local", "remote"]
 OcrModeName = Literal["auto", "always", "off"]
@@ -61,7 +61,9 @@ class Settings(BaseSettings):
         description=(
             "Embedder of new collections (each collection keeps the one it was made with): "
             "`int8` (MiniLM as a built-in int8 ONNX graph: no torch, ~3x torch's speed, "
-            "cosine ~0.997 to it), `sentence-transformers` (MiniLM on torch; the `torch` "
+            "cosine ~0.997 to it), `int8-mixed` (the same with the few outlier channels of "
+            "its LayerNorm-fed layers in float: cosine ~0.999), `sentence-transformers` "
+            "(MiniLM on torch; the `torch` "
             "extra), `onnx-int8` (an int8 export made once with torch under <data_dir>/models) "
             "or `hashing` (fast fake, tests)."
         ),

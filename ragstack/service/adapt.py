@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ragstack.adaptation import ADAPTED_DIR, AdaptConfig, Adapted, Passage, Progress
-from ragstack.embedding import INT8_SUFFIX, ONNX_SUFFIX, packaged_minilm_path
+from ragstack.embedding import INT8_MIXED_SUFFIX, INT8_SUFFIX, ONNX_SUFFIX, packaged_minilm_path
 from ragstack.errors import InputError
 from ragstack.extras import require
 from ragstack.service.reembed import ReembedMixin
@@ -74,7 +74,7 @@ class AdaptResult:
         }
 
 
-_BACKENDS = {INT8_SUFFIX: "int8", ONNX_SUFFIX: "onnx-int8"}
+_BACKENDS = {INT8_SUFFIX: "int8", INT8_MIXED_SUFFIX: "int8-mixed", ONNX_SUFFIX: "onnx-int8"}
 
 
 class AdaptMixin(ReembedMixin):

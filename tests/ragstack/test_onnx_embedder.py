@@ -254,11 +254,33 @@ def test_queries_run_on_an_fp32_export_with_torch_vectors(
 # -- the built-in graph (ragstack.bert_onnx): no torch, no export --------------------------------
 
 
+# sha256 of the +int8 graph (bert_onnx.INT8_RECIPE) built from the packaged weights, as it
+# shipped: a collection pinned to +int8 keeps getting the vectors it was indexed with. A new
+# graph is a new recipe, under a new model id.
+INT8_GRAPH_SHA256 = "074c3e5d63f180c36f17a8412241791e77290bb6f0adbc8b43adccf9487ec125"
+
+
 @pytest.fixture(scope="module")
 def int8() -> BertOnnxEmbedder:
     embedder = BertOnnxEmbedder()
     embedder.warm_up()
     return embedder
+
+
+@pytest.fixture(scope="module")
+def int8_mixed() -> BertOnnxEmbedder:
+    embedder = BertOnnxEmbedder(mixed=True)
+    embedder.warm_up()
+    return embedder
+
+
+def cosines(embedder: BertOnnxEmbedder, sample: Sample) -> tuple[FloatMatrix, FloatMatrix]:
+    """Per text cosine to torch, documents then queries; and the queries' vectors."""
+    docs, queries = embedder.embed(sample.docs), embedder.embed(sample.queries)
+    cosine = np.concatenate(
+        [(docs * sample.torch_docs).sum(axis=1), (queries * sample.torch_queries).sum(axis=1)]
+    )
+    return cosine, queries
 
 
 def test_builtin_fp32_gives_torch_vectors(scifact: Sample) -> None:
@@ -284,17 +306,78 @@ def test_builtin_int8_against_torch(int8: BertOnnxEmbedder, scifact: Sample) -> 
     np.testing.assert_allclose(np.linalg.norm(docs, axis=1), 1.0, rtol=1e-5)
 
 
-def test_builtin_int8_vectors_do_not_depend_on_the_batch(
-    int8: BertOnnxEmbedder, scifact: Sample
+def test_builtin_int8_mixed_is_closer_to_torch(
+    int8: BertOnnxEmbedder, int8_mixed: BertOnnxEmbedder, scifact: Sample
 ) -> None:
-    """Activations are scaled per token, so a text's vector is the same alone, padded beside
-    longer texts, or in a batch of any size."""
+    """The outlier channels in float: cosine to torch ~0.999 where +int8 gives ~0.9975."""
+    assert int8_mixed.model_id == DEFAULT_MODEL_ID + "+int8-mixed"
+    mixed, queries = cosines(int8_mixed, scifact)
+    old, _ = cosines(int8, scifact)
+    assert mixed.min() >= 0.997, mixed.min()
+    assert mixed.mean() >= 0.9988, mixed.mean()
+    assert mixed.mean() - old.mean() >= 0.001, (mixed.mean(), old.mean())
+    docs = int8_mixed.embed(scifact.docs)
+    torch_top = (scifact.torch_queries @ scifact.torch_docs.T).argmax(axis=1)
+    assert ((queries @ docs.T).argmax(axis=1) == torch_top).mean() >= 0.97
+
+
+@pytest.mark.parametrize("mixed", [False, True], ids=["int8", "int8-mixed"])
+def test_builtin_int8_vectors_do_not_depend_on_the_batch(mixed: bool, scifact: Sample) -> None:
+    """Activations are scaled per token and the float channels are fixed by the weights, so
+    a text's vector is the same alone, padded beside longer texts, or in a batch of any size."""
+    embedder = BertOnnxEmbedder(mixed=mixed)
     texts = scifact.queries[:6] + scifact.docs[:10] + ["", "a"]
-    together = int8.embed(texts)
-    alone = np.vstack([int8.embed([t]) for t in texts])
+    together = embedder.embed(texts)
+    alone = np.vstack([embedder.embed([t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-5)
-    small = BertOnnxEmbedder(batch_size=3)
+    small = BertOnnxEmbedder(mixed=mixed, batch_size=3)
     np.testing.assert_allclose(small.embed(texts), together, atol=1e-5)
+    shuffled = texts[::-1] + scifact.docs[10:14]
+    np.testing.assert_allclose(small.embed(shuffled)[: len(texts)][::-1], together, atol=1e-5)
+
+
+def test_the_int8_recipe_still_builds_the_graph_it_shipped() -> None:
+    """A collection pinned to +int8 (``INT8_RECIPE``) gets the same graph, so the same vectors,
+    whatever recipe new collections get."""
+    import hashlib
+
+    from ragstack import bert_onnx
+    from ragstack.embedding import packaged_minilm_weights
+
+    weights = packaged_minilm_weights(quantize=True)
+    graph = bert_onnx.build_model(weights)
+    assert hashlib.sha256(graph).hexdigest() == INT8_GRAPH_SHA256
+    mixed = bert_onnx.build_model(weights, outliers=bert_onnx.MIXED_OUTLIERS)
+    assert hashlib.sha256(mixed).hexdigest() != INT8_GRAPH_SHA256
+    assert bert_onnx.INT8_MIXED_RECIPE != bert_onnx.INT8_RECIPE
+
+
+def test_the_float_channels_come_from_the_weights() -> None:
+    """MiniLM-L6's residual outliers (99 reaches ~30 in a LayerNorm's output where most
+    channels stay under ~3) are among the channels of largest LayerNorm gain or bias."""
+    from ragstack import bert_onnx
+    from ragstack.embedding import packaged_minilm_weights
+
+    weights = packaged_minilm_weights(quantize=True)
+    channels = bert_onnx.outlier_channels(weights, bert_onnx.MIXED_OUTLIERS)
+    assert channels.tolist() == sorted(channels.tolist())
+    assert len(channels) == bert_onnx.MIXED_OUTLIERS
+    assert {99, 127, 157, 223} <= set(channels.tolist())
+    assert (bert_onnx.outlier_channels(weights, 8) == channels).all()
+
+
+def test_pinned_int8_ids_build_their_own_recipe(tmp_path: Path) -> None:
+    from ragstack.app import make_embedder, model_id_for
+    from ragstack.config import Settings
+
+    settings = Settings(data_dir=tmp_path)
+    for backend, mixed in (("int8", False), ("int8-mixed", True)):
+        model_id = model_id_for(settings, backend)
+        embedder, _counter, window = make_embedder(settings, model_id)
+        assert isinstance(embedder, BertOnnxEmbedder) and window == 256
+        assert embedder.model_id == model_id and embedder.mixed is mixed
+    assert model_id_for(settings, "int8") == DEFAULT_MODEL_ID + "+int8"
+    assert model_id_for(settings, "int8-mixed") == DEFAULT_MODEL_ID + "+int8-mixed"
 
 
 def test_both_weight_sources_are_the_same_model() -> None:
@@ -307,6 +390,11 @@ def test_both_weight_sources_are_the_same_model() -> None:
     made = bert_onnx.quantize(bert_onnx.from_safetensors(packaged_minilm_path()))
     assert shipped.quantized and made.quantized
     assert shipped.digest() == made.digest()
+    # the mixed recipe's float rows are the int8 rows dequantised: one model from either source
+    mixed = bert_onnx.MIXED_OUTLIERS
+    assert bert_onnx.build_model(shipped, outliers=mixed) == bert_onnx.build_model(
+        made, outliers=mixed
+    )
     source = packaged_minilm_path()
     for name in ("config.json", "sentence_bert_config.json", "modules.json",
                  "1_Pooling/config.json"):  # fmt: skip
