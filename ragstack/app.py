@@ -14,6 +14,7 @@ from ragstack.config import Settings
 from ragstack.domain import CollectionInfo
 from ragstack.embedders import Model, Models
 from ragstack.embedding import (
+    BACKEND_SUFFIXES,
     DEFAULT_MODEL_ID,
     INT8_MIXED_SUFFIX,
     INT8_SUFFIX,
@@ -23,6 +24,7 @@ from ragstack.embedding import (
     HashingEmbedder,
     OnnxEmbedder,
     SentenceTransformerEmbedder,
+    split_model_id,
 )
 from ragstack.errors import ConfigError, InputError
 from ragstack.extras import require
@@ -36,10 +38,6 @@ from ragstack.store import Store
 if TYPE_CHECKING:
     from connectors.fetch import FetchPolicy
     from ragstack.parsing import DocumentParser
-
-
-# RAGSTACK_EMBEDDER's backends that name a suffix of the source's model id
-BACKEND_SUFFIXES = {"int8": INT8_SUFFIX, "int8-mixed": INT8_MIXED_SUFFIX, "onnx-int8": ONNX_SUFFIX}
 
 
 def default_model_id(settings: Settings) -> str:
@@ -74,7 +72,7 @@ def make_embedder(
     model_id = model_id or default_model_id(settings)
     if model_id.startswith("hashing-") and model_id[8:].isdigit():
         return HashingEmbedder(int(model_id[8:])), WordCounter(), 10_000
-    source, suffix = _split_model_id(model_id)
+    source, suffix = split_model_id(model_id)
     local = model_path or settings.embedder_model_path
     adapted = adapted_model_dir(settings.data_dir, source.removeprefix("local:"))
     if source == DEFAULT_MODEL_ID:
@@ -111,13 +109,6 @@ def make_embedder(
     tok = model.tokenizer_file
     counter: TokenCounter = HfTokenCounter(tok) if tok else WordCounter()
     return model, counter, model.max_tokens
-
-
-def _split_model_id(model_id: str) -> tuple[str, str]:
-    for suffix in (INT8_SUFFIX, INT8_MIXED_SUFFIX, ONNX_SUFFIX):
-        if model_id.endswith(suffix):
-            return model_id[: -len(suffix)], suffix
-    return model_id, ""
 
 
 def make_model(settings: Settings, model_id: str, model_path: Path | None = None) -> Model:

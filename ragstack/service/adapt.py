@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ragstack.adaptation import ADAPTED_DIR, AdaptConfig, Adapted, Passage, Progress
-from ragstack.embedding import INT8_MIXED_SUFFIX, INT8_SUFFIX, ONNX_SUFFIX, packaged_minilm_path
+from ragstack.embedding import BACKEND_SUFFIXES, packaged_minilm_path, split_model_id
 from ragstack.errors import InputError
 from ragstack.extras import require
 from ragstack.service.reembed import ReembedMixin
@@ -74,7 +74,7 @@ class AdaptResult:
         }
 
 
-_BACKENDS = {INT8_SUFFIX: "int8", INT8_MIXED_SUFFIX: "int8-mixed", ONNX_SUFFIX: "onnx-int8"}
+_BACKENDS = {suffix: backend for backend, suffix in BACKEND_SUFFIXES.items()}
 
 
 class AdaptMixin(ReembedMixin):
@@ -123,7 +123,7 @@ class AdaptMixin(ReembedMixin):
         while out.exists():  # two runs in one second
             n += 1
             out = settings.data_dir / ADAPTED_DIR / f"{name}-{n}"
-        backend = _BACKENDS.get(_suffix(info.embedder_id), "sentence-transformers")
+        backend = _BACKENDS.get(split_model_id(info.embedder_id)[1], "sentence-transformers")
         result: Adapted = adaptation.adapt(
             passages,
             Path(base),
@@ -177,7 +177,3 @@ class AdaptMixin(ReembedMixin):
             total_s=time.perf_counter() - started,
             run=run,
         )
-
-
-def _suffix(model_id: str) -> str:
-    return next((s for s in _BACKENDS if model_id.endswith(s)), "")
