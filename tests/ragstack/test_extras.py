@@ -142,7 +142,7 @@ def test_the_base_runs_the_demo_without_any_extra(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr[-3000:]
     got = json.loads(out.stdout.strip().splitlines()[-1])
-    assert got["embedder"] == "sentence-transformers/all-MiniLM-L6-v2+int8"
+    assert got["embedder"] == "sentence-transformers/all-MiniLM-L6-v2+int8-mixed"
     assert got["ingested"] == 10 and got["failed"] == 0
     assert got["hits"][:4] == [3, 3, 3, 3]
     assert got["cited"] >= 1 and not got["abstained"]
