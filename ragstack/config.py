@@ -61,8 +61,8 @@ class Settings(BaseSettings):
         description=(
             "Embedder of new collections (each collection keeps the one it was made with): "
             "`int8-mixed` (MiniLM as a built-in int8 ONNX graph, the few outlier channels of "
-            "its LayerNorm-fed layers in float: no torch, ~2.5x torch's speed, cosine ~0.999 "
-            "to it, nDCG within 0.005 of it), `int8` (all channels int8: ~14% faster, cosine "
+            "its LayerNorm-fed layers in float: no torch, ~2x torch's ingest speed, cosine ~0.999 "
+            "to it, nDCG within 0.005 of it), `int8` (all channels int8: ~13% faster, cosine "
             "~0.997; SciFact dense nDCG@10 0.0098 below torch), `sentence-transformers` "
             "(MiniLM on torch; the `torch` extra), `onnx-int8` (an int8 export made once with "
             "torch under <data_dir>/models) or `hashing` (fast fake, tests)."
