@@ -1,7 +1,7 @@
 """Ingest benchmark: ``python -m evals.bench_ingest [--json]``.
 
 Ingests a BEIR corpus (SciFact by default) end to end through the service layer into a fresh
-data dir on the settings a new collection gets (the int8 MiniLM unless ``RAGSTACK_EMBEDDER``
+data dir on the settings a new collection gets (the int8-mixed MiniLM unless ``RAGSTACK_EMBEDDER``
 says otherwise), ingests it again unchanged, ingests the first ``--ner-docs`` documents into a
 second collection with NER redaction on, then embeds the very chunk texts that were stored with
 the model alone (``raw``), all in this process, so the ratios hold on a noisy machine. The

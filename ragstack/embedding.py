@@ -650,7 +650,7 @@ class BertOnnxEmbedder:
     ``ragstack.bert_onnx`` from the weights, run on onnxruntime: no torch, no export, no file.
 
     ``quantize``: int8 weights and per-token int8 activations, model id ``<source>+int8``
-    (``bert_onnx.INT8_RECIPE``); with ``mixed`` (the ``int8-mixed`` embedder, opt-in), the
+    (``bert_onnx.INT8_RECIPE``); with ``mixed`` (``int8-mixed``, the default embedder), the
     LayerNorm-fed layers take their few outlier channels in float, model id
     ``<source>+int8-mixed`` (``bert_onnx.INT8_MIXED_RECIPE``). Float: the source's own model id
     (torch's vectors).
