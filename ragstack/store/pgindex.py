@@ -69,6 +69,7 @@ from sqlalchemy import (
     delete,
     func,
     select,
+    true,
     update,
     values,
 )
@@ -222,6 +223,31 @@ def _restrict(
 def _autocommit(engine: Engine) -> Any:
     """A connection for single read statements: no BEGIN / ROLLBACK round trips."""
     return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+
+
+def tend(engine: Engine, tables: Sequence[str]) -> list[str]:
+    """``VACUUM (ANALYZE)`` those of ``tables`` never analysed or changed by a fifth since
+    their last vacuum or analysis; returns their names. Autovacuum does the same in the
+    background, but behind a bulk ingest (it naps a minute between rounds) and never after
+    an unclean stop loses its counters: until then the planner guesses row counts, and
+    postings without a visibility map cannot be read by an index-only scan (BM25 at 10k
+    chunks, every row permitted: 9 ms a query before, 3.5 after). ``SKIP_LOCKED``: a table
+    another writer is tending is left to it."""
+    with _autocommit(engine) as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT c.relname, c.reltuples,"
+            " greatest(coalesce(s.n_ins_since_vacuum, 0) + coalesce(s.n_dead_tup, 0),"
+            "          coalesce(s.n_mod_since_analyze, 0))"
+            " FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid"
+            " WHERE c.relname = ANY(%s) AND c.relkind = 'r'"
+            " AND c.relnamespace = current_schema()::regnamespace",
+            (list(tables),),
+        ).all()
+        stale = [str(name) for name, tuples, changed in rows
+                 if tuples < 0 or changed > 0.2 * tuples + 1000]  # fmt: skip
+        for name in stale:
+            conn.exec_driver_sql(f"VACUUM (ANALYZE, SKIP_LOCKED) {name}")
+    return stale
 
 
 def _table(name: str, *items: Any) -> Table:
@@ -459,8 +485,9 @@ class PgVectorIndex:
         raise TypeError("a database index is opened with its engine, never loaded from a path")
 
     def save(self, path: Path | None = None) -> None:
-        """Nothing to write (every change is committed); builds the IVFFlat index of an
-        ``ivfpq`` collection once it has rows enough to train on."""
+        """Nothing to write (every change is committed): ``tend``s the table, and builds the
+        IVFFlat index of an ``ivfpq`` collection once it has rows enough to train on."""
+        tend(self.engine, [self.name])
         if self.backend != "ivfpq":
             return
         with self.engine.begin() as conn:
@@ -653,7 +680,8 @@ class PgBm25Index:
         return len(lengths)
 
     def save(self, path: Path | None = None) -> None:
-        """Nothing to write: every change is committed."""
+        """Nothing to write (every change is committed): ``tend``s the tables."""
+        tend(self.engine, [t.name for t in (self.post, self.docs, self.term_df)])
 
     @classmethod
     def load(cls, path: Path) -> PgBm25Index:
@@ -808,12 +836,23 @@ class _Scoring:
     top_k: int
 
     def _rows(self, weights: Sequence[tuple[str, float]], name: str) -> Any:
+        """``(id, s)``: each permitted posting of the terms and its weight. Each term's
+        postings are a ``LATERAL`` range of the ``(term, id)`` index, whatever the planner's
+        statistics say: joined plainly, a table never analysed (autovacuum behind a bulk
+        ingest, statistics lost at an unclean stop) was scanned whole for every query, 40 ms
+        at 10k chunks instead of 2."""
         p = self.post
         q = _query_terms(weights, name)
         part = q.c.w * p.c.tf / (p.c.tf + bindparam("c", self.c, type_=Float)
                                  + bindparam("d", self.d, type_=Float) * p.c.len)  # fmt: skip
-        rows = select(p.c.id, part.label("s")).join(q, p.c.term == q.c.term)
-        return (rows if self.where is None else rows.where(self.where)).subquery(name + "_p")
+        rows = select(p.c.id, part.label("s")).where(p.c.term == q.c.term)
+        rows = rows if self.where is None else rows.where(self.where)
+        postings = rows.offset(0).lateral(name + "_l")  # OFFSET: never pulled up into a join
+        return (
+            select(postings.c.id, postings.c.s)
+            .select_from(q.join(postings, true()))
+            .subquery(name + "_p")
+        )
 
     def _ranked(self, ident: Any, score: Any, *extra: Any) -> Select[Any]:
         # a sum's last bits follow the order PostgreSQL adds in: equal scores are ranked by

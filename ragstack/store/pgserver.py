@@ -92,7 +92,10 @@ class LocalPostgres:
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():
-            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+            # a kept cluster stops cleanly: an immediate stop loses the activity counters
+            # autovacuum works from (a throwaway one has nothing to keep)
+            mode = "immediate" if self._own_root else "fast"
+            self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
