@@ -208,7 +208,7 @@ def permitted_chunks(
     parts: list[npt.NDArray[np.int64]] = []
     # Core, not the ORM, and the documents as a subquery, not a bound list: a million ids in
     # about a second, and no limit on how many documents a caller may read
-    with store.engine.connect() as conn:
+    with store.read() as conn:
         who = sorted(set(principals) | {PUBLIC})
         docs = _permitted_documents(
             collection_id, who, tenant, filters,

@@ -71,7 +71,10 @@ class SearchMixin(ServiceCore):
         (default ``RAGSTACK_RERANK_DEFAULT``) the first ``rerank_depth`` are reordered by the
         configured cross-encoder. A ``query_vector`` made by ``vector_model`` is used only
         while the collection is still pinned to that model."""
-        with Stages("ragstack.search", collection=collection, mode=mode, top_k=top_k) as clock:
+        with (
+            Stages("ragstack.search", collection=collection, mode=mode, top_k=top_k) as clock,
+            self.store.pinned(),  # on PostgreSQL, one connection for the whole search
+        ):
             return self._search(clock, collection, query, principals, tenant, mode, top_k,
                                 filters, fusion, query_vector, rerank, vector_model)  # fmt: skip
 

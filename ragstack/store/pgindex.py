@@ -79,7 +79,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from indexes import IdFilter, LexicalHits, SearchResult
 from indexes.analysis import Analyzer
 from indexes.types import Metric
-from ragstack.store.store import PG_EF_SEARCH
+from ragstack.store.store import PG_EF_SEARCH, reading
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
@@ -220,11 +220,6 @@ def _restrict(
     return found.is_(True) if per_row else found
 
 
-def _autocommit(engine: Engine) -> Any:
-    """A connection for single read statements: no BEGIN / ROLLBACK round trips."""
-    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-
-
 def tend(engine: Engine, tables: Sequence[str]) -> list[str]:
     """``VACUUM (ANALYZE)`` those of ``tables`` never analysed or changed by a fifth since
     their last vacuum or analysis; returns their names. Autovacuum does the same in the
@@ -233,7 +228,8 @@ def tend(engine: Engine, tables: Sequence[str]) -> list[str]:
     postings without a visibility map cannot be read by an index-only scan (BM25 at 10k
     chunks, every row permitted: 9 ms a query before, 3.5 after). ``SKIP_LOCKED``: a table
     another writer is tending is left to it."""
-    with _autocommit(engine) as conn:
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT")  # VACUUM: never in a transaction
         rows = conn.exec_driver_sql(
             "SELECT c.relname, c.reltuples,"
             " greatest(coalesce(s.n_ins_since_vacuum, 0) + coalesce(s.n_dead_tup, 0),"
@@ -439,7 +435,7 @@ class PgVectorIndex:
         # too), unless the search needs settings of its own: the session's are the store's
         # (``store.PG_EF_SEARCH``, iterative scans)
         own = ef > PG_EF_SEARCH
-        opened = self.engine.begin() if own else _autocommit(self.engine)
+        opened = self.engine.begin() if own else reading(self.engine)
         with opened as conn:
             permit = self._permits.get(conn, t, allow) if isinstance(allow, IdFilter) else None
             where = None if allow is None else _restrict(t.c.id, allow, permit)
@@ -455,7 +451,9 @@ class PgVectorIndex:
                     test = _restrict(t.c.id, allow, permit, per_row=True)
                     ann = ann if test is None else ann.where(test)
                 rows = list(conn.execute(ann).all())
-                if len(rows) < top_k:  # the ANN scan gave up: be exact
+                # fewer than asked, and fewer than the permitted rows: the scan gave up
+                wanted = top_k if permit is None else min(top_k, permit.n)
+                if len(rows) < wanted:  # be exact
                     rows = self._exact(conn, dist, where, top_k, scan=True)
         hits = [(int(i), -float(d)) for i, d in rows]
         hits.sort(key=lambda h: (-h[1], h[0]))  # iterative scans return in relaxed order
@@ -778,7 +776,7 @@ class PgBm25Index:
         if not counts:
             return empty
         terms = sorted(counts)
-        with _autocommit(self.engine) as conn:
+        with reading(self.engine) as conn:
             permit = (
                 self._permits.get(conn, self.docs, allow) if isinstance(allow, IdFilter) else None
             )

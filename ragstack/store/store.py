@@ -7,11 +7,14 @@ reconciled against ``live_chunk_ids`` whenever a collection is opened.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -132,6 +135,39 @@ def _collection_info(row: Any) -> CollectionInfo:
     )
 
 
+@dataclass
+class _Pin:
+    """The connection ``Store.pinned`` lends this context's reads (checked out on first use)."""
+
+    engine: Engine
+    conn: Connection | None = None
+
+
+_PINNED: ContextVar[_Pin | None] = ContextVar("ragstack_pinned", default=None)
+
+
+def _autocommit(engine: Engine) -> Connection:
+    conn = engine.connect()
+    if engine.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="AUTOCOMMIT")
+    return conn
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for read statements on the request path, outside any transaction (on
+    PostgreSQL a BEGIN and a ROLLBACK are round trips too): the one ``Store.pinned`` lends
+    this context for ``engine``, else one of its own, returned to the pool after."""
+    pin = _PINNED.get()
+    if pin is not None and pin.engine is engine:
+        if pin.conn is None:
+            pin.conn = _autocommit(engine)
+        yield pin.conn
+        return
+    with _autocommit(engine) as conn:
+        yield conn
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -142,14 +178,29 @@ class Store:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name
 
-    def read(self) -> Connection:
-        """A connection for one read statement on the request path: on PostgreSQL without a
-        transaction of its own (its BEGIN and ROLLBACK were two of the five round trips of
-        reading a collection's row, and a search reads several such rows)."""
-        conn = self.engine.connect()
-        if self.dialect == "postgresql":
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        return conn
+    def read(self) -> contextlib.AbstractContextManager[Connection]:
+        """``with store.read() as conn``: see ``reading``."""
+        return reading(self.engine)
+
+    @contextmanager
+    def pinned(self) -> Iterator[None]:
+        """Within it, this context's reads on the request path (``read``, the database
+        indexes' searches) share one connection, checked out (and, on PostgreSQL, pinged)
+        once, at the first read: a search was four checkouts, each a ping round trip and
+        the pool's work. Only on PostgreSQL (SQLite's connections are local), and never
+        across threads: a worker thread starts without it and takes connections of its
+        own. Statements that need a transaction (settings of their own) still take one."""
+        if self.dialect != "postgresql" or _PINNED.get() is not None:
+            yield
+            return
+        pin = _Pin(self.engine)
+        token = _PINNED.set(pin)
+        try:
+            yield
+        finally:
+            _PINNED.reset(token)
+            if pin.conn is not None:
+                pin.conn.close()
 
     def create_schema(self) -> None:
         """Create or migrate the schema to the newest revision (Alembic)."""

@@ -94,6 +94,39 @@ def test_permitted_set_follows_the_generation(svc: Ragstack, tmp_path: Path) -> 
     assert names(svc, "canary", principals=["user:bob"], mode="bm25") == ["deploy.md"]
 
 
+def test_a_search_takes_one_connection_and_leaves_none_behind(svc: Ragstack) -> None:
+    """On PostgreSQL every read of a search (the collection's row, the permitted set, both
+    indexes, the hits) runs on one pooled connection, checked out once (a permitted set's
+    first search may take another, for statistics counted in a transaction of their own); the
+    next search sees a change committed in between (no transaction spans searches). SQLite:
+    one per read."""
+    from sqlalchemy import event
+
+    engine = svc.store.engine
+    checkouts: list[object] = []
+
+    def counted(*_: object) -> None:
+        checkouts.append(1)
+
+    event.listen(engine, "checkout", counted)
+    try:
+        for mode in ("bm25", "dense", "hybrid"):
+            assert names(svc, "deploy", principals=["group:eng"], mode=mode)
+            checkouts.clear()
+            assert names(svc, "deploy", principals=["group:eng"], mode=mode)
+            if svc.store.dialect == "postgresql":
+                assert len(checkouts) == 1, mode
+            else:
+                assert len(checkouts) >= 2, mode
+    finally:
+        event.remove(engine, "checkout", counted)
+    assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    faq = next(h for h in svc.search("kb", "deploy", principals=["group:eng"], top_k=20).hits
+               if h.uri.endswith("faq.md"))  # fmt: skip
+    svc.delete_document("kb", faq.document_id, principals=["group:eng"])
+    assert "faq.md" not in names(svc, "deploy", principals=["group:eng"])
+
+
 def test_fusion_methods_and_per_collection_settings(svc: Ragstack, make_service: Factory) -> None:
     replica = make_service()  # another process on the same data: its settings cache too
     assert svc.fusion("kb") == Fusion()
