@@ -88,13 +88,14 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def _info(row: ApiKeyRow) -> KeyInfo:
+def _info(row: Any) -> KeyInfo:
+    """From an ORM ``ApiKeyRow`` or a Core row of its table."""
     return KeyInfo(
         row.key_id,
         row.name,
         row.principal,
         tuple(json.loads(row.groups)),
-        row.role,  # type: ignore[arg-type]
+        row.role,
         row.tenant,
         row.created_at.replace(tzinfo=UTC) if row.created_at.tzinfo is None else row.created_at,
         row.revoked_at,
@@ -152,10 +153,7 @@ class Keys:
         if not presented.startswith(PREFIX) or presented.count("_") < 2:
             raise denied
         key_id, _, secret = presented[len(PREFIX) :].partition("_")
-        with self.store.session() as s:
-            row = s.execute(
-                select(ApiKeyRow).where(col(ApiKeyRow.key_id) == key_id)
-            ).scalar_one_or_none()
+        row = self._row(key_id)
         expected = row.secret_sha256 if row is not None else _digest("\0")
         if not hmac.compare_digest(expected, _digest(secret)) or row is None:
             raise denied
@@ -166,13 +164,17 @@ class Keys:
     def live(self, key_id: str) -> KeyInfo:
         """The key ``key_id`` if it exists and is not revoked (a session names its key by id and
         re-checks it on every request), else ``UnauthenticatedError``."""
-        with self.store.session() as s:
-            row = s.execute(
-                select(ApiKeyRow).where(col(ApiKeyRow.key_id) == key_id)
-            ).scalar_one_or_none()
+        row = self._row(key_id)
         if row is None or row.revoked_at is not None:
             raise UnauthenticatedError("invalid or revoked API key")
         return _info(row)
+
+    def _row(self, key_id: str) -> Any:
+        """The key's row as it is now (read on every request: a revocation is in force for
+        the next one), by Core on a read connection: no ORM object, no transaction."""
+        table = ApiKeyRow.__table__  # type: ignore[attr-defined]
+        with self.store.read() as conn:
+            return conn.execute(select(table).where(table.c.key_id == key_id)).first()
 
     def list(self, *, tenant: str | None = None) -> list[KeyInfo]:
         """Every key, or (``tenant``) only that tenant's."""

@@ -118,24 +118,25 @@ async def search(body: SearchIn, who: Reader) -> SearchOut:
 def run_search(body: SearchIn, who: Caller, route: str = "/v1/search") -> SearchOut:
     """A search as ``who`` (a key: the route's or a page's), audited as ``route``."""
     svc = who.state.svc
-    try:
-        svc.visible_collection(body.collection, who.principals, who.tenant)
-        result = svc.search(
-            body.collection,
-            body.query,
-            principals=who.principals,
-            tenant=who.tenant,
-            mode=body.mode,
-            top_k=body.top_k,
-            filters=body.filters.to_filters() if body.filters else None,
-            rerank=body.rerank,
-        )
-    except Exception as exc:
-        who.audit_failure(route, "search", exc, collection=body.collection, query=body.query)
-        raise
-    hits = result.hit_dicts()
-    who.audit(route, "search", 200, collection=body.collection, query=body.query,
-              chunk_ids=[h["chunk_id"] for h in hits])  # fmt: skip
+    with svc.store.pinned():  # the check, the search, the audit: one connection (PostgreSQL)
+        try:
+            svc.visible_collection(body.collection, who.principals, who.tenant)
+            result = svc.search(
+                body.collection,
+                body.query,
+                principals=who.principals,
+                tenant=who.tenant,
+                mode=body.mode,
+                top_k=body.top_k,
+                filters=body.filters.to_filters() if body.filters else None,
+                rerank=body.rerank,
+            )
+        except Exception as exc:
+            who.audit_failure(route, "search", exc, collection=body.collection, query=body.query)
+            raise
+        hits = result.hit_dicts()
+        who.audit(route, "search", 200, collection=body.collection, query=body.query,
+                  chunk_ids=[h["chunk_id"] for h in hits])  # fmt: skip
     return SearchOut(
         collection=body.collection,
         query=body.query,

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -141,6 +141,7 @@ class _Pin:
 
     engine: Engine
     conn: Connection | None = None
+    collections: dict[str, CollectionInfo] = field(default_factory=dict)  # rows read in it
 
 
 _PINNED: ContextVar[_Pin | None] = ContextVar("ragstack_pinned", default=None)
@@ -187,9 +188,10 @@ class Store:
         """Within it, this context's reads on the request path (``read``, the database
         indexes' searches) share one connection, checked out (and, on PostgreSQL, pinged)
         once, at the first read: a search was four checkouts, each a ping round trip and
-        the pool's work. Only on PostgreSQL (SQLite's connections are local), and never
-        across threads: a worker thread starts without it and takes connections of its
-        own. Statements that need a transaction (settings of their own) still take one."""
+        the pool's work; and a collection's row is read once (``get_collection``). Only on
+        PostgreSQL (SQLite's connections are local), and never across threads: a worker
+        thread starts without it and takes connections of its own. Statements that need a
+        transaction (settings of their own) still take one."""
         if self.dialect != "postgresql" or _PINNED.get() is not None:
             yield
             return
@@ -275,13 +277,21 @@ class Store:
         return row
 
     def get_collection(self, name: str) -> CollectionInfo:
-        """On every search and answer (the generation must be fresh), so Core, not the ORM."""
+        """On every search and answer (the generation must be fresh), so Core, not the ORM;
+        within ``pinned``, read once (a request sees one state of the collection's row)."""
+        pin = _PINNED.get()
+        pin = pin if pin is not None and pin.engine is self.engine else None
+        if pin is not None and name in pin.collections:
+            return pin.collections[name]
         table = CollectionRow.__table__  # type: ignore[attr-defined]
         with self.read() as conn:
             row = conn.execute(select(table).where(table.c.name == name)).first()
         if row is None:
             raise NotFoundError(f"no collection named {name!r}")
-        return _collection_info(row)
+        info = _collection_info(row)
+        if pin is not None:
+            pin.collections[name] = info
+        return info
 
     def get_collection_by_id(self, collection_id: int) -> CollectionInfo:
         table = CollectionRow.__table__  # type: ignore[attr-defined]
@@ -336,7 +346,7 @@ class Store:
     ) -> bool:
         """Whether ``principals`` (or ``public``) may read at least one document of it."""
         q = select(col(DocumentRow.id)).where(col(DocumentRow.collection_id) == collection_id)
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return conn.execute(self._readable(q, principals, tenant).limit(1)).first() is not None
 
     def bump_generation(self, collection_id: int) -> None:
