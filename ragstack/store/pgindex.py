@@ -58,12 +58,15 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Select,
     Table,
     Text,
+    and_,
     any_,
     bindparam,
+    case,
     cast,
     column,
     delete,
@@ -155,6 +158,28 @@ class _Permit:
     exclude: bool
     text: str
     view: _ViewStats | None = None  # a BM25 index's statistics of these rows
+    lo: int = 0  # with ``bits``: the id of its first bit
+    bits: bytes | None = None  # the permitted ids as a bitmap (see ``_bitmap``), or None
+
+
+_BITMAP_ABOVE = 3_000  # listed ids beyond which a compact bitmap replaces the list
+
+
+def _bitmap(permitted: I64, listed: int) -> tuple[int, bytes] | None:
+    """``(lo, bits)``: bit ``i`` (least significant first, as PostgreSQL's ``get_bit``
+    numbers them) set when id ``lo + i`` is permitted -- when the list to send is long and
+    the permitted ids are dense enough that the bitmap is no larger than the list as 8-byte
+    ids. A long list costs every statement its parsing, materialising and hashing (tens of
+    thousands of ids: several ms each time); a bitmap is one bytea tested per row."""
+    if listed <= _BITMAP_ABOVE or not permitted.size:
+        return None
+    lo = int(permitted[0])
+    span = int(permitted[-1]) - lo + 1
+    if span > 64 * listed:
+        return None
+    flags = np.zeros(span, dtype=bool)
+    flags[permitted - lo] = True
+    return lo, np.packbits(flags, bitorder="little").tobytes()
 
 
 class _Permits:
@@ -189,8 +214,11 @@ class _Permits:
             length = int(lengths[inside].sum())
         exclude = n > all_ids.size - n
         listed = all_ids[~inside] if exclude else all_ids[inside]
-        text = "{" + ",".join(map(str, listed.tolist())) + "}"
+        bitmap = _bitmap(all_ids[inside], listed.size)  # all_ids are in order
+        text = "" if bitmap else "{" + ",".join(map(str, listed.tolist())) + "}"
         permit = _Permit(n, length, n == all_ids.size, exclude, text)
+        if bitmap is not None:
+            permit.lo, permit.bits = bitmap
         with self._lock:
             self._items[id(allow)] = (weakref.ref(allow), permit)
             while len(self._items) > self.limit:
@@ -211,6 +239,16 @@ def _restrict(
     assert permit is not None
     if permit.every:
         return None
+    if permit.bits is not None:
+        lo = bindparam("permit_lo", permit.lo, type_=BigInteger)
+        hi = bindparam("permit_hi", permit.lo + 8 * len(permit.bits) - 1, type_=BigInteger)
+        bits = bindparam("permit_bits", permit.bits, type_=LargeBinary)
+        # the range first, in a CASE: get_bit past the end is an error, and AND's operands
+        # may be evaluated in any order
+        bit = case((id_col.between(lo, hi), func.get_bit(bits, id_col - lo)), else_=0) == 1
+        # a plain range also bounds an index range scan, but not for a graph scan: the
+        # planner would read the range by id and sort it by distance instead
+        return bit if per_row else and_(id_col.between(lo, hi), bit)
     listed = bindparam("permit", permit.text, type_=Text)
     ids = select(func.unnest(cast(listed, ARRAY(BigInteger))).label("id"))
     cte = ids.cte("listed").prefix_with("MATERIALIZED")
@@ -730,15 +768,19 @@ class PgBm25Index:
             else:
                 p = self.post
                 where = _restrict(p.c.id, _required(allow), permit)
-                with self.engine.begin() as own:
-                    # the postings of the terms against the hashed list: probing each listed
-                    # id (the plan PostgreSQL picks, guessing 200 ids) reads every posting of
-                    # each
-                    own.execute(select(func.set_config("enable_nestloop", "off", True)))
-                    counting = select(p.c.term, func.count()).where(p.c.term == any_(wanted))
-                    if where is not None:
-                        counting = counting.where(where)
-                    found = own.execute(counting.group_by(p.c.term)).all()
+                counting = select(p.c.term, func.count()).where(p.c.term == any_(wanted))
+                if where is not None:
+                    counting = counting.where(where)
+                counting = counting.group_by(p.c.term)
+                if permit is not None and permit.bits is not None:  # a test per posting
+                    found = conn.execute(counting).all()
+                else:
+                    with self.engine.begin() as own:
+                        # the postings of the terms against the hashed list: probing each
+                        # listed id (the plan PostgreSQL picks, guessing 200 ids) reads every
+                        # posting of each
+                        own.execute(select(func.set_config("enable_nestloop", "off", True)))
+                        found = own.execute(counting).all()
             counted = {str(t): int(n) for t, n in found}
             if len(view.df) > _VIEW_TERMS:
                 view.df.clear()

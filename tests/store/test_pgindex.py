@@ -265,3 +265,56 @@ def test_bm25_reads_only_the_query_terms_postings_before_and_after_tending(
     ref.add(np.arange(1, 10_001), texts)
     got, want = pg.search("w1 w2 w3", 10), ref.search("w1 w2 w3", 10)
     assert got.ids.tolist() == want.ids.tolist()
+
+
+@pytest.mark.parametrize("spacing", [1, 100])
+def test_long_permitted_sets_as_bitmaps_or_lists_give_the_exact_results(
+    engine: Engine, spacing: int
+) -> None:
+    """Permitted sets whose list to send is long (over 3,000 ids, included or excluded) go
+    as a bitmap when the ids are dense (``spacing`` 1) and as the list when they are sparse
+    (100): either way BM25 (scores, with the set's own statistics) equals the embedded engine
+    over exactly the permitted rows, and dense search returns only permitted rows, exactly
+    on the exact backend -- including the set's first and last ids."""
+    from ragstack.store.pgindex import _bitmap
+
+    rng = np.random.default_rng(5)
+    n = 8000
+    ids = np.arange(1, n + 1) * spacing
+    words = [f"w{i}" for i in range(400)]
+    texts = [" ".join(rng.choice(words, 12)) for _ in range(n)]
+    vectors = rng.standard_normal((n, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    dense, pg = both(engine, 8, "exact")
+    graph = PgVectorIndex(engine, 8, 8, "hnsw")
+    create_collection_tables(engine, graph, PgBm25Index(engine, 8))
+    pg.add(ids, texts)
+    dense.add(ids, vectors)
+    graph.add(ids, vectors)
+    exact = ExactIndex(8)
+    exact.add(ids, vectors)
+    shapes = {
+        "half": ids[rng.random(n) < 0.5],  # ~4,000 listed either way
+        "wide": ids[rng.random(n) < 0.58],  # ~3,400 excluded
+        "most": [*ids[rng.random(n) < 0.9][:-1].tolist(), int(ids[-1])],  # 800 excluded
+        "edges": ids[(np.arange(n) < 2000) | (np.arange(n) >= n - 2000)],
+    }
+    for shape, chosen in shapes.items():
+        chosen = np.asarray(chosen, dtype=np.int64)
+        allow = IdFilter(chosen)
+        listed = min(chosen.size, n - chosen.size)
+        assert (_bitmap(chosen, listed) is not None) == (spacing == 1 and listed > 3000)
+        twin = Bm25Index()
+        twin.add(chosen, [texts[int(i) // spacing - 1] for i in chosen])
+        for query in ("w1 w2", "w7 w300 w13", "w399"):
+            got, want = pg.search(query, 20, allow), twin.search(query, 20)
+            assert got.ids.tolist() == want.ids.tolist(), (shape, query)
+            np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+        queries = np.vstack([vectors[0], vectors[-1], vectors[n // 2]])
+        got_d, want_d = dense.search(queries, 10, allow), exact.search(queries, 10, allow)
+        assert got_d.ids.tolist() == want_d.ids.tolist(), shape
+        approx = graph.search(queries, 10, allow)
+        for row in range(len(queries)):
+            found = [i for i, _ in approx.hits(row)]
+            assert len(found) == 10 and set(found) <= set(chosen.tolist()), shape
+            assert len(set(found) & set(want_d.ids[row].tolist())) >= 8, shape
