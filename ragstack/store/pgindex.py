@@ -258,6 +258,35 @@ def _restrict(
     return found.is_(True) if per_row else found
 
 
+def _shape(permit: _Permit | None) -> str:
+    """The form a statement takes for a permitted set (``_restrict``'s): its values are
+    bound when it runs (``_permit_params``), so one statement object serves every set of
+    that form and SQLAlchemy neither rebuilds nor re-keys it per search."""
+    if permit is None or permit.every:
+        return "all"
+    if permit.bits is not None:
+        return "bits"
+    return "exclude" if permit.exclude else "include"
+
+
+def _template(permit: _Permit | None) -> _Permit | None:
+    """``permit``'s form without its values (a kept statement must not hold a set)."""
+    if permit is None:
+        return None
+    bits = None if permit.bits is None else b""
+    return _Permit(0, 0, permit.every, permit.exclude, "{}", None, 0, bits)
+
+
+def _permit_params(permit: _Permit | None) -> dict[str, Any]:
+    """The values of ``_restrict``'s parameters for ``permit``."""
+    if permit is None or permit.every:
+        return {}
+    if permit.bits is not None:
+        hi = permit.lo + 8 * len(permit.bits) - 1
+        return {"permit_lo": permit.lo, "permit_hi": hi, "permit_bits": permit.bits}
+    return {"permit": permit.text}
+
+
 def tend(engine: Engine, tables: Sequence[str]) -> list[str]:
     """``VACUUM (ANALYZE)`` those of ``tables`` never analysed or changed by a fifth since
     their last vacuum or analysis; returns their names. Autovacuum does the same in the
@@ -352,6 +381,7 @@ class PgVectorIndex:
         self.backend = backend
         self.name = dense_table(self.collection_id, dense_name)
         self._permits = _Permits()
+        self._ann: dict[str, Select[Any]] = {}  # graph-scan statements by ``_shape``
         hnsw = Index(
             f"{self.name}_hnsw",
             "embedding",
@@ -476,26 +506,47 @@ class PgVectorIndex:
         opened = self.engine.begin() if own else reading(self.engine)
         with opened as conn:
             permit = self._permits.get(conn, t, allow) if isinstance(allow, IdFilter) else None
-            where = None if allow is None else _restrict(t.c.id, allow, permit)
-            dist = t.c.embedding.max_inner_product(vec)  # the negated inner product
+
+            def exact(scan: bool) -> list[Any]:
+                where = None if allow is None else _restrict(t.c.id, allow, permit)
+                dist = t.c.embedding.max_inner_product(vec)  # the negated inner product
+                return self._exact(conn, dist, where, top_k, scan=scan)
+
             small = permit is not None and not permit.exclude and permit.n <= self.EXACT_BELOW
             if small or self.backend == "exact":
-                rows = self._exact(conn, dist, where, top_k, scan=not small)
+                rows = exact(scan=not small)
             else:
                 if ef > PG_EF_SEARCH:
                     conn.execute(select(func.set_config("hnsw.ef_search", str(ef), True)))
-                ann = select(t.c.id, dist.label("d")).order_by(dist).limit(top_k)
-                if allow is not None:
-                    test = _restrict(t.c.id, allow, permit, per_row=True)
-                    ann = ann if test is None else ann.where(test)
-                rows = list(conn.execute(ann).all())
+                ann = self._graph_scan(allow, permit)
+                values = {"qvec": vec, "top_k": top_k, **_permit_params(permit)}
+                rows = list(conn.execute(ann, values).all())
                 # fewer than asked, and fewer than the permitted rows: the scan gave up
                 wanted = top_k if permit is None else min(top_k, permit.n)
                 if len(rows) < wanted:  # be exact
-                    rows = self._exact(conn, dist, where, top_k, scan=True)
+                    rows = exact(scan=True)
         hits = [(int(i), -float(d)) for i, d in rows]
         hits.sort(key=lambda h: (-h[1], h[0]))  # iterative scans return in relaxed order
         return hits
+
+    def _graph_scan(self, allow: Allow | None, permit: _Permit | None) -> Select[Any]:
+        """The graph-index scan for the permitted set: ``qvec``, ``top_k`` and the set bound
+        when it runs; kept per form of set (an ``SqlAllow``'s query is its own)."""
+        shape = None if isinstance(allow, SqlAllow) else _shape(permit)
+        found = self._ann.get(shape) if shape is not None else None
+        if found is not None:
+            return found
+        t = self.table
+        dist = t.c.embedding.max_inner_product(bindparam("qvec", type_=Vector(self._dim)))
+        ann = select(t.c.id, dist.label("d")).order_by(dist)
+        ann = ann.limit(bindparam("top_k", type_=Integer))
+        if allow is not None:
+            form = permit if isinstance(allow, SqlAllow) else _template(permit)
+            test = _restrict(t.c.id, allow, form, per_row=True)
+            ann = ann if test is None else ann.where(test)
+        if shape is not None:
+            self._ann[shape] = ann
+        return ann
 
     def _exact(
         self, conn: Connection, dist: Any, where: Any, top_k: int, *, scan: bool
@@ -599,6 +650,7 @@ class PgBm25Index:
         self._views: OrderedDict[tuple[object, ...], _ViewStats] = OrderedDict()  # SqlAllow's
         self._views_lock = threading.Lock()
         self._permits = _Permits()
+        self._scoring: dict[str, Select[Any]] = {}  # full-scoring statements by ``_shape``
         self.stats = _table(
             stats,
             Column("one", Integer, primary_key=True, autoincrement=False),
@@ -841,7 +893,15 @@ class PgBm25Index:
                 if allow is None or view.everything
                 else _restrict(self.post.c.id, allow, permit)
             )
+            shape = "all" if where is None else None
+            if shape is None and not isinstance(allow, SqlAllow):
+                shape = _shape(permit)
             scoring = _Scoring(self.post, k1 * (1.0 - b), k1 * b / view.avgdl, where, top_k)
+            if shape is not None:  # the full-scoring statement is kept for the form of set
+                scoring.kept = self._scoring
+                scoring.shape, scoring.values = shape, _permit_params(permit)
+                if where is not None and shape not in self._scoring:  # kept without the set
+                    scoring.form = _restrict(self.post.c.id, _required(allow), _template(permit))
             found = scoring.pruned(conn, weights) if len(weights) > 1 else None
             if found is None:
                 found = scoring.full(conn, weights)
@@ -874,8 +934,12 @@ class _Scoring:
     d: float
     where: Any  # the permitted rows (None: every row)
     top_k: int
+    kept: dict[str, Select[Any]] | None = None  # ``full``'s statements by form of set
+    shape: str = ""  # this set's form (``_shape``)
+    values: dict[str, Any] = field(default_factory=dict)  # the set's bound values
+    form: Any = None  # ``where`` without the set's values, for a statement to keep
 
-    def _rows(self, weights: Sequence[tuple[str, float]], name: str) -> Any:
+    def _rows(self, weights: Sequence[tuple[str, float]], name: str, where: Any = None) -> Any:
         """``(id, s)``: each permitted posting of the terms and its weight. Each term's
         postings are a ``LATERAL`` range of the ``(term, id)`` index, whatever the planner's
         statistics say: joined plainly, a table never analysed (autovacuum behind a bulk
@@ -886,7 +950,8 @@ class _Scoring:
         part = q.c.w * p.c.tf / (p.c.tf + bindparam("c", self.c, type_=Float)
                                  + bindparam("d", self.d, type_=Float) * p.c.len)  # fmt: skip
         rows = select(p.c.id, part.label("s")).where(p.c.term == q.c.term)
-        rows = rows if self.where is None else rows.where(self.where)
+        where = self.where if where is None else where
+        rows = rows if where is None else rows.where(where)
         postings = rows.offset(0).lateral(name + "_l")  # OFFSET: never pulled up into a join
         return (
             select(postings.c.id, postings.c.s)
@@ -900,14 +965,22 @@ class _Scoring:
         return (
             select(ident.label("id"), score.label("score"), *extra)
             .order_by(func.round(score * 1e9).desc(), ident)
-            .limit(self.top_k)
+            .limit(bindparam("top_k", self.top_k, type_=Integer))
         )
 
     def full(self, conn: Connection, weights: Sequence[tuple[str, float]]) -> list[Any]:
-        """Every permitted posting of every query term, summed per row."""
-        post = self._rows(weights, "q")
-        stmt = self._ranked(post.c.id, func.sum(post.c.s)).group_by(post.c.id)
-        return list(conn.execute(stmt).all())
+        """Every permitted posting of every query term, summed per row. The statement is
+        built once per form of permitted set (``kept``); the terms, their weights, the
+        length constants, ``top_k`` and the set are bound when it runs."""
+        stmt = self.kept.get(self.shape) if self.kept is not None else None
+        if stmt is None:
+            post = self._rows(weights, "q", self.form if self.kept is not None else None)
+            stmt = self._ranked(post.c.id, func.sum(post.c.s)).group_by(post.c.id)
+            if self.kept is not None:
+                self.kept[self.shape] = stmt
+        values = {"q_terms": [t for t, _ in weights], "q_w": [float(w) for _, w in weights],
+                  "c": self.c, "d": self.d, "top_k": self.top_k, **self.values}  # fmt: skip
+        return list(conn.execute(stmt, values).all())
 
     def pruned(self, conn: Connection, weights: Sequence[tuple[str, float]]) -> list[Any] | None:
         """The same top ``k`` without reading the postings of the query's commonest terms
