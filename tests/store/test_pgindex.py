@@ -318,3 +318,25 @@ def test_long_permitted_sets_as_bitmaps_or_lists_give_the_exact_results(
             found = [i for i, _ in approx.hits(row)]
             assert len(found) == 10 and set(found) <= set(chosen.tolist()), shape
             assert len(set(found) & set(want_d.ids[row].tolist())) >= 8, shape
+
+
+def test_query_vectors_are_sent_exactly(engine: Engine) -> None:
+    """The text a query vector is bound as parses back, in PostgreSQL, to the same float32s
+    (tiny, huge and ordinary values alike)."""
+    from ragstack.store.pgindex import _vector_text
+
+    rng = np.random.default_rng(9)
+    vecs = rng.standard_normal((50, 16)).astype(np.float32)
+    vecs[0] = np.float32(1e-38) * np.arange(16)
+    vecs[1] = np.float32(3e38) * (rng.random(16).astype(np.float32) - 0.5)
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for vec in vecs:
+            cur.execute("SELECT (%s::vector)::real[]", (_vector_text(vec),))
+            row = cur.fetchone()
+            assert row is not None
+            back = np.array(row[0], dtype=np.float32)
+            assert np.array_equal(back, vec)
+    finally:
+        raw.close()
