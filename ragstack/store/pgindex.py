@@ -917,7 +917,7 @@ class PgBm25Index:
                 scoring.shape, scoring.values = shape, _permit_params(permit)
                 if where is not None and shape not in self._scoring:  # kept without the set
                     scoring.form = _restrict(self.post.c.id, _required(allow), _template(permit))
-            found = scoring.pruned(conn, weights) if len(weights) > 1 else None
+            found = scoring.pruned(conn, weights, view.df) if len(weights) > 1 else None
             if found is None:
                 found = scoring.full(conn, weights)
         return LexicalHits(
@@ -935,6 +935,23 @@ def _query_terms(weights: Sequence[tuple[str, float]], name: str) -> Any:
 
 
 _PRUNE_SHARE = 0.05  # terms whose weights together stay below this share of the largest
+_THETA_SHARE = 0.8  # ... or below this share of the guessed threshold (``_theta_guess``)
+_PRUNE_POSTINGS = 1000  # a guessed cut must skip at least this many postings
+
+
+def _theta_guess(ordered: Sequence[tuple[str, float]], df: dict[str, int], k: int) -> float:
+    """A guess at the ``k``-th best score of a query (terms best weight first): the weight of
+    the term whose rows, with those of every better term, first number ``k``, times 0.4
+    (one occurrence in a row of average length gets ``w / (1 + k1)``, 0.45 ``w`` at ``k1``
+    1.2); 0 when the terms hold fewer than ``k`` rows."""
+    rows = 0
+    for term, w in ordered:
+        rows += df.get(term, 0)
+        if rows >= k:
+            return 0.4 * w
+    return 0.0
+
+
 _SLACK_REL, _SLACK_ABS = 1e-6, 2e-9  # margins on pruning bounds (ranks compare at 1e-9)
 
 
@@ -997,7 +1014,12 @@ class _Scoring:
                   "c": self.c, "d": self.d, "top_k": self.top_k, **self.values}  # fmt: skip
         return list(conn.execute(stmt, values).all())
 
-    def pruned(self, conn: Connection, weights: Sequence[tuple[str, float]]) -> list[Any] | None:
+    def pruned(
+        self,
+        conn: Connection,
+        weights: Sequence[tuple[str, float]],
+        df: dict[str, int] | None = None,
+    ) -> list[Any] | None:
         """The same top ``k`` without reading the postings of the query's commonest terms
         (MaxScore, as ``indexes.bm25_topk``; ``None`` when it cannot be sure, then ``full``).
 
@@ -1008,15 +1030,27 @@ class _Scoring:
         score. A row without an essential term scores at most ``R``, and a row whose
         partial plus ``R`` stays under ``theta`` cannot reach the top ``k``: when ``R`` is
         under ``theta`` (margins above), only the rest are candidates, and each gets its
-        non-essential terms' weights by index lookups of (term, its id)."""
+        non-essential terms' weights by index lookups of (term, its id).
+
+        With ``df`` (each term's rows among the permitted ones), common terms are also
+        non-essential while their weights sum to under a guess of ``theta``
+        (``_theta_guess``) and their postings outnumber the rest's: a wrong guess costs a
+        second statement, never a wrong result."""
         ordered = sorted(weights, key=lambda tw: -tw[1])
+        limit = _PRUNE_SHARE * ordered[0][1]
+        if df is not None:
+            limit = max(limit, _THETA_SHARE * _theta_guess(ordered, df, self.top_k))
         cut, rest = len(ordered), 0.0
-        while cut > 1 and rest + ordered[cut - 1][1] <= _PRUNE_SHARE * ordered[0][1]:
+        while cut > 1 and rest + ordered[cut - 1][1] <= limit:
             cut -= 1
             rest += ordered[cut][1]
         if cut == len(ordered):
             return None
         essential, other = ordered[:cut], ordered[cut:]
+        if df is not None and rest > _PRUNE_SHARE * ordered[0][1]:  # a guessed cut: worth it?
+            skipped = sum(df.get(t, 0) for t, _ in other)
+            if skipped < max(_PRUNE_POSTINGS, sum(df.get(t, 0) for t, _ in essential)):
+                return None
         post = self._rows(essential, "qe")
         ess = select(post.c.id, func.sum(post.c.s).label("part")).group_by(post.c.id)
         ess_cte = ess.cte("ess").prefix_with("MATERIALIZED")

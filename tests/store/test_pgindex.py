@@ -186,8 +186,8 @@ def test_bm25_pruning_keeps_the_exact_top_k_of_a_restricted_set(
     pruned: list[bool] = []
     real = pgindex._Scoring.pruned
 
-    def spy(self: Any, conn: Any, weights: Any) -> Any:
-        found = real(self, conn, weights)
+    def spy(self: Any, conn: Any, weights: Any, df: Any = None) -> Any:
+        found = real(self, conn, weights, df)
         pruned.append(found is not None)
         return found
 
@@ -202,6 +202,48 @@ def test_bm25_pruning_keeps_the_exact_top_k_of_a_restricted_set(
                     assert set(got.ids.tolist()) <= set(allow.ids.tolist())
     assert any(pruned), "no query took the pruned path"
     assert not all(pruned), "no query fell back to scoring every posting"
+
+
+def test_bm25_guessed_cuts_keep_the_exact_top_k_on_zipf_text(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zipf text, where a query's common terms are not stopwords (weights of a fifth to a
+    half of the rarest's): the cut guessed from the terms' frequencies skips their postings
+    for many queries and falls back for some, and every answer is the embedded engine's."""
+    from ragstack.store import pgindex
+
+    rng = np.random.default_rng(11)
+    vocab = np.array([f"z{i}" for i in range(3000)])
+    p = 1.0 / np.arange(1, 3001) ** 1.1
+    p /= p.sum()
+    texts = [" ".join(rng.choice(vocab, size=int(rng.integers(8, 40)), p=p)) for _ in range(6000)]
+    ids = np.arange(1, 6001)
+    _, pg = both(engine, 4)
+    ref = Bm25Index()
+    pg.add(ids, texts)
+    ref.add(ids, texts)
+    outcomes: list[str] = []
+    real = pgindex._Scoring.pruned
+
+    def spy(self: Any, conn: Any, weights: Any, df: Any = None) -> Any:
+        found = real(self, conn, weights, df)
+        top = max(w for _, w in weights)
+        guessed = df is not None and any(w > 0.05 * top for _, w in weights)
+        outcomes.append("none" if found is None else "guessed" if guessed else "share")
+        return found
+
+    monkeypatch.setattr(pgindex._Scoring, "pruned", spy)
+    head = p[:400] / p[:400].sum()
+    queries = [" ".join(rng.choice(vocab[:400], size=int(rng.integers(2, 5)), p=head))
+               for _ in range(60)]  # fmt: skip
+    for allow in (None, IdFilter(ids[rng.random(6000) < 0.6])):
+        for query in queries:
+            for k in (10, 100):
+                got, want = pg.search(query, k, allow), ref.search(query, k, allow)
+                assert got.ids.tolist() == want.ids.tolist(), (query, k)
+                np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
+    assert outcomes.count("guessed") >= 10, outcomes
+    assert "none" in outcomes
 
 
 def _scoring_plan(engine: Engine, pg: PgBm25Index, query: str) -> str:
