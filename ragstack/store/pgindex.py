@@ -251,12 +251,15 @@ def _restrict(
         # planner would read the range by id and sort it by distance instead
         return bit if per_row else and_(id_col.between(lo, hi), bit)
     listed = bindparam("permit", permit.text, type_=Text)
+    if not permit.exclude and not per_row:
+        # a short list of ids (a long one is a bitmap) as an index condition: probes of
+        # (term, id) or of the primary key, not a read of every row the rest selects
+        return id_col == any_(cast(listed, ARRAY(BigInteger)))
     ids = select(func.unnest(cast(listed, ARRAY(BigInteger))).label("id"))
     cte = ids.cte("listed").prefix_with("MATERIALIZED")
     if permit.exclude:
         return id_col.not_in(select(cte.c.id))  # never a join: a hashed subplan
-    found = id_col.in_(select(cte.c.id))
-    return found.is_(True) if per_row else found
+    return id_col.in_(select(cte.c.id)).is_(True)
 
 
 def _shape(permit: _Permit | None) -> str:
@@ -839,8 +842,8 @@ class PgBm25Index:
                 if where is not None:
                     counting = counting.where(where)
                 counting = counting.group_by(p.c.term)
-                if permit is not None and permit.bits is not None:  # a test per posting
-                    found = conn.execute(counting).all()
+                if permit is not None and (permit.bits is not None or not permit.exclude):
+                    found = conn.execute(counting).all()  # a test per posting, or probes
                 else:
                     with self.engine.begin() as own:
                         # the postings of the terms against the hashed list: probing each
