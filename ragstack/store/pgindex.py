@@ -20,17 +20,21 @@ Every search takes the permitted chunk ids either as an ``IdFilter`` (what the s
 passes: its cached set for the caller and the collection's generation) or as an ``SqlAllow``
 (the ACL query itself, joined in the statement), so exactly the ``top_k`` best *permitted*
 chunks come back. An ``IdFilter`` is looked at once per object (``_Permits``): no filter at all
-when it holds every row, else the shorter of its ids and the rest's, bound as one array
-parameter and materialised once per statement (hashed for BM25's join and for the per-row
-test of a filtered HNSW scan, where pgvector's iterative scan continues until it has
-``top_k``); a small set is scored exactly instead (``PgVectorIndex.EXACT_BELOW``).
+when it holds every row; else the shorter of its ids and the rest's, bound as one parameter:
+a short list of permitted ids as an index condition (``id = ANY``), a list of excluded ids
+materialised once per statement and hashed, and a long list of dense ids as a bitmap tested
+per row (``_bitmap``). A filtered HNSW scan tests each row it yields (pgvector's iterative scan
+continues until it has ``top_k``); a small set is scored exactly instead
+(``PgVectorIndex.EXACT_BELOW``). The graph scan and the full scoring statement are built once
+per form of set (``_shape``) and run with the values bound.
 
 BM25 statistics are the permitted rows' own, as the embedded engine's: their number, mean
 length and each query term's document frequency among them, kept per permitted set (a
 ``_ViewStats``; a committed change arrives as a new set). Scoring is one statement over an
-index-only scan of the query terms' postings (``(term, id) INCLUDE (tf, len)``), in double
-precision; a query with a term in nearly every row skips that term's postings when MaxScore
-proves the top ``k`` without them (``_Scoring.pruned``), else scores every posting.
+index-only scan of each query term's postings (``(term, id) INCLUDE (tf, len)``, a ``LATERAL``
+range per term), in double precision; a query whose common terms cannot lift a row into the
+top ``k`` skips their postings when MaxScore proves it (``_Scoring.pruned``), else scores
+every posting. ``save()`` vacuums and analyses the tables as they grow (``tend``).
 
 Writes run inside the caller's transaction (``add_in`` / ``remove_in``), so SQL and these
 indexes commit together.
