@@ -166,6 +166,11 @@ class _Permit:
     lo: int = 0  # with ``bits``: the id of its first bit
     bits: bytes | None = None  # the permitted ids as a bitmap (see ``_bitmap``), or None
 
+    @property
+    def hi(self) -> int:
+        """With ``bits``: the id of its last bit."""
+        return self.lo + 8 * len(self.bits or b"") - 1
+
 
 _BITMAP_ABOVE = 3_000  # listed ids beyond which a compact bitmap replaces the list
 
@@ -246,7 +251,7 @@ def _restrict(
         return None
     if permit.bits is not None:
         lo = bindparam("permit_lo", permit.lo, type_=BigInteger)
-        hi = bindparam("permit_hi", permit.lo + 8 * len(permit.bits) - 1, type_=BigInteger)
+        hi = bindparam("permit_hi", permit.hi, type_=BigInteger)
         bits = bindparam("permit_bits", permit.bits, type_=LargeBinary)
         # the range first, in a CASE: get_bit past the end is an error, and AND's operands
         # may be evaluated in any order
@@ -290,8 +295,7 @@ def _permit_params(permit: _Permit | None) -> dict[str, Any]:
     if permit is None or permit.every:
         return {}
     if permit.bits is not None:
-        hi = permit.lo + 8 * len(permit.bits) - 1
-        return {"permit_lo": permit.lo, "permit_hi": hi, "permit_bits": permit.bits}
+        return {"permit_lo": permit.lo, "permit_hi": permit.hi, "permit_bits": permit.bits}
     return {"permit": permit.text}
 
 
