@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import secrets
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -32,6 +33,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy import exc as sqlalchemy_exc
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -77,6 +79,7 @@ def database_url(url: str) -> str:
     return url
 
 
+PG_PING_IDLE_S = 1.0  # a pooled PostgreSQL connection idle this long is pinged on checkout
 PG_EF_SEARCH = 100  # pgvector's candidate list per graph search (the embedded: max(64, k))
 
 
@@ -96,7 +99,27 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+
+    @event.listens_for(engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        # SQLAlchemy's pool_pre_ping, but only for a connection that sat in the pool for
+        # PG_PING_IDLE_S or more (a new one has just connected): a busy server reuses each
+        # within milliseconds, and a ping per checkout was a round trip per request for
+        # nothing. A dead one is replaced (the pool connects anew); a server restart while a
+        # connection was idle for less is seen by its next statement, whose disconnect error
+        # makes the pool replace every connection older than it.
+        returned = record.info.get("returned_at")
+        if returned is None or time.monotonic() - returned < PG_PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise sqlalchemy_exc.DisconnectionError(f"ping failed: {type(exc).__name__}") from exc
 
     @event.listens_for(engine, "connect")
     def _pgvector_session(dbapi_conn: Any, _record: Any) -> None:

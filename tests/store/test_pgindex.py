@@ -385,3 +385,41 @@ def test_query_vectors_are_sent_exactly(engine: Engine) -> None:
             assert np.array_equal(back, vec)
     finally:
         raw.close()
+
+
+def test_pooled_connections_are_pinged_only_after_sitting_idle(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection reused at once is not pinged (a round trip per request for nothing); one
+    that sat idle past PG_PING_IDLE_S is, and a dead one is replaced before any statement
+    sees it."""
+    from sqlalchemy import text
+
+    from ragstack.store import store as store_module
+
+    def backend_pid() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+    first = backend_pid()
+    pinged = []
+    real_ping = engine.dialect.do_ping
+
+    def counting_ping(dbapi_conn: Any) -> bool:
+        pinged.append(1)
+        return bool(real_ping(dbapi_conn))
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counting_ping)
+    for _ in range(5):
+        assert backend_pid() == first  # the same pooled connection, reused at once
+    assert pinged == []
+
+    # idle past the limit, and killed meanwhile (as a server restart would)
+    monkeypatch.setattr(store_module, "PG_PING_IDLE_S", 0.0)
+    admin = Store(engine.url.set(database="postgres").render_as_string(False)).engine
+    with admin.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+    admin.dispose()
+    second = backend_pid()  # the ping failed, the pool connected anew: no error
+    assert pinged and second != first
+    assert backend_pid() == second
