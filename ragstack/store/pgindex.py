@@ -47,7 +47,7 @@ import math
 import threading
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -676,7 +676,8 @@ class PgBm25Index:
         self._views: OrderedDict[tuple[object, ...], _ViewStats] = OrderedDict()  # SqlAllow's
         self._views_lock = threading.Lock()
         self._permits = _Permits()
-        self._scoring: dict[str, Select[Any]] = {}  # full-scoring statements by ``_shape``
+        # scoring statements by kind (``_KINDS``) and ``_shape``
+        self._scoring: dict[tuple[str, str], Select[Any]] = {}
         self.stats = _table(
             stats,
             Column("one", Integer, primary_key=True, autoincrement=False),
@@ -923,10 +924,11 @@ class PgBm25Index:
             if shape is None and not isinstance(allow, SqlAllow):
                 shape = _shape(permit)
             scoring = _Scoring(self.post, k1 * (1.0 - b), k1 * b / view.avgdl, where, top_k)
-            if shape is not None:  # the full-scoring statement is kept for the form of set
+            if shape is not None:  # the scoring statements are kept for the form of set
                 scoring.kept = self._scoring
                 scoring.shape, scoring.values = shape, _permit_params(permit)
-                if where is not None and shape not in self._scoring:  # kept without the set
+                if where is not None and not all((k, shape) in self._scoring for k in _KINDS):
+                    # kept without the set's values
                     scoring.form = _restrict(self.post.c.id, _required(allow), _template(permit))
             found = scoring.pruned(conn, weights, view.df) if len(weights) > 1 else None
             if found is None:
@@ -945,6 +947,12 @@ def _query_terms(weights: Sequence[tuple[str, float]], name: str) -> Any:
     return func.unnest(terms, ws).table_valued("term", "w").render_derived(name=name)
 
 
+def _bound(name: str, weights: Sequence[tuple[str, float]]) -> dict[str, Any]:
+    """The values of ``_query_terms(weights, name)``'s parameters."""
+    return {f"{name}_terms": [t for t, _ in weights], f"{name}_w": [float(w) for _, w in weights]}
+
+
+_KINDS = ("full", "pruned")  # the BM25 scoring statements (``_Scoring``)
 _PRUNE_SHARE = 0.05  # terms whose weights together stay below this share of the largest
 _THETA_SHARE = 0.8  # ... or below this share of the guessed threshold (``_theta_guess``)
 _PRUNE_POSTINGS = 1000  # a guessed cut must skip at least this many postings
@@ -977,10 +985,22 @@ class _Scoring:
     d: float
     where: Any  # the permitted rows (None: every row)
     top_k: int
-    kept: dict[str, Select[Any]] | None = None  # ``full``'s statements by form of set
+    kept: dict[tuple[str, str], Select[Any]] | None = None  # by kind and form of set
     shape: str = ""  # this set's form (``_shape``)
     values: dict[str, Any] = field(default_factory=dict)  # the set's bound values
     form: Any = None  # ``where`` without the set's values, for a statement to keep
+
+    def _statement(self, kind: str, make: Callable[[Any], Select[Any]]) -> Select[Any]:
+        """The ``kind`` statement (``_KINDS``) for this form of set: kept (built once per
+        form, without the set's values: ``make(self.form)``) or, for a set that cannot be
+        kept, built with its values (``make(None)``, ``self.where``)."""
+        if self.kept is None:
+            return make(None)
+        found = self.kept.get((kind, self.shape))
+        if found is None:
+            found = make(self.form)
+            self.kept[kind, self.shape] = found
+        return found
 
     def _rows(self, weights: Sequence[tuple[str, float]], name: str, where: Any = None) -> Any:
         """``(id, s)``: each permitted posting of the terms and its weight. Each term's
@@ -1015,15 +1035,14 @@ class _Scoring:
         """Every permitted posting of every query term, summed per row. The statement is
         built once per form of permitted set (``kept``); the terms, their weights, the
         length constants, ``top_k`` and the set are bound when it runs."""
-        stmt = self.kept.get(self.shape) if self.kept is not None else None
-        if stmt is None:
-            post = self._rows(weights, "q", self.form if self.kept is not None else None)
-            stmt = self._ranked(post.c.id, func.sum(post.c.s)).group_by(post.c.id)
-            if self.kept is not None:
-                self.kept[self.shape] = stmt
-        values = {"q_terms": [t for t, _ in weights], "q_w": [float(w) for _, w in weights],
-                  "c": self.c, "d": self.d, "top_k": self.top_k, **self.values}  # fmt: skip
-        return list(conn.execute(stmt, values).all())
+
+        def make(form: Any) -> Select[Any]:
+            post = self._rows(weights, "q", form)
+            return self._ranked(post.c.id, func.sum(post.c.s)).group_by(post.c.id)
+
+        values = {**_bound("q", weights), "c": self.c, "d": self.d, "top_k": self.top_k,
+                  **self.values}  # fmt: skip
+        return list(conn.execute(self._statement("full", make), values).all())
 
     def pruned(
         self,
@@ -1062,20 +1081,35 @@ class _Scoring:
             skipped = sum(df.get(t, 0) for t, _ in other)
             if skipped < max(_PRUNE_POSTINGS, sum(df.get(t, 0) for t, _ in essential)):
                 return None
-        post = self._rows(essential, "qe")
+        values = {**_bound("qe", essential), **_bound("qn", other), "rest": rest,
+                  "kth": self.top_k - 1, "c": self.c, "d": self.d, "top_k": self.top_k,
+                  **self.values}  # fmt: skip
+        stmt = self._statement("pruned", lambda form: self._pruned(essential, other, form))
+        found = list(conn.execute(stmt, values).all())
+        top = found[0].theta if found else None
+        if top is None or rest >= float(top) * (1.0 - _SLACK_REL) - _SLACK_ABS:
+            return None  # rows without an essential term might rank: score them all
+        return found
+
+    def _pruned(
+        self, essential: Sequence[tuple[str, float]], other: Sequence[tuple[str, float]], form: Any
+    ) -> Select[Any]:
+        """``pruned``'s statement: the terms (``qe``: essential, ``qn``: the rest), their
+        weights' sum ``rest``, ``kth`` (``top_k - 1``) and the set bound when it runs."""
+        post = self._rows(essential, "qe", form)
         ess = select(post.c.id, func.sum(post.c.s).label("part")).group_by(post.c.id)
         ess_cte = ess.cte("ess").prefix_with("MATERIALIZED")
         theta = (
             select(ess_cte.c.part)
             .order_by(ess_cte.c.part.desc())
-            .offset(self.top_k - 1)
+            .offset(bindparam("kth", type_=Integer))
             .limit(1)
             .scalar_subquery()
         )
         floor = func.coalesce(theta, -1.0) * (1.0 - _SLACK_REL) - _SLACK_ABS
         cand = (
             select(ess_cte.c.id, ess_cte.c.part)
-            .where(ess_cte.c.part + rest >= floor)
+            .where(ess_cte.c.part + bindparam("rest", type_=Float) >= floor)
             .cte("cand")
             .prefix_with("MATERIALIZED")
         )
@@ -1089,11 +1123,7 @@ class _Scoring:
             .scalar_subquery()
         )
         score = cand.c.part + func.coalesce(extra, 0.0)
-        found = list(conn.execute(self._ranked(cand.c.id, score, theta.label("theta"))).all())
-        top = found[0].theta if found else None
-        if top is None or rest >= float(top) * (1.0 - _SLACK_REL) - _SLACK_ABS:
-            return None  # rows without an essential term might rank: score them all
-        return found
+        return self._ranked(cand.c.id, score, theta.label("theta"))
 
 
 def _required(allow: Allow | None) -> Allow:
