@@ -423,3 +423,42 @@ def test_pooled_connections_are_pinged_only_after_sitting_idle(
     second = backend_pid()  # the ping failed, the pool connected anew: no error
     assert pinged and second != first
     assert backend_pid() == second
+
+
+def test_a_bitmap_permitted_graph_scan_is_planned_on_the_graph_index(engine: Engine) -> None:
+    """The statement a graph search runs for a bitmap-permitted set is planned, with its own
+    values (a custom plan, as each new connection's first executions are), as a scan of the
+    graph index: estimated as rare, the bitmap test made PostgreSQL scan the table whole."""
+    from sqlalchemy import event
+
+    from ragstack.store.pgindex import _bitmap
+
+    rng = np.random.default_rng(3)
+    n = 8000
+    ids = np.arange(1, n + 1)
+    vectors = rng.standard_normal((n, 8)).astype(np.float32)
+    graph = PgVectorIndex(engine, 9, 8, "hnsw")
+    create_collection_tables(engine, graph, PgBm25Index(engine, 9))
+    graph.add(ids, vectors)
+    chosen = ids[rng.random(n) < 0.5]
+    assert _bitmap(chosen, min(chosen.size, n - chosen.size)) is not None
+    seen: list[tuple[str, Any]] = []
+
+    def spy(_c: Any, _cur: Any, statement: str, params: Any, *_rest: Any) -> None:
+        if "<#>" in statement:
+            seen.append((statement, params))
+
+    event.listen(engine, "before_cursor_execute", spy)
+    try:
+        found = graph.search(vectors[:1], 10, IdFilter(chosen)).hits(0)
+    finally:
+        event.remove(engine, "before_cursor_execute", spy)
+    assert len(found) == 10 and {i for i, _ in found} <= set(chosen.tolist())
+    statement, params = seen[0]
+    assert "get_bit" in statement
+    with engine.connect() as conn:
+        cur = conn.connection.driver_connection.cursor()
+        cur.execute("EXPLAIN " + statement, params)
+        plan = "\n".join(row[0] for row in cur.fetchall())
+    assert "Index Scan using" in plan and "hnsw" in plan, plan
+    assert "Seq Scan" not in plan, plan
