@@ -219,6 +219,8 @@ def test_bm25_pruning_keeps_the_exact_top_k_of_a_restricted_set(
                     assert set(got.ids.tolist()) <= set(allow.ids.tolist())
     assert any(o != "full" for o in outcomes), "no query took the pruned path"
     assert "full" in outcomes, "no query fell back to scoring every posting"
+    # pruned with one essential term ("common w3") and with several ("common w1 w2")
+    assert {kind for kind, _ in pg._scoring} == {"full", "pruned", "pruned1"}
 
 
 def test_bm25_guessed_cuts_keep_the_exact_top_k_on_zipf_text(
