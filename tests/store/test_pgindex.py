@@ -459,8 +459,6 @@ def test_a_bitmap_permitted_graph_scan_is_planned_on_the_graph_index(engine: Eng
     statement, params = seen[0]
     assert "get_bit" in statement
     with engine.connect() as conn:
-        cur = conn.connection.driver_connection.cursor()
-        cur.execute("EXPLAIN " + statement, params)
-        plan = "\n".join(row[0] for row in cur.fetchall())
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN " + statement, params))
     assert "Index Scan using" in plan and "hnsw" in plan, plan
     assert "Seq Scan" not in plan, plan
