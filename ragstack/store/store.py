@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import secrets
+import select as select_module
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -83,6 +84,15 @@ PG_PING_IDLE_S = 1.0  # a pooled PostgreSQL connection idle this long is pinged 
 PG_EF_SEARCH = 100  # pgvector's candidate list per graph search (the embedded: max(64, k))
 
 
+def _has_input(dbapi_conn: Any) -> bool:
+    """Whether an idle connection's socket has something to read (or is closed): nothing
+    should arrive between statements, short of the server closing it."""
+    try:
+        return bool(select_module.select([dbapi_conn.fileno()], [], [], 0)[0])
+    except (OSError, ValueError, AttributeError):
+        return True
+
+
 def make_engine(url: str) -> Engine:
     url = database_url(url)
     if url.startswith("postgresql"):
@@ -107,14 +117,15 @@ def make_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "checkout")
     def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
-        # SQLAlchemy's pool_pre_ping, but only for a connection that sat in the pool for
-        # PG_PING_IDLE_S or more (a new one has just connected): a busy server reuses each
-        # within milliseconds, and a ping per checkout was a round trip per request for
-        # nothing. A dead one is replaced (the pool connects anew); a server restart while a
-        # connection was idle for less is seen by its next statement, whose disconnect error
-        # makes the pool replace every connection older than it.
+        # SQLAlchemy's pool_pre_ping, but a round trip only for a connection that sat in the
+        # pool for PG_PING_IDLE_S or more, or that the server has sent something since its
+        # last use (a restart or a terminated backend closes its socket): a busy server
+        # reuses each within milliseconds, and a ping per checkout was a round trip per
+        # request for nothing. A dead one is replaced: the pool connects anew.
         returned = record.info.get("returned_at")
-        if returned is None or time.monotonic() - returned < PG_PING_IDLE_S:
+        if returned is None:  # it has just connected
+            return
+        if time.monotonic() - returned < PG_PING_IDLE_S and not _has_input(dbapi_conn):
             return
         try:
             engine.dialect.do_ping(dbapi_conn)

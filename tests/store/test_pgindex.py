@@ -393,8 +393,10 @@ def test_pooled_connections_are_pinged_only_after_sitting_idle(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A connection reused at once is not pinged (a round trip per request for nothing); one
-    that sat idle past PG_PING_IDLE_S is, and a dead one is replaced before any statement
-    sees it."""
+    that sat idle past PG_PING_IDLE_S is, and so is one whose socket the server closed (a
+    restart, a terminated backend): a dead one is replaced before any statement sees it."""
+    import time
+
     from sqlalchemy import text
 
     from ragstack.store import store as store_module
@@ -416,15 +418,29 @@ def test_pooled_connections_are_pinged_only_after_sitting_idle(
         assert backend_pid() == first  # the same pooled connection, reused at once
     assert pinged == []
 
-    # idle past the limit, and killed meanwhile (as a server restart would)
-    monkeypatch.setattr(store_module, "PG_PING_IDLE_S", 0.0)
     admin = Store(engine.url.set(database="postgres").render_as_string(False)).engine
-    with admin.connect() as conn:
-        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+
+    def kill(pid: int) -> None:  # as a server restart would, and wait until it is gone
+        with admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            while conn.execute(
+                text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one():
+                time.sleep(0.01)
+
+    # killed a moment after its last use: the closed socket is seen, pinged, replaced
+    kill(first)
+    second = backend_pid()  # no error
+    assert len(pinged) == 1 and second != first
+    assert backend_pid() == second and len(pinged) == 1  # reused at once: no ping
+
+    # idle past the limit: pinged even though nothing arrived
+    monkeypatch.setattr(store_module, "PG_PING_IDLE_S", 0.0)
+    assert backend_pid() == second and len(pinged) == 2
+    kill(second)
+    third = backend_pid()
+    assert third not in (first, second)
     admin.dispose()
-    second = backend_pid()  # the ping failed, the pool connected anew: no error
-    assert pinged and second != first
-    assert backend_pid() == second
 
 
 def test_a_bitmap_permitted_graph_scan_is_planned_on_the_graph_index(engine: Engine) -> None:
