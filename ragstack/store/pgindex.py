@@ -945,8 +945,9 @@ class PgBm25Index:
 def _query_terms(weights: Sequence[tuple[str, float]], name: str) -> Any:
     """The query terms and their weights as a relation ``name(term, w)``: two bound arrays,
     so the statement's text is the same whatever the query (SQLAlchemy compiles it once)."""
-    terms = bindparam(f"{name}_terms", [t for t, _ in weights], type_=ARRAY(Text))
-    ws = bindparam(f"{name}_w", [float(w) for _, w in weights], type_=ARRAY(Float))
+    values = _bound(name, weights)
+    terms = bindparam(f"{name}_terms", values[f"{name}_terms"], type_=ARRAY(Text))
+    ws = bindparam(f"{name}_w", values[f"{name}_w"], type_=ARRAY(Float))
     return func.unnest(terms, ws).table_valued("term", "w").render_derived(name=name)
 
 
@@ -955,8 +956,8 @@ def _bound(name: str, weights: Sequence[tuple[str, float]]) -> dict[str, Any]:
     return {f"{name}_terms": [t for t, _ in weights], f"{name}_w": [float(w) for _, w in weights]}
 
 
-_KINDS = ("full", "pruned", "pruned1")  # BM25 scoring statements (``_Scoring``; "pruned1":
-# one essential term)
+# BM25 scoring statements (``_Scoring``); "pruned1": pruned with one essential term
+_KINDS = ("full", "pruned", "pruned1")
 _PRUNE_SHARE = 0.05  # terms whose weights together stay below this share of the largest
 _THETA_SHARE = 0.8  # ... or below this share of the guessed threshold (``_theta_guess``)
 _PRUNE_POSTINGS = 1000  # a guessed cut must skip at least this many postings

@@ -34,8 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy import exc as sqlalchemy_exc
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlmodel import Session, col
 
 from ragstack.domain import (
@@ -130,7 +129,7 @@ def make_engine(url: str) -> Engine:
         try:
             engine.dialect.do_ping(dbapi_conn)
         except Exception as exc:
-            raise sqlalchemy_exc.DisconnectionError(f"ping failed: {type(exc).__name__}") from exc
+            raise DisconnectionError(f"ping failed: {type(exc).__name__}") from exc
 
     @event.listens_for(engine, "connect")
     def _pgvector_session(dbapi_conn: Any, _record: Any) -> None:
