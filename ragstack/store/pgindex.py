@@ -65,7 +65,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    PrimaryKeyConstraint,
     Select,
     Table,
     Text,
@@ -84,7 +83,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.sql.util import ClauseAdapter
 
 from indexes import IdFilter, LexicalHits, SearchResult
 from indexes.analysis import Analyzer
@@ -660,17 +658,13 @@ class PgBm25Index:
         post, docs, terms, stats = collection_tables(self.collection_id)["bm25"]
         self.post = _table(
             post,
-            Column("term", Text, nullable=False),
-            Column("id", BigInteger, nullable=False, autoincrement=False),
+            Column("term", Text, primary_key=True),
+            Column("id", BigInteger, primary_key=True, autoincrement=False),
             Column("tf", Integer, nullable=False),
             Column("len", Integer, nullable=False),
-            # probes of (term, id) read tf and len from the index alone (tables made before
-            # this have a plain key and a (term, id) index covering them)
-            PrimaryKeyConstraint("term", "id", postgresql_include=["tf", "len"]),
             Index(f"{post}_id", "id"),  # removals find a document's postings
-            # a query term's postings as an index-only scan (no heap page per posting), by
-            # (tf, len): for each tf, the best-weighted postings first (``_Scoring._pruned1``)
-            Index(f"{post}_impact", "term", "tf", "len", postgresql_include=["id"]),
+            # a query term's postings as an index-only scan (no heap page per posting)
+            Index(f"{post}_cover", "term", "id", postgresql_include=["tf", "len"]),
         )
         self.docs = _table(
             docs,
@@ -1095,12 +1089,8 @@ class _Scoring:
         values = {**_bound("qe", essential), **_bound("qn", other), "rest": rest,
                   "kth": self.top_k - 1, "c": self.c, "d": self.d, "top_k": self.top_k,
                   **self.values}  # fmt: skip
-        if len(essential) > 1:
-            kind, make = "pruned", lambda form: self._pruned(essential, other, form)
-        else:
-            kind, make = "pruned1", lambda form: self._pruned1(other, form)
-            values.update({"e_term": essential[0][0], "e_w": float(essential[0][1])})
-        stmt = self._statement(kind, make)
+        kind = "pruned" if len(essential) > 1 else "pruned1"
+        stmt = self._statement(kind, lambda form: self._pruned(essential, other, form))
         found = list(conn.execute(stmt, values).all())
         top = found[0].theta if found else None
         if top is None or rest >= float(top) * (1.0 - _SLACK_REL) - _SLACK_ABS:
@@ -1110,125 +1100,32 @@ class _Scoring:
     def _pruned(
         self, essential: Sequence[tuple[str, float]], other: Sequence[tuple[str, float]], form: Any
     ) -> Select[Any]:
-        """``pruned``'s statement with several essential terms: the terms (``qe``: essential,
-        ``qn``: the rest), their weights' sum ``rest``, ``kth`` (``top_k - 1``) and the set
-        bound when it runs. Every permitted posting of the essential terms is read."""
+        """``pruned``'s statement: the terms (``qe``: essential, ``qn``: the rest), their
+        weights' sum ``rest``, ``kth`` (``top_k - 1``) and the set bound when it runs."""
         post = self._rows(essential, "qe", form)
-        ess = select(post.c.id, func.sum(post.c.s).label("part")).group_by(post.c.id)
+        if len(essential) > 1:
+            ess = select(post.c.id, func.sum(post.c.s).label("part")).group_by(post.c.id)
+        else:  # one term: one posting a row, nothing to add up (at 100k chunks, a common
+            # term's tens of thousands of postings were hashed for nothing)
+            ess = select(post.c.id, post.c.s.label("part"))
         ess_cte = ess.cte("ess").prefix_with("MATERIALIZED")
-        theta = self._theta(ess_cte.c.part)
-        cand = (
-            select(ess_cte.c.id, ess_cte.c.part)
-            .where(ess_cte.c.part + bindparam("rest", type_=Float) >= self._floor(theta))
-            .cte("cand")
-            .prefix_with("MATERIALIZED")
-        )
-        return self._completed(cand, theta, other)
-
-    def _pruned1(self, other: Sequence[tuple[str, float]], form: Any) -> Select[Any]:
-        """``pruned``'s statement with one essential term (``e_term``, weight ``e_w``), which
-        reads a few of its postings, not all: a posting's weight ``w * tf / (tf + c + d *
-        len)`` grows with ``tf`` and falls with ``len``, so in the (term, tf, len) index
-
-        - the ``k`` best-weighted permitted postings are among the first ``k`` permitted
-          ones of each ``tf`` (the term's distinct ``tf`` values: a loose index scan), which
-          gives ``theta``, the ``k``-th best weight, exactly;
-        - the candidates (weight plus ``rest`` reaching ``theta``) are, for each ``tf``, the
-          postings up to a length bound: an index range, then the same test as ``_pruned``.
-
-        The same rows and scores as ``_pruned`` with this one term; at 100k chunks a common
-        term's tens of thousands of postings were each read and weighed for every query."""
-        p = self.post
-        where = self.where if form is None else form
-        term = bindparam("e_term", type_=Text)
-        w = bindparam("e_w", type_=Float)
-        c, d = bindparam("c", self.c, type_=Float), bindparam("d", self.d, type_=Float)
-        top_k = bindparam("top_k", type_=Integer)
-        rest = bindparam("rest", type_=Float)
-
-        def weight(tf: Any, length: Any) -> Any:  # as ``_rows`` weighs a posting
-            return w * tf / (tf + c + d * length)
-
-        # the term's distinct tf values, largest first (a recursive max() below the last)
-        first = select(func.max(p.c.tf).label("tf")).where(p.c.term == term)
-        tfs = first.cte("tfs", recursive=True)
-        lower = p.alias("lower")
-        below = (
-            select(func.max(lower.c.tf))
-            .where(lower.c.term == term, lower.c.tf < tfs.c.tf)
-            .scalar_subquery()
-        )
-        tfs = tfs.union_all(select(below).where(tfs.c.tf.is_not(None)))
-        each = select(tfs.c.tf).where(tfs.c.tf.is_not(None)).cte("each")
-
-        def postings(extra: Any, *, first: bool) -> Any:
-            """The permitted postings of one tf by length (``first``: the first ``k``). The
-            (term, tf, len) range is a subquery of its own (``OFFSET 0``: the permitted set's
-            test stays outside it), so no plan can trade it for the (term, id) index with
-            that test's id range, which a generic plan guessed to hold 0.5% of the rows and
-            which read every posting of the term for each tf: 400 ms instead of 2."""
-            span = (
-                select(p.c.id, p.c.len)
-                .where(p.c.term == term, p.c.tf == each.c.tf, extra)
-                .order_by(p.c.len)
-                .offset(0)
-                .correlate(each)
-                .subquery()
-            )
-            rows = select(span.c.id, span.c.len)
-            if where is not None:
-                rows = rows.where(ClauseAdapter(span).traverse(where))
-            rows = rows.limit(top_k) if first else rows
-            return rows.lateral()
-
-        seed = postings(true(), first=True)
-        seeds = (
-            select(weight(each.c.tf, seed.c.len).label("part"))
-            .select_from(each.join(seed, true()))
-            .subquery("seeds")
-        )
-        theta = self._theta(seeds.c.part)
-        need = self._floor(theta) - rest  # what a candidate's weight must reach
-        # its length bound for a tf (one more than the real bound: the test below decides)
-        longest = case(
-            (
-                (need > 0.0) & (d > 0.0),
-                func.least(func.floor((w * each.c.tf / need - each.c.tf - c) / d) + 1.0, 2e9),
-            ),
-            else_=2e9,
-        )
-        span = postings(p.c.len <= cast(longest, BigInteger), first=False)
-        part = weight(each.c.tf, span.c.len)
-        cand = (
-            select(span.c.id, part.label("part"))
-            .select_from(each.join(span, true()))
-            .where(part + rest >= self._floor(theta))
-            .cte("cand")
-            .prefix_with("MATERIALIZED")
-        )
-        return self._completed(cand, theta, other)
-
-    @staticmethod
-    def _theta(part: Any) -> Any:
-        """The ``kth`` (``top_k - 1``) best of ``part``, found once: a scalar subquery in
-        two places was two sorts of every partial score."""
-        kth = (
-            select(part.label("theta"))
-            .order_by(part.desc())
+        kth = (  # the k-th best partial score, found once (a scalar subquery in two places
+            # was two sorts of every partial score)
+            select(ess_cte.c.part.label("theta"))
+            .order_by(ess_cte.c.part.desc())
             .offset(bindparam("kth", type_=Integer))
             .limit(1)
             .cte("kth")
             .prefix_with("MATERIALIZED")
         )
-        return select(kth.c.theta).scalar_subquery()
-
-    @staticmethod
-    def _floor(theta: Any) -> Any:
-        """``theta`` less the margins (a candidate's bound reaching it may still rank)."""
-        return func.coalesce(theta, -1.0) * (1.0 - _SLACK_REL) - _SLACK_ABS
-
-    def _completed(self, cand: Any, theta: Any, other: Sequence[tuple[str, float]]) -> Select[Any]:
-        """The candidates (``id``, ``part``) scored in full and ranked, with ``theta``."""
+        theta = select(kth.c.theta).scalar_subquery()
+        floor = func.coalesce(theta, -1.0) * (1.0 - _SLACK_REL) - _SLACK_ABS
+        cand = (
+            select(ess_cte.c.id, ess_cte.c.part)
+            .where(ess_cte.c.part + bindparam("rest", type_=Float) >= floor)
+            .cte("cand")
+            .prefix_with("MATERIALIZED")
+        )
         p2 = self.post.alias("p2")
         qn = _query_terms(other, "qn")
         c, d = bindparam("c", self.c, type_=Float), bindparam("d", self.d, type_=Float)

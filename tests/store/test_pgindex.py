@@ -251,66 +251,6 @@ def test_bm25_guessed_cuts_keep_the_exact_top_k_on_zipf_text(
     assert "full" in outcomes
 
 
-def test_bm25_one_essential_term_reads_its_best_postings_by_tf_and_length(
-    engine: Engine, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A query whose one essential term is in half the rows (and whose other term is in
-    nearly all): its postings are read by (tf, length) ranges of the impact index, in the
-    plan PostgreSQL keeps for the prepared statement too (a generic plan once chose the
-    (term, id) key and its permitted id range, reading every posting for each tf), and the
-    hits and scores are the embedded engine's, for a permitted bitmap and for every row."""
-    import re
-
-    from sqlalchemy import event
-
-    rng = np.random.default_rng(17)
-    n = 8000
-    texts = []
-    for i in range(n):
-        body = [f"w{j}" for j in rng.integers(0, 300, size=int(rng.integers(5, 80)))]
-        if rng.random() < 0.5:
-            body += ["kappa"] * int(rng.integers(1, 6))
-        if i % 40:
-            body += ["sigma"] * int(rng.integers(1, 3))
-        texts.append(" ".join(body))
-    ids = np.arange(1, n + 1)
-    pg, ref = _bm25_twins(engine, ids, texts)
-    pg.save()
-    seen: list[tuple[str, Any]] = []
-
-    def grab(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, _many: bool) -> None:
-        if "WITH RECURSIVE" in statement:
-            seen.append((statement, params))
-
-    event.listen(engine, "before_cursor_execute", grab)
-    try:
-        for allow in (None, IdFilter(ids[rng.random(n) < 0.5])):  # a bitmap
-            for query in ("kappa sigma", "sigma kappa kappa"):
-                for k in (10, 100):
-                    got, want = pg.search(query, k, allow), ref.search(query, k, allow)
-                    assert got.ids.tolist() == want.ids.tolist(), (query, k)
-                    np.testing.assert_allclose(got.scores, want.scores, rtol=1e-5)
-    finally:
-        event.remove(engine, "before_cursor_execute", grab)
-    assert len(seen) == 8, "the one-essential-term statement did not run every time"
-    statement, params = seen[-1]  # with the bitmap
-    assert "permit_bits" in params
-    names: list[str] = []
-
-    def placeholder(m: re.Match[str]) -> str:
-        if m.group(1) not in names:
-            names.append(m.group(1))
-        return f"${names.index(m.group(1)) + 1}"
-
-    generic = re.sub(r"%\((\w+)\)s", placeholder, statement)
-    with engine.connect() as conn:
-        plan = [r[0] for r in conn.exec_driver_sql("EXPLAIN (GENERIC_PLAN) " + generic)]
-    ranges = [i for i, line in enumerate(plan) if "Index Cond:" in line and "tf = " in line]
-    assert len(ranges) == 2, "\n".join(plan)  # the first k of each tf; the candidates
-    for i in ranges:  # an index scan of it, or a bitmap of it
-        assert re.search(r"(using|on) \w+_impact ", plan[i - 1]), "\n".join(plan)
-
-
 def _scoring_plan(engine: Engine, pg: PgBm25Index, query: str) -> str:
     """EXPLAIN of the statement ``pg.search(query)`` scores with."""
     from sqlalchemy import event
