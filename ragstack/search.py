@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import Connection, func, literal, or_, select
+from sqlalchemy import BigInteger, Connection, any_, bindparam, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import col
 
 from indexes import IdFilter
@@ -374,6 +375,16 @@ def retrieve(
     return Retrieved(ranked[:top_k], lexical, dense)
 
 
+def _among(store: Store, column: Any, ids: Sequence[int]) -> Any:
+    """``column IN ids``: on PostgreSQL one array parameter, so the statement's text is the
+    same for any number of ids and its plan is kept (an expanded IN is a new statement for
+    each count, planned again: 0.25 ms of the server a search at 100k chunks); on SQLite the
+    expanded IN."""
+    if store.dialect == "postgresql":
+        return column == any_(bindparam("among", list(ids), type_=ARRAY(BigInteger)))
+    return column.in_(ids)
+
+
 def hydrate(store: Store, retrieved: Retrieved) -> list[Hit]:
     """The hits' chunk and document fields from SQL, in ranked order."""
     ranked = retrieved.ranked
@@ -390,7 +401,7 @@ def hydrate(store: Store, retrieved: Retrieved) -> list[Hit]:
                 c.c.char_end, c.c.instruction_like, c.c.ocr, d.c.uri, d.c.title,
             )
             .join(d, d.c.id == c.c.document_id)
-            .where(c.c.id.in_(ids))
+            .where(_among(store, c.c.id, ids))
         ).all()  # fmt: skip
     by_id = {int(r.id): r for r in rows}
     out = []

@@ -127,6 +127,35 @@ def test_a_search_takes_one_connection_and_leaves_none_behind(svc: Ragstack) -> 
     assert "faq.md" not in names(svc, "deploy", principals=["group:eng"])
 
 
+def test_the_hits_statement_is_one_text_whatever_the_number_of_hits(svc: Ragstack) -> None:
+    """Reading the hits' rows is one statement text for any number of hits on PostgreSQL (an
+    array of ids: its plan is kept, where an expanded IN was a new statement, planned again,
+    for each count); on SQLite the IN is expanded. Either way the hits are the right rows."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def grab(_c: object, _cur: object, statement: str, *_: object) -> None:
+        if "FROM chunks JOIN documents" in statement:
+            seen.append(statement)
+
+    engine = svc.store.engine
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        counts = {len(svc.search("kb", "deploy", principals=["group:eng"], top_k=k).hits)
+                  for k in (1, 2, 3, 20)}  # fmt: skip
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    assert counts == {1, 2, 3, 4}
+    assert len(seen) == 4
+    if svc.store.dialect == "postgresql":
+        assert len(set(seen)) == 1 and "ANY" in seen[0]
+    else:
+        assert len(set(seen)) == 4
+    top = svc.search("kb", "canary", principals=["group:eng"], top_k=1).hits
+    assert [Path(h.uri).name for h in top] == ["deploy.md"] and "canary" in top[0].text
+
+
 def test_fusion_methods_and_per_collection_settings(svc: Ragstack, make_service: Factory) -> None:
     replica = make_service()  # another process on the same data: its settings cache too
     assert svc.fusion("kb") == Fusion()
