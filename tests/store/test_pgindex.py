@@ -175,9 +175,9 @@ def _spy_pruning(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """How each BM25 query is scored from now on: ``full`` (every posting), ``share`` (the
     pruned statement, stopword-like terms left out) or ``guessed`` (pruned past the
     stopword share, by the guessed threshold)."""
-    from ragstack.store import pgindex
+    from ragstack.store.pgindex import scoring
 
-    real = pgindex._Scoring.pruned
+    real = scoring.Scoring.pruned
     outcomes: list[str] = []
 
     def spy(self: Any, conn: Any, weights: Any, df: Any = None) -> Any:
@@ -187,7 +187,7 @@ def _spy_pruning(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         outcomes.append("full" if found is None else "share" if share else "guessed")
         return found
 
-    monkeypatch.setattr(pgindex._Scoring, "pruned", spy)
+    monkeypatch.setattr(scoring.Scoring, "pruned", spy)
     return outcomes
 
 
@@ -323,7 +323,7 @@ def test_long_permitted_sets_as_bitmaps_or_lists_give_the_exact_results(
     (100): either way BM25 (scores, with the set's own statistics) equals the embedded engine
     over exactly the permitted rows, and dense search returns only permitted rows, exactly
     on the exact backend -- including the set's first and last ids."""
-    from ragstack.store.pgindex import _bitmap
+    from ragstack.store.pgindex.permits import as_bitmap
 
     rng = np.random.default_rng(5)
     n = 8000
@@ -350,7 +350,7 @@ def test_long_permitted_sets_as_bitmaps_or_lists_give_the_exact_results(
         chosen = np.asarray(chosen, dtype=np.int64)
         allow = IdFilter(chosen)
         listed = min(chosen.size, n - chosen.size)
-        assert (_bitmap(chosen, listed) is not None) == (spacing == 1 and listed > 3000)
+        assert (as_bitmap(chosen, listed) is not None) == (spacing == 1 and listed > 3000)
         twin = Bm25Index()
         twin.add(chosen, [texts[int(i) // spacing - 1] for i in chosen])
         for query in ("w1 w2", "w7 w300 w13", "w399"):
@@ -370,7 +370,7 @@ def test_long_permitted_sets_as_bitmaps_or_lists_give_the_exact_results(
 def test_query_vectors_are_sent_exactly(engine: Engine) -> None:
     """The text a query vector is bound as parses back, in PostgreSQL, to the same float32s
     (tiny, huge and ordinary values alike)."""
-    from ragstack.store.pgindex import _vector_text
+    from ragstack.store.pgindex.dense import vector_text
 
     rng = np.random.default_rng(9)
     vecs = rng.standard_normal((50, 16)).astype(np.float32)
@@ -380,7 +380,7 @@ def test_query_vectors_are_sent_exactly(engine: Engine) -> None:
     try:
         cur = raw.cursor()
         for vec in vecs:
-            cur.execute("SELECT (%s::vector)::real[]", (_vector_text(vec),))
+            cur.execute("SELECT (%s::vector)::real[]", (vector_text(vec),))
             row = cur.fetchone()
             assert row is not None
             back = np.array(row[0], dtype=np.float32)
@@ -449,7 +449,7 @@ def test_a_bitmap_permitted_graph_scan_is_planned_on_the_graph_index(engine: Eng
     graph index: estimated as rare, the bitmap test made PostgreSQL scan the table whole."""
     from sqlalchemy import event
 
-    from ragstack.store.pgindex import _bitmap
+    from ragstack.store.pgindex.permits import as_bitmap
 
     rng = np.random.default_rng(3)
     n = 8000
@@ -459,7 +459,7 @@ def test_a_bitmap_permitted_graph_scan_is_planned_on_the_graph_index(engine: Eng
     create_collection_tables(engine, graph, PgBm25Index(engine, 9))
     graph.add(ids, vectors)
     chosen = ids[rng.random(n) < 0.5]
-    assert _bitmap(chosen, min(chosen.size, n - chosen.size)) is not None
+    assert as_bitmap(chosen, min(chosen.size, n - chosen.size)) is not None
     seen: list[tuple[str, Any]] = []
 
     def spy(_c: Any, _cur: Any, statement: str, params: Any, *_rest: Any) -> None:
