@@ -39,7 +39,7 @@ from indexes import (
 from ragstack.domain import CollectionInfo
 from ragstack.errors import ConflictError, UnavailableError
 from ragstack.store import Store
-from ragstack.store.store import IndexWriter
+from ragstack.store.writes import IndexWriter
 
 log = logging.getLogger(__name__)
 I64 = npt.NDArray[np.int64]

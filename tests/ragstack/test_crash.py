@@ -111,7 +111,7 @@ def run_counter(database_url: str) -> Callable[[], int]:
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    from ragstack.store.store import database_url as driver_url
+    from ragstack.store.engine import database_url as driver_url
 
     engine = create_engine(driver_url(database_url))
 

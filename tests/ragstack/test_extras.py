@@ -86,7 +86,7 @@ def test_ray_executor(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 def test_postgres(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ragstack.store.store import make_engine
+    from ragstack.store.engine import make_engine
 
     hide(monkeypatch, "psycopg")
     with pytest.raises(ConfigError, match=hint("postgres")):

@@ -399,7 +399,7 @@ def test_pooled_connections_are_pinged_only_after_sitting_idle(
 
     from sqlalchemy import text
 
-    from ragstack.store import store as store_module
+    from ragstack.store import engine as engine_module
 
     def backend_pid() -> int:
         with engine.connect() as conn:
@@ -435,7 +435,7 @@ def test_pooled_connections_are_pinged_only_after_sitting_idle(
     assert backend_pid() == second and len(pinged) == 1  # reused at once: no ping
 
     # idle past the limit: pinged even though nothing arrived
-    monkeypatch.setattr(store_module, "PG_PING_IDLE_S", 0.0)
+    monkeypatch.setattr(engine_module, "PG_PING_IDLE_S", 0.0)
     assert backend_pid() == second and len(pinged) == 2
     kill(second)
     third = backend_pid()

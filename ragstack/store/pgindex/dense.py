@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from indexes import IdFilter, SearchResult
 from indexes.types import Metric
+from ragstack.store.engine import PG_EF_SEARCH, reading
 from ragstack.store.pgindex.permits import (
     Allow,
     Permit,
@@ -52,7 +53,6 @@ from ragstack.store.pgindex.tables import (
     own_table,
     tend,
 )
-from ragstack.store.store import PG_EF_SEARCH, reading
 
 
 def _unit(vectors: F32) -> F32:

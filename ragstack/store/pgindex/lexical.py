@@ -35,6 +35,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from indexes import IdFilter, LexicalHits
 from indexes.analysis import Analyzer
+from ragstack.store.engine import reading
 from ragstack.store.pgindex.permits import (
     Allow,
     Permit,
@@ -58,7 +59,6 @@ from ragstack.store.pgindex.tables import (
     own_table,
     tend,
 )
-from ragstack.store.store import reading
 
 _VIEWS = 256  # permitted sets whose statistics a BM25 index keeps
 _VIEW_TERMS = 100_000  # terms whose frequency one view keeps

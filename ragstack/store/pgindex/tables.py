@@ -8,13 +8,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import (
-    Connection,
-    Engine,
-    MetaData,
-    Table,
-    select,
-)
+from sqlalchemy import Connection, Engine, MetaData, Table, select
 
 I64 = npt.NDArray[np.int64]
 F32 = npt.NDArray[np.float32]
