@@ -10,6 +10,7 @@ when it does not exist. Production points ``RAGSTACK_DATABASE_URL`` at a real se
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -20,6 +21,8 @@ from types import TracebackType
 from ragstack.errors import ConfigError
 
 SYSTEM_USER = "postgres"
+_SETTING_NAME = re.compile(r"[a-z][a-z0-9_.]*")
+_SETTING_VALUE = re.compile(r"[A-Za-z0-9_.,+-]+")
 
 
 def _bin_dir() -> Path:
@@ -46,8 +49,18 @@ class LocalPostgres:
     stopped on exit. Without ``root`` it is throwaway (a temp dir, deleted on exit, no fsync);
     with one, its data stays there, durable, and is reused the next time."""
 
-    def __init__(self, root: Path | None = None, *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path | None = None,
+        *,
+        port: int | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self._own_root = root is None
+        self.settings = dict(settings or {})  # server settings (``-c name=value``) at start
+        for name, value in self.settings.items():  # they pass through pg_ctl's shell
+            if not (_SETTING_NAME.fullmatch(name) and _SETTING_VALUE.fullmatch(value)):
+                raise ConfigError(f"bad PostgreSQL setting {name}={value!r}")
         self.root = Path(tempfile.mkdtemp(prefix="ragstack-pg-")) if root is None else root
         self.data = self.root / "data"
         self.port = port or _free_port()
@@ -83,6 +96,7 @@ class LocalPostgres:
         options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c max_connections=200"
         if self._own_root:  # throwaway: durability buys nothing
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "postgres.log"), "-w",
                   "-t", "60", "-o", options, "start")  # fmt: skip
         if fresh:
