@@ -284,8 +284,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--synthetic", type=int, default=100_000, help="chunks (0: skip)")
     parser.add_argument("--identical", type=int, default=50, help="queries asked of each process")
     parser.add_argument("--ingest-docs", type=int, default=500)
+    parser.add_argument(
+        "--pg-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help=f"a PostgreSQL server setting over {PG_SERVER} (repeatable)",
+    )
     parser.add_argument("--json", action="store_true", help="print only the final JSON line")
     args = parser.parse_args(argv)
+    pg_server = {**PG_SERVER, **dict(kv.partition("=")[::2] for kv in args.pg_setting)}
     rep = Reporter(args.json)
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -293,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     embedded = eval_service()
     name = ensure_collection(embedded, args.data, quiet=args.json)
     fusion = embedded.fusion(name)
-    pg = LocalPostgres(CACHE / "postgres", settings=PG_SERVER).start()
+    pg = LocalPostgres(CACHE / "postgres", settings=pg_server).start()
     try:
         settings = Settings(data_dir=CACHE / "data", database_url=pg.url, principal=PRINCIPAL,
                             embedder=embedded.settings.embedder)  # fmt: skip
@@ -385,6 +393,7 @@ def main(argv: list[str] | None = None) -> None:
         "ingest_docs": args.ingest_docs,
         "fusion": json.loads(fusion.to_json()),
         "embedder": svc.c.embedder.model_id,
+        "pg_settings": pg_server,
     }
     rep.table(
         f"{name} test claims: embedded (SQLite + files) vs PostgreSQL (pgvector + SQL BM25)",
