@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlmodel import col
 
+from ragstack.errors import ConflictError
 from ragstack.evaluation import percentile
 from ragstack.store import Store
 from ragstack.store.models import AuditRow, ChunkRow, DocumentRow, IngestErrorRow, IngestRunRow
@@ -143,7 +144,10 @@ def ann_recall(
     ids = store.live_chunk_ids(collection_id)
     if len(ids) == 0:
         return {"recall_at_10": None, "sample": 0, "chunks": 0}
-    all_ids, vectors, _ = store.chunk_payloads([int(i) for i in ids], dim)
+    try:
+        all_ids, vectors, _ = store.chunk_payloads([int(i) for i in ids], dim)
+    except ConflictError:  # re-embedded between reading the collection and its vectors
+        return {"recall_at_10": None, "sample": 0, "chunks": len(ids), "changing": True}
     rng = random.Random(collection_id)
     rows = sorted(rng.sample(range(len(all_ids)), min(sample, len(all_ids))))
     queries = vectors[rows]

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session, col
 
 from ragstack.domain import PUBLIC, ChunkInfo, DocumentInfo
-from ragstack.errors import NotFoundError
+from ragstack.errors import ConflictError, NotFoundError
 from ragstack.store.base import F32, I64, StoreBase, index_text, readable
 from ragstack.store.models import AclRow, ChunkRow, CollectionRow, DocumentRow, IngestRunRow
 
@@ -211,7 +211,9 @@ class DocumentReads(StoreBase):
         return np.array(ids, dtype=np.int64)
 
     def chunk_payloads(self, ids: Sequence[int], dim: int) -> tuple[I64, F32, list[str]]:
-        """``(ids, vectors, texts as indexed)`` of existing chunks, in id order."""
+        """``(ids, vectors, texts as indexed)`` of existing chunks, in id order.
+        ``ConflictError`` when a vector is not ``dim``-dimensional (a re-embed switched the
+        collection's model after the caller read ``dim``)."""
         out_ids: list[int] = []
         vecs: list[bytes] = []
         texts: list[str] = []
@@ -229,6 +231,11 @@ class DocumentReads(StoreBase):
                     .order_by(col(ChunkRow.id))
                 ).all()
                 for cid, emb, section, text in rows:
+                    if len(emb) != 4 * dim:  # the collection's model changed since ``dim``
+                        raise ConflictError(
+                            f"chunk {cid} holds a {len(emb) // 4}-dimensional vector, not "
+                            f"{dim}: the collection was re-embedded meanwhile; read it again"
+                        )
                     out_ids.append(int(cid))
                     vecs.append(emb)
                     texts.append(index_text(section, text))

@@ -95,6 +95,18 @@ def test_documents_chunks_acls_and_generations(store: Store) -> None:
     assert store.get_collection("kb").generation == 2
     ids, vectors, texts = store.chunk_payloads(store.live_chunk_ids(cid).tolist(), 4)
     assert len(ids) == 4 and vectors.shape == (4, 4) and texts[0].startswith("Intro\n")
+    # vectors of another width than asked (a re-embed switched the model after the caller
+    # read the collection): a clear conflict, never a reshape into the wrong rows
+    with pytest.raises(ConflictError, match="re-embedded"):
+        store.chunk_payloads(store.live_chunk_ids(cid).tolist(), 2)
+    from ragstack.health import ann_recall
+
+    assert ann_recall(store, None, cid, 2) == {
+        "recall_at_10": None,
+        "sample": 0,
+        "chunks": 4,
+        "changing": True,
+    }
     # readable views: bob lost "a"; carol has it; eng reads "b"
     assert [d.uri for d in store.list_documents(cid, readers=["user:bob"])] == []
     assert [d.uri for d in store.list_documents(cid, readers=["user:carol"])] == ["a"]
