@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     # tokens embedded per document: every chunk (overlaps included) against the peers' one
     # truncated window per document, in the same tokenizer (MiniLM's)
     ours = sum(peers.tokens(texts)) / docs
-    theirs = sum(peers.tokens([d.full_text for d in load_beir(args.data).corpus])) / docs
+    theirs = sum(peers.tokens(peers.corpus_texts)) / len(peers.corpus_texts)
     theirs_sample = sum(peers.tokens(peers.texts)) / peers.size
     raw_rate = len(sample) / raw_s
     ner_rate = ner.chunks / ner.seconds if ner is not None else None
@@ -284,6 +284,7 @@ class PeerBaseline:
         corpus = load_beir(data).corpus
         chosen = random.Random(0).sample(corpus, min(docs, len(corpus)))
         self.texts = [d.full_text for d in chosen]
+        self.corpus_texts = [d.full_text for d in corpus]  # for the tokens per document
         self.size = len(self.texts)
         self.model = SentenceTransformer(str(packaged_minilm_path()), device="cpu")
         self.model.encode(self.texts[:32], batch_size=32, show_progress_bar=False)

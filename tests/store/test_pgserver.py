@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from ragstack.errors import ConfigError
+from ragstack.store.engine import make_engine
 from ragstack.store.pgserver import LocalPostgres
 
 
 def test_a_local_server_runs_with_the_settings_it_is_given() -> None:
     with LocalPostgres(settings={"shared_buffers": "48MB", "work_mem": "7MB"}) as pg:
-        engine = create_engine(pg.url.replace("postgresql://", "postgresql+psycopg://"))
+        engine = make_engine(pg.url)
         try:
             with engine.connect() as conn:
                 shown = {n: conn.execute(text(f"SHOW {n}")).scalar_one()
