@@ -90,7 +90,8 @@ class Settings(BaseSettings):
         ge=1,
         le=256,
         description="Threads per onnxruntime call (query path, onnx-int8 embedder, reranker); "
-        "none: every core. 1 serves concurrent requests better than it serves one alone.",
+        "none: every core. The built-in int8 embedder runs a call's batches as two streams of "
+        "half of them each. 1 serves concurrent requests better than it serves one alone.",
     )
     embed_batch_size: int = Field(
         16, ge=1, le=4096, description="Chunks per model batch (16 measured fastest on CPU)."

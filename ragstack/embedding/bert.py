@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ragstack.embedding.base import (
     DEFAULT_MODEL_ID,
@@ -74,7 +76,15 @@ class BertOnnxEmbedder:
     ``<source>+int8-mixed`` (``bert_onnx.INT8_MIXED_RECIPE``). Float: the source's own model id
     (torch's vectors).
     ``model_path``: a local BERT directory (``config.json``, ``model.safetensors``,
-    ``tokenizer.json``); none: the packaged all-MiniLM-L6-v2."""
+    ``tokenizer.json``); none: the packaged all-MiniLM-L6-v2.
+
+    ``threads`` (none: every core) are spent as ``streams`` (``STREAMS``, at most one per
+    thread) of batches run side by side on one session of ``threads // streams`` threads
+    each: on this model's small matrices, two single-threaded batches at once beat one batch
+    on two threads (raw int8-mixed on SciFact, 2 cores: 69 against 65 texts/s). A call of one
+    batch, such as a query, runs as one stream. Vectors are the same whatever the streams."""
+
+    STREAMS = 2
 
     def __init__(
         self,
@@ -111,6 +121,7 @@ class BertOnnxEmbedder:
         self._model_id = model_id or self.source_id + suffix
         self.batch_size = batch_size
         self.threads = threads or all_cores()
+        self.streams = min(self.STREAMS, self.threads)
         st_config = read_json(self.config_dir / "sentence_bert_config.json")
         self._lower = bool(st_config.get("do_lower_case", False))
         self._session: Any = None
@@ -157,7 +168,7 @@ class BertOnnxEmbedder:
                     weights = bert_onnx.quantize(weights)
             outliers = bert_onnx.MIXED_OUTLIERS if self.mixed else 0
             model = bert_onnx.build_model(weights, outliers=outliers)
-            session = onnx_session(model, self.threads)
+            session = onnx_session(model, max(1, self.threads // self.streams))
             tokenizer = read_tokenizer(self.tokenizer_file)
             padding = tokenizer.padding
             self._pad_id = int(padding["pad_id"]) if padding else 0
@@ -174,8 +185,8 @@ class BertOnnxEmbedder:
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         lengths = np.array([len(e.ids) for e in encodings])
         order = np.argsort(lengths, kind="stable")
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
+
+        def run(rows: npt.NDArray[np.intp]) -> None:
             ids = np.full((len(rows), int(lengths[rows].max())), self._pad_id, dtype=np.int64)
             mask = np.zeros_like(ids)
             for i, row in enumerate(rows):
@@ -183,4 +194,12 @@ class BertOnnxEmbedder:
                 ids[i, :n] = encodings[row].ids
                 mask[i, :n] = 1
             out[rows] = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
+        if self.streams > 1 and len(batches) > 1:
+            with ThreadPoolExecutor(self.streams, thread_name_prefix="ragstack-embed") as pool:
+                list(pool.map(run, batches))  # onnxruntime runs one session's calls at once
+        else:
+            for rows in batches:
+                run(rows)
         return out

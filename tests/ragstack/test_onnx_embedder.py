@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -334,6 +335,34 @@ def test_builtin_int8_vectors_do_not_depend_on_the_batch(mixed: bool, scifact: S
     np.testing.assert_allclose(small.embed(texts), together, atol=1e-5)
     shuffled = texts[::-1] + scifact.docs[10:14]
     np.testing.assert_allclose(small.embed(shuffled)[: len(texts)][::-1], together, atol=1e-5)
+
+
+def test_streams_run_batches_side_by_side_with_the_same_vectors(scifact: Sample) -> None:
+    """Two threads' worth of batches run as two streams of one thread each; every row lands
+    where it belongs, the same vectors as one stream of two threads."""
+    texts = scifact.docs[:20] + scifact.queries[:9]
+    two = BertOnnxEmbedder(mixed=True, batch_size=4, threads=2)
+    one = BertOnnxEmbedder(mixed=True, batch_size=4, threads=1)
+    assert (two.streams, one.streams) == (2, 1)
+    seen: set[str] = set()
+    two.warm_up()
+    session = two._session
+
+    class Spy:
+        def __getattr__(self, name: str) -> object:
+            return getattr(session, name)
+
+        def run(self, *args: object) -> object:
+            seen.add(threading.current_thread().name)
+            return session.run(*args)
+
+    two._session = Spy()
+    together = two.embed(texts)  # which threads ran the batches
+    assert len(seen) == 2 and all(n.startswith("ragstack-embed") for n in seen), seen
+    np.testing.assert_array_equal(together, one.embed(texts))
+    seen.clear()
+    two.embed(texts[:3])  # one batch: this thread, no pool
+    assert seen == {threading.current_thread().name}
 
 
 def test_the_int8_recipe_still_builds_the_graph_it_shipped() -> None:
