@@ -180,3 +180,28 @@ def read_tokenizer(path: Path) -> Any:
     if path.suffix == ".gz":
         return Tokenizer.from_str(gzip.decompress(path.read_bytes()).decode("utf-8"))
     return Tokenizer.from_file(str(path))
+
+
+def length_batches(
+    encodings: Sequence[Any], batch_size: int
+) -> tuple[npt.NDArray[np.intp], list[npt.NDArray[np.intp]]]:
+    """Tokenised inputs' lengths, and their rows in batches of similar length (less padding)."""
+    lengths = np.array([len(e.ids) for e in encodings], dtype=np.intp)
+    order = np.argsort(lengths, kind="stable")
+    return lengths, [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def padded(
+    encodings: Sequence[Any], rows: npt.NDArray[np.intp], lengths: npt.NDArray[np.intp], pad_id: int
+) -> dict[str, npt.NDArray[np.int64]]:
+    """One batch's model inputs (``input_ids``, ``attention_mask``, ``token_type_ids``),
+    padded to its longest row."""
+    ids = np.full((len(rows), int(lengths[rows].max())), pad_id, dtype=np.int64)
+    types = np.zeros_like(ids)
+    mask = np.zeros_like(ids)
+    for i, row in enumerate(rows):
+        n = lengths[row]
+        ids[i, :n] = encodings[row].ids
+        types[i, :n] = encodings[row].type_ids
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}

@@ -20,9 +20,11 @@ from ragstack.embedding.base import (
     FloatMatrix,
     all_cores,
     file_sha256,
+    length_batches,
     model_window,
     onnx_session,
     packaged_minilm_path,
+    padded,
     read_json,
     read_tokenizer,
     sentence_pooling,
@@ -184,19 +186,13 @@ class BertOnnxEmbedder:
         prepared = [t.lower() for t in texts] if self._lower else list(texts)
         encodings = self._tokenizer.encode_batch(prepared)
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        lengths = np.array([len(e.ids) for e in encodings])
-        order = np.argsort(lengths, kind="stable")
+        lengths, batches = length_batches(encodings, self.batch_size)
 
         def run(rows: npt.NDArray[np.intp]) -> None:
-            ids = np.full((len(rows), int(lengths[rows].max())), self._pad_id, dtype=np.int64)
-            mask = np.zeros_like(ids)
-            for i, row in enumerate(rows):
-                n = lengths[row]
-                ids[i, :n] = encodings[row].ids
-                mask[i, :n] = 1
-            out[rows] = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            feed = padded(encodings, rows, lengths, self._pad_id)
+            inputs = {k: feed[k] for k in ("input_ids", "attention_mask")}
+            out[rows] = self._session.run(None, inputs)[0]
 
-        batches = [order[s : s + self.batch_size] for s in range(0, len(order), self.batch_size)]
         if self.streams > 1 and len(batches) > 1:
             with ThreadPoolExecutor(self.streams, thread_name_prefix="ragstack-embed") as pool:
                 list(pool.map(run, batches))  # onnxruntime runs one session's calls at once

@@ -24,9 +24,11 @@ from ragstack.embedding.base import (
     ONNX_SUFFIX,
     FloatMatrix,
     all_cores,
+    length_batches,
     model_window,
     onnx_session,
     packaged_minilm_path,
+    padded,
     read_json,
     sentence_pooling,
 )
@@ -218,21 +220,11 @@ def run_batches(
     """Runs ``session`` over tokenised inputs in batches of similar length (less padding):
     ``(rows of the inputs, the batch's first output, its attention mask)`` per batch."""
     wanted = frozenset(i.name for i in session.get_inputs())
-    lengths = np.array([len(e.ids) for e in encodings])
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        rows = order[start : start + batch_size]
-        ids = np.full((len(rows), int(lengths[rows].max())), pad_id, dtype=np.int64)
-        types = np.zeros_like(ids)
-        mask = np.zeros_like(ids)
-        for i, row in enumerate(rows):
-            n = lengths[row]
-            ids[i, :n] = encodings[row].ids
-            types[i, :n] = encodings[row].type_ids
-            mask[i, :n] = 1
-        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+    lengths, batches = length_batches(encodings, batch_size)
+    for rows in batches:
+        feed = padded(encodings, rows, lengths, pad_id)
         outputs = session.run(None, {k: v for k, v in feed.items() if k in wanted})
-        yield rows, outputs[0], mask
+        yield rows, outputs[0], feed["attention_mask"]
 
 
 def export_onnx(model_path: Path, target: Path, *, head: OnnxHead, quantize: bool = True) -> None:
