@@ -42,6 +42,7 @@ KINDS = ("full", "pruned", "pruned1")
 _PRUNE_SHARE = 0.05  # terms whose weights together stay below this share of the largest
 _THETA_SHARE = 0.8  # ... or below this share of the guessed threshold (``_theta_guess``)
 _PRUNE_POSTINGS = 1000  # a guessed cut must skip at least this many postings
+_PROBED = 2  # rows scored in full to find theta, per row asked for
 
 
 def _theta_guess(ordered: Sequence[tuple[str, float]], df: dict[str, int], k: int) -> float:
@@ -142,11 +143,14 @@ class Scoring:
         The terms whose largest weights ``w`` sum to under ``_PRUNE_SHARE`` of the largest
         (a stopword-like term in nearly every row: idf near 0) are *non-essential*: their
         sum ``R`` bounds what they add to any row. The other terms' postings give partial
-        scores; ``theta``, the ``k``-th best partial, is at most the ``k``-th best full
-        score. A row without an essential term scores at most ``R``, and a row whose
-        partial plus ``R`` stays under ``theta`` cannot reach the top ``k``: when ``R`` is
-        under ``theta`` (margins above), only the rest are candidates, and each gets its
-        non-essential terms' weights by index lookups of (term, its id).
+        scores; the ``_PROBED * k`` best partials are scored in full, and ``theta``, the
+        ``k``-th best of those full scores, is at most the ``k``-th best of all (the
+        ``k``-th best partial, which it replaces, fell below it whenever a common term
+        added to the top rows, and let nearly every row through as a candidate: at 100k
+        chunks, 68k probes for one query). A row without an essential term scores at most
+        ``R``, and a row whose partial plus ``R`` stays under ``theta`` cannot reach the top
+        ``k``: when ``R`` is under ``theta`` (margins above), only the rest are candidates,
+        and each gets its non-essential terms' weights by index lookups of (term, its id).
 
         With ``df`` (each term's rows among the permitted ones), common terms are also
         non-essential while their weights sum to under a guess of ``theta``
@@ -167,8 +171,9 @@ class Scoring:
             skipped = sum(df.get(t, 0) for t, _ in other)
             if skipped < max(_PRUNE_POSTINGS, sum(df.get(t, 0) for t, _ in essential)):
                 return None
-        values = {**bound_terms("qe", essential), **bound_terms("qn", other), "rest": rest,
-                  "kth": self.top_k - 1, "c": self.c, "d": self.d, "top_k": self.top_k,
+        values = {**bound_terms("qe", essential), **bound_terms("qn", other),
+                  **bound_terms("qb", other), "rest": rest, "kth": self.top_k - 1,
+                  "probed": _PROBED * self.top_k, "c": self.c, "d": self.d, "top_k": self.top_k,
                   **self.values}  # fmt: skip
         kind = "pruned" if len(essential) > 1 else "pruned1"
         stmt = self._statement(kind, lambda form: self._pruned(essential, other, form))
@@ -190,10 +195,19 @@ class Scoring:
             # term's tens of thousands of postings were hashed for nothing)
             ess = select(post.c.id, post.c.s.label("part"))
         ess_cte = ess.cte("ess").prefix_with("MATERIALIZED")
-        kth = (  # the k-th best partial score, found once (a scalar subquery in two places
-            # was two sorts of every partial score)
-            select(ess_cte.c.part.label("theta"))
+        best = (  # the best partial scores, scored in full: their k-th best is theta
+            select(ess_cte.c.id, ess_cte.c.part)
             .order_by(ess_cte.c.part.desc())
+            .limit(bindparam("probed", type_=Integer))
+            .cte("best")
+            .prefix_with("MATERIALIZED")
+        )
+        best_full = select(best.c.id, (best.c.part + self._extra(other, best, "qb")).label("full"))
+        best_cte = best_full.cte("best_full").prefix_with("MATERIALIZED")
+        kth = (  # the k-th best full score among them, found once (a scalar subquery in two
+            # places was two sorts)
+            select(best_cte.c.full.label("theta"))
+            .order_by(best_cte.c.full.desc())
             .offset(bindparam("kth", type_=Integer))
             .limit(1)
             .cte("kth")
@@ -207,23 +221,27 @@ class Scoring:
             .cte("cand")
             .prefix_with("MATERIALIZED")
         )
-        p2 = self.post.alias("p2")
-        qn = query_terms(other, "qn")
+        score = cand.c.part + self._extra(other, cand, "qn")
+        return self._ranked(cand.c.id, score, theta.label("theta"))
+
+    def _extra(self, other: Sequence[tuple[str, float]], rows: Any, name: str) -> Any:
+        """What the ``other`` terms add to each of ``rows`` (0 if none): each as a probe of
+        (term, id), one per term. Joined plainly, PostgreSQL read every posting of the row by
+        id (~40 at 100k chunks) and hashed them against the terms, 17 us a row instead of a
+        few."""
+        p2 = self.post.alias(name + "_p")
+        qn = query_terms(other, name)
         c, d = bindparam("c", self.c, type_=Float), bindparam("d", self.d, type_=Float)
-        # each candidate's other terms as probes of (term, id), one per term: joined plainly,
-        # PostgreSQL read every posting of the candidate by id (~40 at 100k chunks) and
-        # hashed them against the terms, 17 us a candidate instead of a few
         probe = (
             select(p2.c.tf, p2.c.len)
-            .where(p2.c.term == qn.c.term, p2.c.id == cand.c.id)
-            .correlate(qn, cand)  # the candidate two levels out, not a FROM of its own
+            .where(p2.c.term == qn.c.term, p2.c.id == rows.c.id)
+            .correlate(qn, rows)  # the row two levels out, not a FROM of its own
             .offset(0)
-            .lateral("qn_l")
+            .lateral(name + "_l")
         )
         extra = (
             select(func.sum(qn.c.w * probe.c.tf / (probe.c.tf + c + d * probe.c.len)))
             .select_from(qn.join(probe, true()))
             .scalar_subquery()
         )
-        score = cand.c.part + func.coalesce(extra, 0.0)
-        return self._ranked(cand.c.id, score, theta.label("theta"))
+        return func.coalesce(extra, 0.0)
