@@ -30,7 +30,7 @@ from ragstack.errors import ConfigError, InputError
 from ragstack.extras import require
 from ragstack.generation.base import Generator
 from ragstack.ingest.chunking import Chunker, HfTokenCounter, TokenCounter, WordCounter
-from ragstack.ingest.pipeline import Redactor
+from ragstack.ingest.items import Redactor
 from ragstack.rerank import Reranker
 from ragstack.service import Components, Ragstack
 from ragstack.store import Store

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragstack.answering import AnswerRequest, AnswerResponse
-from ragstack.ingest.pipeline import IngestSummary, Progress
+from ragstack.ingest.items import IngestSummary, Progress
 from ragstack.search import Hit
 from ragstack.service import IngestRequest, Ragstack, SourceSpec
 

@@ -33,7 +33,7 @@ from ragstack.domain import ChunkDraft, CollectionInfo
 from ragstack.embedding import Embedder, reuse_or_embed
 from ragstack.indexing import CollectionIndexes
 from ragstack.ingest.chunking import BLOCK_SEPARATOR, Block, Chunk, Chunker
-from ragstack.ingest.pipeline import text_hash
+from ragstack.ingest.prepare import text_hash
 from ragstack.ingest.safety import looks_like_instructions
 from ragstack.parsing.tables import is_markdown_table
 from ragstack.store import Store, index_text

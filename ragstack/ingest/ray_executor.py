@@ -29,15 +29,8 @@ import numpy as np
 from ragstack.config import Settings
 from ragstack.domain import CollectionInfo, MetaValue
 from ragstack.extras import require
-from ragstack.ingest.pipeline import (
-    IngestOptions,
-    ItemError,
-    ItemLike,
-    Preparer,
-    _Prepared,
-    problem,
-    read_within,
-)
+from ragstack.ingest.items import IngestOptions, ItemError, ItemLike
+from ragstack.ingest.prepare import Prepared, Preparer, problem, read_within
 
 
 @dataclass(frozen=True)
@@ -90,10 +83,10 @@ class PrepareAndEmbed:
         self.preparer = Preparer(parser, redactor_for(info, salt), chunker, options)
 
     def __call__(self, batch: dict[str, np.ndarray[Any, Any]]) -> dict[str, np.ndarray[Any, Any]]:
-        results: list[_Prepared | ItemError] = []
+        results: list[Prepared | ItemError] = []
         for blob, is_update in zip(batch["item"], batch["is_update"], strict=True):
             results.append(self.preparer.prepare_safely(pickle.loads(blob), bool(is_update)))
-        ready = [r for r in results if isinstance(r, _Prepared)]
+        ready = [r for r in results if isinstance(r, Prepared)]
         texts = [t for r in ready for t in r.embed_texts]
         if texts:
             vectors = self.embedder.embed(texts)
@@ -156,7 +149,7 @@ class RayExecutor:
 
     def __call__(
         self, preparer: Preparer, todo: Iterable[tuple[ItemLike, bool]]
-    ) -> Iterator[_Prepared | ItemError]:
+    ) -> Iterator[Prepared | ItemError]:
         import ray.data
 
         workers = self.concurrency

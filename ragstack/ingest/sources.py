@@ -17,7 +17,7 @@ from connectors import (
     WebConnector,
 )
 from ragstack.errors import InputError
-from ragstack.ingest.pipeline import ItemError, ItemLike
+from ragstack.ingest.items import ItemError, ItemLike
 from ragstack.service import ResolvedSource, SourceSpec, SqlQuery
 
 

@@ -107,7 +107,7 @@ def blocks_from_elements(elements: Iterable[Any]) -> list[Block]:
 
 
 # unstructured (and the spaCy pipeline it shares) runs one document at a time, so documents
-# can be prepared in parallel threads for OCR's sake (``ragstack.ingest.pipeline.run_here``)
+# can be prepared in parallel threads for OCR's sake (``ragstack.ingest.prepare.run_here``)
 _UNSTRUCTURED = threading.RLock()
 
 

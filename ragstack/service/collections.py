@@ -17,7 +17,7 @@ from ragstack.indexing import (
     drop_indexes,
     index_bytes,
 )
-from ragstack.ingest.pipeline import default_principals
+from ragstack.ingest.items import default_principals
 from ragstack.ingest.uploads import kept_dir
 from ragstack.redaction import MODES as PII_MODES
 from ragstack.service.core import ServiceCore

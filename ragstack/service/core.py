@@ -16,7 +16,7 @@ from ragstack.domain import CollectionInfo
 from ragstack.embedders import Model
 from ragstack.errors import ConfigError, ConflictError, NotFoundError
 from ragstack.indexing import CollectionIndexes, ReconcileReport, in_database
-from ragstack.ingest.pipeline import Redactor
+from ragstack.ingest.items import Redactor
 from ragstack.rerank import Reranker
 from ragstack.search import Filters, permitted_chunks
 from ragstack.service.types import Components

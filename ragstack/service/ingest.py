@@ -10,9 +10,8 @@ from ragstack.embedders import Model
 from ragstack.errors import InputError, NotFoundError
 from ragstack.indexing import collection_lock
 from ragstack.ingest.chunking import Chunker
-from ragstack.ingest.pipeline import (
+from ragstack.ingest.items import (
     IngestOptions,
-    Ingestor,
     IngestSummary,
     ItemError,
     ItemLike,
@@ -20,6 +19,7 @@ from ragstack.ingest.pipeline import (
     Progress,
     default_principals,
 )
+from ragstack.ingest.pipeline import Ingestor
 from ragstack.parsing.ocr import OCR_MODES, OcrMode
 from ragstack.rechunking import bounded, chunk_bound
 from ragstack.service.collections import CollectionsMixin
@@ -174,7 +174,7 @@ class IngestMixin(CollectionsMixin):
     def ocr_mode(self, info: CollectionInfo, requested: str | None = None) -> OcrMode:
         """The collection's OCR mode: ``requested`` (then kept for its next ingests), else
         the one it keeps, else ``RAGSTACK_OCR``. A change re-parses the documents it affects
-        (their version carries the OCR settings; see ``ragstack.ingest.pipeline``)."""
+        (their version carries the OCR settings; see ``ragstack.ingest.items``)."""
         if requested is not None:
             if requested not in OCR_MODES:
                 raise InputError(f"OCR mode must be auto, always or off, not {requested!r}")

@@ -15,7 +15,7 @@ from ragstack.embedders import Models
 from ragstack.embedding import Embedder
 from ragstack.generation.base import Generator
 from ragstack.ingest.chunking import Chunker
-from ragstack.ingest.pipeline import ItemError, ItemLike, Parser, Redactor
+from ragstack.ingest.items import ItemError, ItemLike, Parser, Redactor
 from ragstack.rerank import Reranker
 from ragstack.search import Fusion, Hit, Mode
 

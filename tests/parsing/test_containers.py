@@ -14,7 +14,7 @@ import pytest
 from evals.bench_api import rss_mb
 from evals.bombs import FORMATS, Member, MiB, deflated_zeros, many_members, write_zip, zip_bomb
 from ragstack.errors import DocumentTooLargeError, ParseError
-from ragstack.ingest.pipeline import _kind
+from ragstack.ingest.prepare import error_kind
 from ragstack.parsing import DocumentParser
 from ragstack.parsing.containers import ContainerLimits, check_container
 
@@ -52,7 +52,8 @@ def test_the_parser_records_bombs_as_too_large() -> None:
     for fmt in FORMATS:
         with pytest.raises(DocumentTooLargeError) as caught:
             parser.parse(zip_bomb(fmt, 64), filename=f"b.{fmt}", mime=None)
-        assert _kind(caught.value) == "too_large" and str(caught.value).startswith("too large:")
+        assert error_kind(caught.value) == "too_large"
+        assert str(caught.value).startswith("too large:")
     small = DocumentParser(max_bytes=MiB, max_unpacked_bytes=MiB // 2)
     with pytest.raises(DocumentTooLargeError, match="over the limit of 524,288"):
         small.parse(zip_bomb("docx", 1), filename="b.docx", mime=None)

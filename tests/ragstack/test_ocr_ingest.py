@@ -118,7 +118,7 @@ def test_unknown_ocr_mode_is_refused(tmp_path: Path, make_service: Factory) -> N
 
 
 def test_versions_carry_the_parser_tag() -> None:
-    from ragstack.ingest.pipeline import is_unchanged, stored_version
+    from ragstack.ingest.items import is_unchanged, stored_version
     from ragstack.parsing import DocumentParser
 
     parser = DocumentParser()
