@@ -19,6 +19,7 @@ from sqlalchemy import (
     func,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 
@@ -150,7 +151,8 @@ class Scoring:
         chunks, 68k probes for one query). A row without an essential term scores at most
         ``R``, and a row whose partial plus ``R`` stays under ``theta`` cannot reach the top
         ``k``: when ``R`` is under ``theta`` (margins above), only the rest are candidates,
-        and each gets its non-essential terms' weights by index lookups of (term, its id).
+        and each gets its non-essential terms' weights by index lookups of (term, its id),
+        once (the best partials' lookups for ``theta`` are their full scores).
 
         With ``df`` (each term's rows among the permitted ones), common terms are also
         non-essential while their weights sum to under a guess of ``theta``
@@ -215,14 +217,19 @@ class Scoring:
         )
         theta = select(kth.c.theta).scalar_subquery()
         floor = func.coalesce(theta, -1.0) * (1.0 - _SLACK_REL) - _SLACK_ABS
-        cand = (
+        cand = (  # the rest of the rows whose partial plus ``rest`` reaches theta (none when
+            # the best partials hold them all): the best are scored already
             select(ess_cte.c.id, ess_cte.c.part)
-            .where(ess_cte.c.part + bindparam("rest", type_=Float) >= floor)
+            .where(
+                ess_cte.c.part + bindparam("rest", type_=Float) >= floor,
+                ess_cte.c.id.not_in(select(best.c.id)),
+            )
             .cte("cand")
             .prefix_with("MATERIALIZED")
         )
-        score = cand.c.part + self._extra(other, cand, "qn")
-        return self._ranked(cand.c.id, score, theta.label("theta"))
+        more = select(cand.c.id, (cand.c.part + self._extra(other, cand, "qn")).label("full"))
+        scored = union_all(select(best_cte.c.id, best_cte.c.full), more).subquery("scored")
+        return self._ranked(scored.c.id, scored.c.full, theta.label("theta"))
 
     def _extra(self, other: Sequence[tuple[str, float]], rows: Any, name: str) -> Any:
         """What the ``other`` terms add to each of ``rows`` (0 if none): each as a probe of
